@@ -1,0 +1,408 @@
+/* The engine's life cycle, probe pool, deadline expirer and result delivery. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "engine_internal.h"
+
+#define IR_PROBES_PER_CHUNK 1024
+
+#define ir__container_of(ptr, type, member) \
+  ((type*)((char*)(ptr)-offsetof(type, member)))
+
+static void ir__on_expire(uv_timer_t* timer);
+static void ir__on_flush(uv_prepare_t* prepare);
+static void ir__on_retry(uv_timer_t* timer);
+
+const char* ir_status_name(ir_status_t status) {
+  switch (status) {
+    case IR_STATUS_REPLY:
+      return "reply";
+    case IR_STATUS_TIMEOUT:
+      return "timeout";
+    case IR_STATUS_UNREACHABLE:
+      return "unreachable";
+    case IR_STATUS_TTL_EXCEEDED:
+      return "ttl_exceeded";
+    case IR_STATUS_ERROR:
+      return "error";
+  }
+  return "error";
+}
+
+int ir_engine_new(uv_loop_t* loop, const ir_engine_config_t* config,
+                  ir_engine_t** out) {
+  ir_engine_t* engine = calloc(1, sizeof(*engine));
+  if (engine == NULL) {
+    return -ENOMEM;
+  }
+  engine->loop = loop;
+  if (config != NULL) {
+    engine->config = *config;
+  }
+  engine->v4.engine = engine;
+  engine->v4.family = AF_INET;
+  engine->v4.fd = -1;
+  engine->v6.engine = engine;
+  engine->v6.family = AF_INET6;
+  engine->v6.fd = -1;
+  ir_heap_init(&engine->deadlines);
+  ir_table_init(&engine->in_flight);
+  if (getrandom(&engine->run_cookie, sizeof(engine->run_cookie), GRND_NONBLOCK) < 0) {
+    engine->run_cookie = (uint32_t)getpid() * 2654435761u ^ (uint32_t)uv_hrtime();
+  }
+  engine->next_token = 1;
+
+  /* The expirer and retry timer keep the loop alive only while armed, which is
+   * exactly while something is pending. The flusher is referenced only while
+   * the send queue is not empty. */
+  uv_timer_init(loop, &engine->expirer);
+  engine->expirer.data = engine;
+  uv_timer_init(loop, &engine->retry_timer);
+  engine->retry_timer.data = engine;
+  uv_prepare_init(loop, &engine->flusher);
+  engine->flusher.data = engine;
+  uv_prepare_start(&engine->flusher, ir__on_flush);
+  uv_unref((uv_handle_t*)&engine->flusher);
+  *out = engine;
+  return 0;
+}
+
+static int ir__socket_start(ir_engine_t* engine, ir_socket_t* sock) {
+  int err = ir__socket_open(sock, sock->family, engine->config.socket_mode);
+  if (err != 0) {
+    return err;
+  }
+  err = uv_poll_init_socket(engine->loop, &sock->poll, sock->fd);
+  if (err != 0) {
+    ir__socket_close_fd(sock);
+    sock->open_error = err;
+    snprintf(sock->error_message, sizeof(sock->error_message),
+             "cannot watch the ICMP socket: %s", uv_strerror(err));
+    return err;
+  }
+  sock->poll.data = sock;
+  sock->poll_started = true;
+  ir__socket_update_poll(sock);
+  return 0;
+}
+
+/* The socket of that family, opened on first use; NULL if it cannot be. */
+ir_socket_t* ir__engine_socket(ir_engine_t* engine, int family) {
+  ir_socket_t* sock = family == AF_INET ? &engine->v4 : &engine->v6;
+  if (sock->fd < 0 && sock->open_error == 0 && !engine->closing) {
+    (void)ir__socket_start(engine, sock);
+  }
+  return sock->fd >= 0 ? sock : NULL;
+}
+
+int ir_engine_open(ir_engine_t* engine, int family) {
+  if (family != AF_INET && family != AF_INET6) {
+    return -EAFNOSUPPORT;
+  }
+  ir_socket_t* sock = ir__engine_socket(engine, family);
+  if (sock != NULL) {
+    return 0;
+  }
+  ir_socket_t* failed = family == AF_INET ? &engine->v4 : &engine->v6;
+  return failed->open_error != 0 ? failed->open_error : -EBADF;
+}
+
+const char* ir_engine_socket_error(const ir_engine_t* engine, int family) {
+  const ir_socket_t* sock = family == AF_INET ? &engine->v4 : &engine->v6;
+  return sock->open_error != 0 ? sock->error_message : NULL;
+}
+
+const char* ir_engine_socket_kind(const ir_engine_t* engine, int family) {
+  const ir_socket_t* sock = family == AF_INET ? &engine->v4 : &engine->v6;
+  return ir__socket_kind_name(sock->kind);
+}
+
+uint32_t ir_engine_pending(const ir_engine_t* engine) {
+  return engine->pending;
+}
+
+void ir_engine_counters(const ir_engine_t* engine, ir_counters_t* out) {
+  *out = engine->counters;
+}
+
+/* Watch for replies always; for writability only while a send is blocked, and
+ * only then does the poll handle keep the loop alive. */
+void ir__socket_update_poll(ir_socket_t* sock) {
+  if (!sock->poll_started) {
+    return;
+  }
+  int events = UV_READABLE | (sock->want_writable ? UV_WRITABLE : 0);
+  uv_poll_start(&sock->poll, events, ir__on_socket_event);
+  if (sock->want_writable) {
+    uv_ref((uv_handle_t*)&sock->poll);
+  } else {
+    uv_unref((uv_handle_t*)&sock->poll);
+  }
+}
+
+static ir_probe_t* ir__probe_alloc(ir_engine_t* engine) {
+  if (engine->free_probes == NULL) {
+    ir_probe_chunk_t* chunk =
+        malloc(sizeof(*chunk) + IR_PROBES_PER_CHUNK * sizeof(ir_probe_t));
+    if (chunk == NULL) {
+      return NULL;
+    }
+    chunk->next = engine->chunks;
+    engine->chunks = chunk;
+    for (int i = IR_PROBES_PER_CHUNK - 1; i >= 0; i--) {
+      chunk->probes[i].next = engine->free_probes;
+      engine->free_probes = &chunk->probes[i];
+    }
+  }
+  ir_probe_t* probe = engine->free_probes;
+  engine->free_probes = probe->next;
+  memset(probe, 0, sizeof(*probe));
+  probe->deadline.index = IR_HEAP_NONE;
+  return probe;
+}
+
+static void ir__probe_release(ir_engine_t* engine, ir_probe_t* probe) {
+  probe->state = IR_PROBE_FREE;
+  probe->next = engine->free_probes;
+  engine->free_probes = probe;
+}
+
+int ir_engine_probe(ir_engine_t* engine, const ir_probe_spec_t* spec, ir_result_cb cb,
+                    void* data) {
+  if (engine->closing) {
+    return -ECANCELED;
+  }
+  int family = spec->addr.family;
+  if (family != AF_INET && family != AF_INET6) {
+    return -EAFNOSUPPORT;
+  }
+  uint32_t max_size = family == AF_INET ? IR_MAX_SIZE_V4 : IR_MAX_SIZE_V6;
+  if (spec->size > max_size || spec->ttl < 0 || spec->ttl > 255 || spec->tos < 0 ||
+      spec->tos > 255 || cb == NULL) {
+    return -EINVAL;
+  }
+  if (ir__engine_socket(engine, family) == NULL) {
+    return ir_engine_open(engine, family);
+  }
+  ir_probe_t* probe = ir__probe_alloc(engine);
+  if (probe == NULL) {
+    return -ENOMEM;
+  }
+  probe->spec = *spec;
+  probe->cb = cb;
+  probe->data = data;
+  probe->token = engine->next_token++;
+  probe->state = IR_PROBE_QUEUED;
+  if (engine->send_tail != NULL) {
+    engine->send_tail->next = probe;
+  } else {
+    engine->send_head = probe;
+  }
+  engine->send_tail = probe;
+  engine->pending++;
+  uv_ref((uv_handle_t*)&engine->flusher);
+  return 0;
+}
+
+static void ir__expirer_rearm(ir_engine_t* engine) {
+  ir_heap_node_t* first = ir_heap_min(&engine->deadlines);
+  if (first == NULL) {
+    uv_timer_stop(&engine->expirer);
+    engine->expirer_due_ns = 0;
+    return;
+  }
+  /* Already armed for this deadline or an earlier one: when it fires, the
+   * callback re-arms for whatever is first then. This keeps the per-probe cost
+   * of a busy sweep to a heap push. */
+  if (engine->expirer_due_ns != 0 && engine->expirer_due_ns <= first->key) {
+    return;
+  }
+  uint64_t now = uv_hrtime();
+  uint64_t wait_ns = first->key > now ? first->key - now : 0;
+  /* Round up: the timer has millisecond resolution and must never fire before
+   * the deadline; a timer that fires early anyway just re-arms. */
+  uint64_t wait_ms = (wait_ns + 999999) / 1000000;
+  uv_timer_start(&engine->expirer, ir__on_expire, wait_ms, 0);
+  engine->expirer_due_ns = first->key;
+}
+
+/* Called by the send path once the probe is on the wire and in the table. */
+void ir__probe_arm(ir_engine_t* engine, ir_probe_t* probe) {
+  probe->state = IR_PROBE_IN_FLIGHT;
+  probe->deadline.key =
+      probe->sent_mono_ns + (uint64_t)probe->spec.timeout_ms * 1000000u;
+  probe->deadline.tie = probe->token;
+  if (ir_heap_push(&engine->deadlines, &probe->deadline) != 0) {
+    /* Out of memory for the heap: end the probe now rather than lose it. */
+    ir_result_t result;
+    ir__result_init(probe, IR_STATUS_ERROR, &result);
+    result.error = -ENOMEM;
+    ir__probe_finish(engine, probe, &result);
+    return;
+  }
+  ir__expirer_rearm(engine);
+}
+
+void ir__result_init(const ir_probe_t* probe, ir_status_t status, ir_result_t* out) {
+  memset(out, 0, sizeof(*out));
+  out->status = status;
+  out->addr = probe->spec.addr;
+  out->seq = probe->seq;
+  out->ttl = -1;
+  out->icmp_type = -1;
+  out->icmp_code = -1;
+  out->data = probe->data;
+}
+
+static void ir__count(ir_counters_t* counters, const ir_result_t* result) {
+  counters->results++;
+  switch (result->status) {
+    case IR_STATUS_REPLY:
+      counters->replies++;
+      break;
+    case IR_STATUS_TIMEOUT:
+      counters->timeouts++;
+      break;
+    default:
+      if (result->icmp_type >= 0) {
+        counters->icmp_errors++;
+      } else if (result->error != -ECANCELED) {
+        counters->send_errors++;
+      }
+      break;
+  }
+}
+
+/* The single exit of every probe: out of the heap and the table, remembered
+ * for late/duplicate accounting, counted, reported once, recycled. */
+void ir__probe_finish(ir_engine_t* engine, ir_probe_t* probe, ir_result_t* result) {
+  ir_heap_remove(&engine->deadlines, &probe->deadline);
+  if (probe->state == IR_PROBE_IN_FLIGHT) {
+    ir_table_remove(&engine->in_flight, &probe->spec.addr, probe->seq);
+    if (engine->recent == NULL) {
+      engine->recent = calloc(IR_RECENT_SLOTS, sizeof(ir_recent_t));
+    }
+    if (engine->recent != NULL) {
+      ir_recent_t* slot = &engine->recent[probe->token & (IR_RECENT_SLOTS - 1)];
+      slot->token = probe->token;
+      slot->status = (uint8_t)(result->status + 1);
+    }
+  }
+  probe->state = IR_PROBE_FREE;
+  engine->pending--;
+  ir__count(&engine->counters, result);
+  probe->cb(engine, result);
+  ir__probe_release(engine, probe);
+}
+
+static void ir__on_expire(uv_timer_t* timer) {
+  ir_engine_t* engine = timer->data;
+  engine->expirer_due_ns = 0;
+  uint64_t now = uv_hrtime();
+  /* Take every expired probe off the heap first, as libuv does with timers,
+   * so that callbacks that queue new probes cannot disturb this pass. */
+  ir_probe_t* expired = NULL;
+  ir_probe_t** tail = &expired;
+  for (;;) {
+    ir_heap_node_t* first = ir_heap_min(&engine->deadlines);
+    if (first == NULL || first->key > now) {
+      break;
+    }
+    ir_heap_pop(&engine->deadlines);
+    ir_probe_t* probe = ir__container_of(first, ir_probe_t, deadline);
+    *tail = probe;
+    tail = &probe->next;
+  }
+  *tail = NULL;
+  while (expired != NULL) {
+    ir_probe_t* probe = expired;
+    expired = probe->next;
+    ir_result_t result;
+    ir__result_init(probe, IR_STATUS_TIMEOUT, &result);
+    ir__probe_finish(engine, probe, &result);
+  }
+  ir__expirer_rearm(engine);
+}
+
+static void ir__on_flush(uv_prepare_t* prepare) {
+  ir_engine_t* engine = prepare->data;
+  ir__send_flush(engine);
+  if (engine->send_head == NULL) {
+    uv_unref((uv_handle_t*)&engine->flusher);
+  }
+}
+
+static void ir__on_retry(uv_timer_t* timer) {
+  ir_engine_t* engine = timer->data;
+  engine->send_blocked = false;
+  ir__send_flush(engine);
+}
+
+/* Used by the send path after ENOBUFS: no poll event announces free buffers
+ * in the device queue, so try again shortly. */
+void ir__send_retry_later(ir_engine_t* engine) {
+  engine->send_blocked = true;
+  uv_timer_start(&engine->retry_timer, ir__on_retry, 1, 0);
+}
+
+static void ir__on_handle_closed(uv_handle_t* handle) {
+  ir_engine_t* engine = handle->data;
+  if (handle->type == UV_POLL) {
+    engine = ((ir_socket_t*)handle->data)->engine;
+  }
+  if (--engine->open_handles > 0) {
+    return;
+  }
+  ir_heap_free(&engine->deadlines);
+  ir_table_free(&engine->in_flight);
+  while (engine->chunks != NULL) {
+    ir_probe_chunk_t* next = engine->chunks->next;
+    free(engine->chunks);
+    engine->chunks = next;
+  }
+  free(engine->recent);
+  free(engine->send_buf);
+  free(engine);
+}
+
+static void ir__close_handle(ir_engine_t* engine, uv_handle_t* handle) {
+  engine->open_handles++;
+  uv_close(handle, ir__on_handle_closed);
+}
+
+void ir_engine_close(ir_engine_t* engine) {
+  engine->closing = true;
+  /* Every probe still pending gets its one result before anything goes. */
+  while (engine->send_head != NULL) {
+    ir_probe_t* probe = engine->send_head;
+    engine->send_head = probe->next;
+    ir_result_t result;
+    ir__result_init(probe, IR_STATUS_ERROR, &result);
+    result.error = -ECANCELED;
+    ir__probe_finish(engine, probe, &result);
+  }
+  engine->send_tail = NULL;
+  ir_heap_node_t* node;
+  while ((node = ir_heap_pop(&engine->deadlines)) != NULL) {
+    ir_probe_t* probe = ir__container_of(node, ir_probe_t, deadline);
+    ir_result_t result;
+    ir__result_init(probe, IR_STATUS_ERROR, &result);
+    result.error = -ECANCELED;
+    ir__probe_finish(engine, probe, &result);
+  }
+  ir_socket_t* socks[2] = {&engine->v4, &engine->v6};
+  for (int i = 0; i < 2; i++) {
+    if (socks[i]->poll_started) {
+      ir__close_handle(engine, (uv_handle_t*)&socks[i]->poll);
+    }
+    ir__socket_close_fd(socks[i]);
+  }
+  ir__close_handle(engine, (uv_handle_t*)&engine->expirer);
+  ir__close_handle(engine, (uv_handle_t*)&engine->retry_timer);
+  ir__close_handle(engine, (uv_handle_t*)&engine->flusher);
+}

@@ -1,0 +1,136 @@
+/* The engine's private structures, shared by engine*.c and sockets.c only. */
+#ifndef ICMPRUN_ENGINE_INTERNAL_H
+#define ICMPRUN_ENGINE_INTERNAL_H
+
+#include <time.h>
+
+#include "engine.h"
+#include "heap.h"
+#include "probe_table.h"
+
+/* Replies are read in batches of this many datagrams per recvmmsg call. */
+#define IR_RECV_BATCH 32
+/* Bytes kept of each received datagram: enough for an IPv4 header with options,
+ * the ICMP header and the cookie. Longer replies are counted by their real
+ * length (MSG_TRUNC), since nothing past the cookie is looked at. */
+#define IR_RECV_BUFLEN 256
+/* Outcomes remembered of recently ended probes, to tell a late reply from a
+ * duplicate one. A power of two; older probes only count as late. */
+#define IR_RECENT_SLOTS 65536
+/* How often one probe's send is repeated because the socket reported an error
+ * that belonged to an earlier probe, before the error is taken as its own. */
+#define IR_SEND_ATTEMPTS 8
+
+typedef enum ir_probe_state_e {
+  IR_PROBE_FREE = 0,
+  IR_PROBE_QUEUED,   /* In the send queue, not yet on the wire. */
+  IR_PROBE_IN_FLIGHT /* Sent; in the table and on the deadline heap. */
+} ir_probe_state_t;
+
+/* One probe from ir_engine_probe until its result callback returns. Allocated
+ * from the engine's pool, which owns it; recycled after the callback. */
+typedef struct ir_probe_s {
+  ir_heap_node_t deadline; /* key: monotonic ns deadline; tie: token. */
+  struct ir_probe_s* next; /* Send queue, expiry list or free list. */
+  ir_probe_spec_t spec;
+  ir_result_cb cb;
+  void* data;
+  uint32_t token; /* Unique in this run; also in the payload cookie. */
+  uint16_t seq;
+  uint8_t state;
+  uint8_t send_attempts;
+  struct timespec sent_realtime; /* Same clock as SO_TIMESTAMPNS. */
+  uint64_t sent_mono_ns;
+} ir_probe_t;
+
+typedef enum ir_socket_kind_e {
+  IR_KIND_NONE = 0,
+  IR_KIND_DGRAM,
+  IR_KIND_RAW
+} ir_socket_kind_t;
+
+/* One ICMP socket of one family. The engine owns it; the poll handle is closed
+ * with the engine. `open_error` remembers a failed open so that it is not
+ * retried for every probe. */
+typedef struct ir_socket_s {
+  struct ir_engine_s* engine;
+  int family;
+  int fd;
+  ir_socket_kind_t kind;
+  uint16_t ident; /* Echo identifier; ours to choose only on raw sockets. */
+  uint16_t next_seq;
+  bool poll_started;
+  bool want_writable; /* A send hit EAGAIN: wait until the socket drains. */
+  int open_error;     /* Negative errno of a failed open, or 0. */
+  char error_message[320];
+  uv_poll_t poll;
+} ir_socket_t;
+
+typedef struct ir_recent_s {
+  uint32_t token;
+  uint8_t status; /* ir_status_t + 1, so that 0 means "nothing remembered". */
+} ir_recent_t;
+
+/* A simple LIFO pool of probes, grown a chunk at a time and freed whole. */
+typedef struct ir_probe_chunk_s {
+  struct ir_probe_chunk_s* next;
+  ir_probe_t probes[];
+} ir_probe_chunk_t;
+
+struct ir_engine_s {
+  uv_loop_t* loop;
+  ir_engine_config_t config;
+  ir_socket_t v4;
+  ir_socket_t v6;
+
+  ir_heap_t deadlines;
+  ir_table_t in_flight;
+  uv_timer_t expirer;
+  uint64_t expirer_due_ns; /* Deadline the expirer is armed for; 0 = idle. */
+
+  ir_probe_t* send_head; /* FIFO of probes waiting to be sent. */
+  ir_probe_t* send_tail;
+  uv_prepare_t flusher;   /* Sends the queue once per loop turn. */
+  uv_timer_t retry_timer; /* After ENOBUFS, when no poll event will come. */
+  bool send_blocked;      /* Waiting for writability or the retry timer. */
+
+  ir_probe_t* free_probes;
+  ir_probe_chunk_t* chunks;
+  uint32_t pending; /* Probes queued or in flight. */
+  uint32_t next_token;
+  uint32_t run_cookie; /* Random per engine; first 4 payload bytes. */
+  ir_recent_t* recent; /* IR_RECENT_SLOTS entries, allocated on first use. */
+
+  uint8_t* send_buf; /* Scratch for encoding one echo request. */
+  uint8_t recv_bufs[IR_RECV_BATCH][IR_RECV_BUFLEN];
+  /* Bytes past IR_RECV_BUFLEN land here, overwritten by every message: only
+   * the real length of a long reply matters, not its filler. */
+  uint8_t recv_overflow[65536];
+
+  ir_counters_t counters;
+  int open_handles; /* Handles still to be closed by ir_engine_close. */
+  bool closing;
+};
+
+/* sockets.c: opening and closing the per-family sockets. */
+int ir__socket_open(ir_socket_t* sock, int family, ir_socket_mode_t mode);
+void ir__socket_close_fd(ir_socket_t* sock);
+const char* ir__socket_kind_name(ir_socket_kind_t kind);
+
+/* engine.c: shared by the send and receive paths. */
+ir_socket_t* ir__engine_socket(ir_engine_t* engine, int family);
+void ir__probe_finish(ir_engine_t* engine, ir_probe_t* probe, ir_result_t* result);
+void ir__probe_arm(ir_engine_t* engine, ir_probe_t* probe);
+void ir__result_init(const ir_probe_t* probe, ir_status_t status, ir_result_t* out);
+void ir__socket_update_poll(ir_socket_t* sock);
+
+void ir__send_retry_later(ir_engine_t* engine);
+
+/* engine_send.c */
+void ir__send_flush(ir_engine_t* engine);
+
+/* engine_recv.c */
+void ir__on_socket_event(uv_poll_t* handle, int status, int events);
+unsigned ir__drain_error_queue(ir_socket_t* sock);
+
+#endif

@@ -1,0 +1,301 @@
+/* The receive path: batched replies, the error queue, matching and RTTs. */
+#include <errno.h>
+#include <time.h>
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "engine_internal.h"
+#include "packet.h"
+
+/* Control data we expect: a receive timestamp and the TTL or hop limit, or an
+ * extended error with its offender address. Generous, as truncated control
+ * data would lose the timestamp. */
+#define IR_CONTROL_LEN 256
+
+/* What the control messages of one datagram told us. */
+typedef struct ir_ancillary_s {
+  bool has_stamp;
+  struct timespec stamp;
+  int ttl;
+  const struct sock_extended_err* ee;
+} ir_ancillary_t;
+
+static void ir__parse_control(struct msghdr* msg, ir_ancillary_t* out) {
+  out->has_stamp = false;
+  out->ttl = -1;
+  out->ee = NULL;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR(msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+      memcpy(&out->stamp, CMSG_DATA(c), sizeof(out->stamp));
+      out->has_stamp = true;
+    } else if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) ||
+               (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT)) {
+      memcpy(&out->ttl, CMSG_DATA(c), sizeof(int));
+    } else if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) ||
+               (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR)) {
+      out->ee = (const struct sock_extended_err*)CMSG_DATA(c);
+    }
+  }
+}
+
+/* The round trip in milliseconds. The kernel stamps arrival with the realtime
+ * clock, which can be stepped; the monotonic time elapsed until now is an
+ * upper bound that cannot be. A stamp-based RTT outside [0, that bound] means
+ * the clock moved, and the monotonic figure is reported instead. */
+static double ir__rtt_ms(ir_engine_t* engine, const ir_probe_t* probe,
+                         const ir_ancillary_t* anc) {
+  double mono_ms = (double)(uv_hrtime() - probe->sent_mono_ns) / 1e6;
+  if (!anc->has_stamp) {
+    return mono_ms;
+  }
+  double rt_ms = (double)(anc->stamp.tv_sec - probe->sent_realtime.tv_sec) * 1e3 +
+                 (double)(anc->stamp.tv_nsec - probe->sent_realtime.tv_nsec) / 1e6;
+  /* 0.1 ms allows for the two clocks being read a few instructions apart. */
+  if (rt_ms < 0 || rt_ms > mono_ms + 0.1) {
+    engine->counters.clock_steps++;
+    return mono_ms;
+  }
+  return rt_ms;
+}
+
+/* True when the cookie bytes that came back are those this probe sent. A probe
+ * with a payload shorter than the cookie is matched on what fits. */
+static bool ir__cookie_matches(const ir_engine_t* engine, const ir_probe_t* probe,
+                               const ir_icmp_msg_t* msg) {
+  size_t expected = probe->spec.size < IR_COOKIE_LEN ? probe->spec.size : IR_COOKIE_LEN;
+  if (msg->cookie_len < expected) {
+    return false;
+  }
+  uint8_t want[IR_COOKIE_LEN], got[IR_COOKIE_LEN];
+  uint32_t words[2] = {engine->run_cookie, probe->token};
+  uint32_t got_words[2] = {msg->run_cookie, msg->token};
+  for (int i = 0; i < IR_COOKIE_LEN; i++) {
+    want[i] = (uint8_t)(words[i / 4] >> (24 - 8 * (i % 4)));
+    got[i] = (uint8_t)(got_words[i / 4] >> (24 - 8 * (i % 4)));
+  }
+  return memcmp(want, got, expected) == 0;
+}
+
+/* An answer that matches no probe in flight is counted, never reported. Ours
+ * (our run cookie) is a duplicate if its probe ended with a reply, and late if
+ * it ended otherwise or too long ago to remember; a token still in flight
+ * means the answer came from the wrong address, which makes it foreign, as is
+ * everything without our cookie. */
+static void ir__count_unmatched(ir_engine_t* engine, const ir_icmp_msg_t* msg) {
+  if (msg->cookie_len < IR_COOKIE_LEN || msg->run_cookie != engine->run_cookie) {
+    engine->counters.foreign++;
+    return;
+  }
+  uint32_t age = engine->next_token - msg->token;
+  if (age == 0 || age > engine->next_token - 1) {
+    engine->counters.foreign++; /* A token we never issued. */
+    return;
+  }
+  if (engine->recent != NULL && age <= IR_RECENT_SLOTS) {
+    const ir_recent_t* slot = &engine->recent[msg->token & (IR_RECENT_SLOTS - 1)];
+    if (slot->token != msg->token) {
+      engine->counters.foreign++; /* Still in flight: wrong source. */
+    } else if (slot->status == IR_STATUS_REPLY + 1) {
+      engine->counters.duplicates++;
+    } else {
+      engine->counters.late++;
+    }
+    return;
+  }
+  engine->counters.late++;
+}
+
+static void ir__handle_reply(ir_socket_t* sock, const uint8_t* buf, size_t len,
+                             struct msghdr* hdr) {
+  ir_engine_t* engine = sock->engine;
+  bool raw_v4 = sock->kind == IR_KIND_RAW && sock->family == AF_INET;
+  size_t kept = len < IR_RECV_BUFLEN ? len : IR_RECV_BUFLEN;
+  /* The checksum covers the whole message, so it is checked only when all of
+   * it is in the buffer; the kernel checks it for datagram and ICMPv6 sockets. */
+  ir_icmp_msg_t msg;
+  if (ir_packet_decode(buf, kept, sock->family, raw_v4, raw_v4 && len == kept, &msg) !=
+      0) {
+    engine->counters.malformed++;
+    return;
+  }
+  if (!ir_packet_is_echo_reply(sock->family, msg.type)) {
+    engine->counters.foreign++;
+    return;
+  }
+  if (sock->kind == IR_KIND_RAW && msg.id != sock->ident) {
+    engine->counters.foreign++; /* Another program's ping on this host. */
+    return;
+  }
+  ir_addr_t from;
+  if (ir_addr_from_sockaddr(hdr->msg_name, &from) != 0) {
+    engine->counters.malformed++;
+    return;
+  }
+  ir_probe_t* probe = ir_table_find(&engine->in_flight, &from, msg.seq);
+  if (probe == NULL || !ir__cookie_matches(engine, probe, &msg)) {
+    ir__count_unmatched(engine, &msg);
+    return;
+  }
+  ir_ancillary_t anc;
+  ir__parse_control(hdr, &anc);
+  ir_result_t result;
+  ir__result_init(probe, IR_STATUS_REPLY, &result);
+  result.from = from;
+  result.has_from = true;
+  result.rtt_ms = ir__rtt_ms(engine, probe, &anc);
+  result.ttl = anc.ttl >= 0 ? anc.ttl : msg.ttl;
+  result.bytes = (uint32_t)(raw_v4 ? len - (size_t)(buf[0] & 0x0f) * 4 : len);
+  ir__probe_finish(engine, probe, &result);
+}
+
+/* Reads every queued reply, a batch per system call. */
+static void ir__read_replies(ir_socket_t* sock) {
+  struct mmsghdr msgs[IR_RECV_BATCH];
+  struct iovec iovs[IR_RECV_BATCH][2];
+  struct sockaddr_storage names[IR_RECV_BATCH];
+  union {
+    char buf[IR_CONTROL_LEN];
+    struct cmsghdr align;
+  } controls[IR_RECV_BATCH];
+  ir_engine_t* engine = sock->engine;
+  for (;;) {
+    for (int i = 0; i < IR_RECV_BATCH; i++) {
+      iovs[i][0].iov_base = engine->recv_bufs[i];
+      iovs[i][0].iov_len = IR_RECV_BUFLEN;
+      iovs[i][1].iov_base = engine->recv_overflow;
+      iovs[i][1].iov_len = sizeof(engine->recv_overflow);
+      memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
+      msgs[i].msg_hdr.msg_name = &names[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof(names[i]);
+      msgs[i].msg_hdr.msg_iov = iovs[i];
+      msgs[i].msg_hdr.msg_iovlen = 2;
+      msgs[i].msg_hdr.msg_control = controls[i].buf;
+      msgs[i].msg_hdr.msg_controllen = sizeof(controls[i].buf);
+    }
+    int n = recvmmsg(sock->fd, msgs, IR_RECV_BATCH, MSG_DONTWAIT, NULL);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return; /* EAGAIN: drained. */
+    }
+    for (int i = 0; i < n; i++) {
+      ir__handle_reply(sock, engine->recv_bufs[i], msgs[i].msg_len, &msgs[i].msg_hdr);
+    }
+    if (n < IR_RECV_BATCH) {
+      return;
+    }
+  }
+}
+
+/* The status an extended error stands for, from the ICMP type of its family. */
+static ir_status_t ir__error_status(const struct sock_extended_err* ee) {
+  if (ee->ee_origin == SO_EE_ORIGIN_ICMP) {
+    if (ee->ee_type == IR_ICMP4_DEST_UNREACH)
+      return IR_STATUS_UNREACHABLE;
+    if (ee->ee_type == IR_ICMP4_TIME_EXCEEDED)
+      return IR_STATUS_TTL_EXCEEDED;
+  } else if (ee->ee_origin == SO_EE_ORIGIN_ICMP6) {
+    if (ee->ee_type == IR_ICMP6_DEST_UNREACH)
+      return IR_STATUS_UNREACHABLE;
+    if (ee->ee_type == IR_ICMP6_TIME_EXCEEDED)
+      return IR_STATUS_TTL_EXCEEDED;
+  }
+  return IR_STATUS_ERROR;
+}
+
+static void ir__handle_error(ir_socket_t* sock, const uint8_t* buf, size_t len,
+                             struct msghdr* hdr) {
+  ir_engine_t* engine = sock->engine;
+  ir_ancillary_t anc;
+  ir__parse_control(hdr, &anc);
+  ir_icmp_msg_t msg;
+  ir_addr_t dest;
+  /* The queued payload is the echo request we sent (possibly cut short by the
+   * router), addressed to the probe's destination. */
+  if (anc.ee == NULL ||
+      ir_packet_decode(buf, len, sock->family, false, false, &msg) != 0 ||
+      ir_addr_from_sockaddr(hdr->msg_name, &dest) != 0) {
+    engine->counters.malformed++;
+    return;
+  }
+  if (sock->kind == IR_KIND_RAW && msg.id != sock->ident) {
+    return; /* Raw sockets also hear about other programs' probes. */
+  }
+  ir_probe_t* probe = ir_table_find(&engine->in_flight, &dest, msg.seq);
+  if (probe == NULL || !ir__cookie_matches(engine, probe, &msg)) {
+    ir__count_unmatched(engine, &msg);
+    return;
+  }
+  const struct sock_extended_err* ee = anc.ee;
+  ir_result_t result;
+  ir__result_init(probe, ir__error_status(ee), &result);
+  if (ee->ee_origin == SO_EE_ORIGIN_ICMP || ee->ee_origin == SO_EE_ORIGIN_ICMP6) {
+    result.icmp_type = ee->ee_type;
+    result.icmp_code = ee->ee_code;
+    result.rtt_ms = ir__rtt_ms(engine, probe, &anc);
+  }
+  result.error = -(int)ee->ee_errno;
+  const struct sockaddr* offender = SO_EE_OFFENDER(ee);
+  if (offender->sa_family != AF_UNSPEC &&
+      ir_addr_from_sockaddr(offender, &result.from) == 0) {
+    result.has_from = true;
+  }
+  ir__probe_finish(engine, probe, &result);
+}
+
+unsigned ir__drain_error_queue(ir_socket_t* sock) {
+  unsigned count = 0;
+  uint8_t buf[IR_RECV_BUFLEN];
+  for (;;) {
+    struct sockaddr_storage name;
+    union {
+      char buf[IR_CONTROL_LEN];
+      struct cmsghdr align;
+    } control;
+    struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+    struct msghdr hdr = {
+        .msg_name = &name,
+        .msg_namelen = sizeof(name),
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = control.buf,
+        .msg_controllen = sizeof(control.buf),
+    };
+    ssize_t n = recvmsg(sock->fd, &hdr, MSG_ERRQUEUE | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return count;
+    }
+    count++;
+    ir__handle_error(sock, buf, (size_t)n, &hdr);
+  }
+}
+
+void ir__on_socket_event(uv_poll_t* handle, int status, int events) {
+  ir_socket_t* sock = handle->data;
+  ir_engine_t* engine = sock->engine;
+  if (status < 0) {
+    /* libuv reports POLLERR as an error and stops the handle. On these sockets
+     * POLLERR only means that the error queue holds ICMP errors, so read them,
+     * read any replies, and watch again. */
+    ir__drain_error_queue(sock);
+    ir__read_replies(sock);
+    ir__socket_update_poll(sock);
+    return;
+  }
+  if (events & UV_READABLE) {
+    ir__read_replies(sock);
+  }
+  if ((events & UV_WRITABLE) && sock->want_writable) {
+    sock->want_writable = false;
+    ir__socket_update_poll(sock);
+    engine->send_blocked = false;
+    ir__send_flush(engine);
+  }
+}

@@ -1,0 +1,374 @@
+/* icmprun.ping and friends: option checks, name lookup, result tables. */
+#include <errno.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <math.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lua_runtime.h"
+
+ir_lua_task_t* ir_lua_check_can_wait(lua_State* L, ir_lua_runtime_t* rt,
+                                     const char* fname);
+
+/* Options every probe takes; anything else in the table is a caller mistake. */
+static const char* const ir__probe_options[] = {"timeout", "size",   "ttl",
+                                                "tos",     "family", NULL};
+
+/* Reads opts.name as a number within [min, max]; absent keeps *value. Raises an
+ * argument error naming the option when it is of the wrong type or range. */
+static void ir__opt_number(lua_State* L, int opts, const char* name, double min,
+                           double max, bool integer, double* value) {
+  lua_getfield(L, opts, name); /* v */
+  if (!lua_isnil(L, -1)) {
+    int is_num = 0;
+    lua_Number n = lua_tonumberx(L, -1, &is_num);
+    if (!is_num || (integer && floor(n) != n) || !(n >= min && n <= max)) {
+      const char* got = is_num ? lua_tostring(L, -1) : luaL_typename(L, -1);
+      char why[160];
+      snprintf(why, sizeof(why), "option '%s' must be %s in %.0f..%.0f, got %s", name,
+               integer ? "an integer" : "a number", min, max, got);
+      luaL_argerror(L, opts, why);
+    }
+    *value = n;
+  }
+  lua_pop(L, 1); /* */
+}
+
+static void ir__check_unknown_options(lua_State* L, int opts) {
+  lua_pushnil(L);                  /* nil */
+  while (lua_next(L, opts) != 0) { /* key value */
+    bool known = false;
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      const char* key = lua_tostring(L, -2);
+      for (int i = 0; ir__probe_options[i] != NULL; i++) {
+        known = known || strcmp(key, ir__probe_options[i]) == 0;
+      }
+    }
+    if (!known) {
+      lua_pop(L, 1); /* key */
+      luaL_argerror(
+          L, opts,
+          lua_pushfstring(L, "unknown option '%s'", luaL_tolstring(L, -1, NULL)));
+    }
+    lua_pop(L, 1); /* key */
+  }
+}
+
+/* Fills spec (all but the address) from the options table at index opts, or
+ * defaults when it is absent; returns the forced family (0, 4 or 6). */
+static int ir__check_probe_options(lua_State* L, int opts, ir_probe_spec_t* spec) {
+  double timeout = IR_DEFAULT_TIMEOUT_MS, size = IR_DEFAULT_SIZE, ttl = 0, tos = 0,
+         family = 0;
+  if (!lua_isnoneornil(L, opts)) {
+    luaL_checktype(L, opts, LUA_TTABLE);
+    ir__check_unknown_options(L, opts);
+    ir__opt_number(L, opts, "timeout", 0, 86400000, false, &timeout);
+    ir__opt_number(L, opts, "size", 0, IR_MAX_SIZE_V6, true, &size);
+    ir__opt_number(L, opts, "ttl", 1, 255, true, &ttl);
+    ir__opt_number(L, opts, "tos", 0, 255, true, &tos);
+    ir__opt_number(L, opts, "family", 4, 6, true, &family);
+    if (family == 5) {
+      luaL_argerror(L, opts, "option 'family' must be 4 or 6, got 5");
+    }
+  }
+  memset(spec, 0, sizeof(*spec));
+  spec->timeout_ms = (uint32_t)ceil(timeout);
+  spec->size = (uint32_t)size;
+  spec->ttl = (int)ttl;
+  spec->tos = (int)tos;
+  return (int)family;
+}
+
+static void ir__on_probe_result(ir_engine_t* engine, const ir_result_t* result) {
+  (void)engine;
+  ir_lua_waiter_t* waiter = result->data;
+  waiter->result = *result;
+  waiter->op_done = true; /* Nothing of the engine's refers to it any more. */
+  ir_lua_wake(waiter);
+  if (waiter->consumed) {
+    ir_lua_waiter_op_done(waiter); /* Abandoned or closing: free it now. */
+  }
+}
+
+/* Hands the probe to the engine, or records why it cannot be sent. */
+static void ir__submit(ir_lua_waiter_t* waiter) {
+  ir_lua_runtime_t* rt = waiter->rt;
+  uint32_t max = waiter->spec.addr.family == AF_INET ? IR_MAX_SIZE_V4 : IR_MAX_SIZE_V6;
+  int err = -EINVAL;
+  if (waiter->spec.size > max) {
+    snprintf(waiter->failure, sizeof(waiter->failure),
+             "size %u is over the IPv4 maximum of %u", waiter->spec.size, max);
+  } else if (rt->engine == NULL) {
+    snprintf(waiter->failure, sizeof(waiter->failure), "icmprun is shutting down");
+  } else {
+    err = ir_engine_probe(rt->engine, &waiter->spec, ir__on_probe_result, waiter);
+    if (err == 0) {
+      return;
+    }
+    const char* why = ir_engine_socket_error(rt->engine, waiter->spec.addr.family);
+    snprintf(waiter->failure, sizeof(waiter->failure), "%s",
+             why != NULL ? why : uv_strerror(err));
+  }
+  waiter->op_done = true;
+  ir_lua_wake(waiter);
+}
+
+static void ir__on_resolved(uv_getaddrinfo_t* req, int status, struct addrinfo* res) {
+  ir_lua_waiter_t* waiter = req->data;
+  if (waiter->rt->closing || waiter->consumed) {
+    uv_freeaddrinfo(res);
+    waiter->done = true;
+    ir_lua_waiter_op_done(waiter);
+    return;
+  }
+  if (status != 0 || res == NULL ||
+      ir_addr_from_sockaddr(res->ai_addr, &waiter->spec.addr) != 0) {
+    snprintf(waiter->failure, sizeof(waiter->failure), "cannot resolve '%s': %s",
+             waiter->target, status != 0 ? uv_strerror(status) : "no address");
+    uv_freeaddrinfo(res);
+    waiter->op_done = true;
+    ir_lua_wake(waiter);
+    return;
+  }
+  uv_freeaddrinfo(res);
+  if (waiter->kind == IR_WAIT_RESOLVE) {
+    waiter->op_done = true;
+    ir_lua_wake(waiter);
+    return;
+  }
+  ir__submit(waiter);
+}
+
+/* Starts resolving waiter->target for the family (0, 4 or 6). Names resolve on
+ * libuv's thread pool, so the loop never blocks. */
+static void ir__start_resolve(ir_lua_runtime_t* rt, ir_lua_waiter_t* waiter,
+                              int family) {
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = family == 4 ? AF_INET : family == 6 ? AF_INET6 : AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  waiter->resolve.data = waiter;
+  int err = uv_getaddrinfo(&rt->loop, &waiter->resolve, ir__on_resolved, waiter->target,
+                           NULL, &hints);
+  if (err != 0) {
+    snprintf(waiter->failure, sizeof(waiter->failure), "cannot resolve '%s': %s",
+             waiter->target, uv_strerror(err));
+    waiter->op_done = true;
+    waiter->done = true;
+  }
+}
+
+/* Checks the target argument and whether a literal address fits the forced
+ * family. Returns true with *literal filled for an address; false for a name.
+ * Pushes nil, message and sets *mismatch when the family does not fit. */
+static bool ir__check_target(lua_State* L, int family, ir_addr_t* literal,
+                             bool* mismatch) {
+  size_t len;
+  const char* target = luaL_checklstring(L, 1, &len);
+  luaL_argcheck(L, len > 0 && len < 256, 1, "target must be an address or host name");
+  *mismatch = false;
+  if (ir_addr_parse(target, literal) != 0) {
+    return false;
+  }
+  if (family != 0 && literal->family != (family == 4 ? AF_INET : AF_INET6)) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s is not an IPv%d address", target, family);
+    *mismatch = true;
+  }
+  return true;
+}
+
+/* icmprun.ping(target, opts) -> result table | nil, message */
+static int ir__l_ping(lua_State* L) {
+  ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(1));
+  ir_probe_spec_t spec;
+  int family = ir__check_probe_options(L, 2, &spec);
+  ir_addr_t literal;
+  bool mismatch;
+  bool is_literal = ir__check_target(L, family, &literal, &mismatch);
+  if (mismatch) {
+    return 2;
+  }
+  /* The size range checked with the options is IPv6's; IPv4's is smaller, and
+   * known here when the target or the forced family is IPv4. */
+  if (spec.size > IR_MAX_SIZE_V4 &&
+      ((is_literal && literal.family == AF_INET) || family == 4)) {
+    char why[96];
+    snprintf(why, sizeof(why),
+             "option 'size' must be an integer in 0..%d for IPv4, got %u",
+             IR_MAX_SIZE_V4, spec.size);
+    return luaL_argerror(L, 2, why);
+  }
+  ir_lua_task_t* task = ir_lua_check_can_wait(L, rt, "ping");
+  ir_lua_waiter_t* waiter = ir_lua_waiter_new(rt, IR_WAIT_PROBE, task);
+  if (waiter == NULL) {
+    return luaL_error(L, "ping: out of memory");
+  }
+  waiter->spec = spec;
+  snprintf(waiter->target, sizeof(waiter->target), "%s", lua_tostring(L, 1));
+  if (is_literal) {
+    waiter->spec.addr = literal;
+    ir__submit(waiter);
+  } else {
+    ir__start_resolve(rt, waiter, family);
+  }
+  return ir_lua_wait(L, waiter);
+}
+
+/* icmprun.resolve(name, {family = 4|6}) -> address text | nil, message */
+static int ir__l_resolve(lua_State* L) {
+  ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(1));
+  double family = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    ir__opt_number(L, 2, "family", 4, 6, true, &family);
+    luaL_argcheck(L, family != 5, 2, "option 'family' must be 4 or 6, got 5");
+  }
+  ir_addr_t literal;
+  bool mismatch;
+  bool is_literal = ir__check_target(L, (int)family, &literal, &mismatch);
+  if (mismatch) {
+    return 2;
+  }
+  ir_lua_task_t* task = ir_lua_check_can_wait(L, rt, "resolve");
+  ir_lua_waiter_t* waiter = ir_lua_waiter_new(rt, IR_WAIT_RESOLVE, task);
+  if (waiter == NULL) {
+    return luaL_error(L, "resolve: out of memory");
+  }
+  snprintf(waiter->target, sizeof(waiter->target), "%s", lua_tostring(L, 1));
+  if (is_literal) {
+    waiter->spec.addr = literal;
+    waiter->op_done = true;
+    waiter->done = true;
+  } else {
+    ir__start_resolve(rt, waiter, (int)family);
+  }
+  return ir_lua_wait(L, waiter);
+}
+
+static void ir__push_addr(lua_State* L, const ir_addr_t* addr) {
+  char text[IR_ADDR_STRLEN];
+  ir_addr_format(addr, text, sizeof(text));
+  lua_pushstring(L, text);
+}
+
+int ir_lua_push_probe_values(lua_State* L, ir_lua_waiter_t* waiter) {
+  if (waiter->failure[0] != '\0') {
+    lua_pushnil(L);                     /* nil */
+    lua_pushstring(L, waiter->failure); /* nil msg */
+    return 2;
+  }
+  if (waiter->kind == IR_WAIT_RESOLVE) {
+    ir__push_addr(L, &waiter->spec.addr); /* addr */
+    return 1;
+  }
+  const ir_result_t* r = &waiter->result;
+  lua_createtable(L, 0, 10);                    /* r */
+  lua_pushstring(L, ir_status_name(r->status)); /* r status */
+  lua_setfield(L, -2, "status");                /* r */
+  ir__push_addr(L, &r->addr);
+  lua_setfield(L, -2, "addr");
+  lua_pushinteger(L, r->seq);
+  lua_setfield(L, -2, "seq");
+  if (r->has_from) {
+    ir__push_addr(L, &r->from);
+    lua_setfield(L, -2, "from");
+  }
+  if (r->status == IR_STATUS_REPLY) {
+    lua_pushnumber(L, r->rtt_ms);
+    lua_setfield(L, -2, "rtt");
+    lua_pushinteger(L, r->bytes);
+    lua_setfield(L, -2, "bytes");
+  }
+  if (r->ttl >= 0) {
+    lua_pushinteger(L, r->ttl);
+    lua_setfield(L, -2, "ttl");
+  }
+  if (r->icmp_type >= 0) {
+    lua_pushinteger(L, r->icmp_type);
+    lua_setfield(L, -2, "icmp_type");
+    lua_pushinteger(L, r->icmp_code);
+    lua_setfield(L, -2, "icmp_code");
+  }
+  if (r->error != 0 && r->status != IR_STATUS_TIMEOUT) {
+    lua_pushstring(L, uv_strerror(r->error));
+    lua_setfield(L, -2, "err");
+  }
+  return 1;
+}
+
+static void ir__push_family_info(lua_State* L, ir_lua_runtime_t* rt, int family,
+                                 const char* kind_key, const char* error_key) {
+  if (rt->engine == NULL) {
+    return;
+  }
+  (void)ir_engine_open(rt->engine, family);
+  const char* kind = ir_engine_socket_kind(rt->engine, family);
+  const char* error = ir_engine_socket_error(rt->engine, family);
+  if (kind != NULL) {
+    lua_pushstring(L, kind);
+    lua_setfield(L, -2, kind_key);
+  }
+  if (error != NULL) {
+    lua_pushstring(L, error);
+    lua_setfield(L, -2, error_key);
+  }
+}
+
+/* icmprun.info() -> { ipv4 = "dgram"|"raw"|nil, ipv6 = ..., ipv4_error = msg, ... }
+ * Opens both sockets, so a script can check its permissions up front. */
+static int ir__l_info(lua_State* L) {
+  ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(1));
+  lua_createtable(L, 0, 4); /* info */
+  ir__push_family_info(L, rt, AF_INET, "ipv4", "ipv4_error");
+  ir__push_family_info(L, rt, AF_INET6, "ipv6", "ipv6_error");
+  return 1;
+}
+
+/* icmprun.stats() -> the engine's counters, including the traffic that never
+ * became a result (late, duplicate, foreign, malformed). */
+static int ir__l_stats(lua_State* L) {
+  ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(1));
+  ir_counters_t c;
+  memset(&c, 0, sizeof(c));
+  if (rt->engine != NULL) {
+    ir_engine_counters(rt->engine, &c);
+  }
+  struct {
+    const char* name;
+    uint64_t value;
+  } fields[] = {{"sent", c.sent},
+                {"results", c.results},
+                {"replies", c.replies},
+                {"timeouts", c.timeouts},
+                {"icmp_errors", c.icmp_errors},
+                {"send_errors", c.send_errors},
+                {"send_retries", c.send_retries},
+                {"late", c.late},
+                {"duplicates", c.duplicates},
+                {"foreign", c.foreign},
+                {"malformed", c.malformed},
+                {"clock_steps", c.clock_steps},
+                {"pending", rt->engine != NULL ? ir_engine_pending(rt->engine) : 0}};
+  lua_createtable(L, 0, (int)(sizeof(fields) / sizeof(fields[0]))); /* t */
+  for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+    lua_pushinteger(L, (lua_Integer)fields[i].value); /* t v */
+    lua_setfield(L, -2, fields[i].name);              /* t */
+  }
+  return 1;
+}
+
+void ir_lua_register_probe(lua_State* L, int module_index) {
+  module_index = lua_absindex(L, module_index);
+  static const luaL_Reg funcs[] = {{"ping", ir__l_ping},
+                                   {"resolve", ir__l_resolve},
+                                   {"info", ir__l_info},
+                                   {"stats", ir__l_stats},
+                                   {NULL, NULL}};
+  lua_pushvalue(L, module_index);                        /* M */
+  lua_getfield(L, LUA_REGISTRYINDEX, "icmprun.runtime"); /* M rt */
+  luaL_setfuncs(L, funcs, 1);                            /* M */
+  lua_pop(L, 1);                                         /* */
+}

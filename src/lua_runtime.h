@@ -1,0 +1,110 @@
+/* The Lua binding's runtime: one per lua_State, shared by its C files. */
+#ifndef ICMPRUN_LUA_RUNTIME_H
+#define ICMPRUN_LUA_RUNTIME_H
+
+#include <lua.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "engine.h"
+
+typedef struct ir_lua_runtime_s ir_lua_runtime_t;
+typedef struct ir_lua_task_s ir_lua_task_t;
+
+/* What a suspended task, or a blocking call, is waiting for, and what it gets
+ * when the wait ends. Allocated by the primitive that waits; freed when both
+ * the operation behind it has finished with it (`op_done`) and the waiting
+ * side has taken its values or given up (`consumed`), whichever comes last. */
+typedef enum ir_wait_kind_e {
+  IR_WAIT_PROBE,   /* ping: an engine result, after an optional name lookup. */
+  IR_WAIT_RESOLVE, /* resolve: a name lookup only. */
+  IR_WAIT_SLEEP,   /* sleep: a one-shot timer. */
+  IR_WAIT_JOIN     /* join: another task's end. */
+} ir_wait_kind_t;
+
+typedef struct ir_lua_waiter_s {
+  ir_lua_runtime_t* rt;
+  ir_lua_task_t* task; /* NULL for a blocking call outside any task. */
+  ir_wait_kind_t kind;
+  bool done; /* The values are ready. */
+  bool op_done;
+  bool consumed;
+  /* IR_WAIT_PROBE and IR_WAIT_RESOLVE */
+  ir_probe_spec_t spec;
+  char target[256]; /* The name being resolved, for messages. */
+  ir_result_t result;
+  char failure[384]; /* Non-empty: the call returns nil, failure. */
+  uv_getaddrinfo_t resolve;
+  /* IR_WAIT_SLEEP */
+  uv_timer_t timer;
+  uint64_t due_ns; /* uv_hrtime() at which the sleep ends. */
+  /* IR_WAIT_JOIN */
+  ir_lua_task_t* joined;
+  struct ir_lua_waiter_s* next_joiner;
+} ir_lua_waiter_t;
+
+typedef enum ir_task_state_e {
+  IR_TASK_READY,
+  IR_TASK_RUNNING,
+  IR_TASK_WAITING,
+  IR_TASK_DONE
+} ir_task_state_t;
+
+/* A coroutine run by the scheduler. It is the userdata of the handle that
+ * spawn returns, anchored in the registry while it has not finished, so that
+ * it outlives every waiter that points at it. Its uservalue is its thread. */
+struct ir_lua_task_s {
+  lua_State* co;
+  ir_task_state_t state;
+  int start_args;           /* Arguments on co's stack for the first resume. */
+  int nresults;             /* Values left on co's stack when done. */
+  ir_lua_waiter_t* waiter;  /* What it waits for, while WAITING. */
+  ir_lua_waiter_t* joiners; /* Waiters of tasks that join this one. */
+  ir_lua_task_t* next_ready;
+  ir_lua_runtime_t* rt;
+};
+
+/* Owned by a userdata in the registry; its __gc closes the engine and the loop. */
+struct ir_lua_runtime_s {
+  lua_State* L;       /* The main thread: never used to run scripts. */
+  lua_State* scratch; /* A thread for the scheduler's own stack work. */
+  uv_loop_t loop;
+  ir_engine_t* engine;
+  uv_idle_t resumer; /* Resumes ready tasks; active while any are. */
+  ir_lua_task_t* ready_head;
+  ir_lua_task_t* ready_tail;
+  int live_tasks;    /* Spawned and not yet finished. */
+  int running_depth; /* > 0 while the loop runs: blocking calls refused. */
+  bool failed;       /* A task raised an error: stop everything. */
+  int error_ref;     /* Registry ref of that error's message. */
+  bool closing;
+};
+
+/* lua_tasks.c */
+ir_lua_runtime_t* ir_lua_runtime(lua_State* L);
+int ir_lua_runtime_init(lua_State* L);
+ir_lua_task_t* ir_lua_current_task(lua_State* L);
+ir_lua_waiter_t* ir_lua_waiter_new(ir_lua_runtime_t* rt, ir_wait_kind_t kind,
+                                   ir_lua_task_t* task);
+void ir_lua_waiter_op_done(ir_lua_waiter_t* waiter);
+void ir_lua_wake(ir_lua_waiter_t* waiter);
+int ir_lua_wait(lua_State* L, ir_lua_waiter_t* waiter);
+void ir_lua_register_tasks(lua_State* L, int module_index);
+
+/* lua_probe.c: pushes a waiter's values; returns how many. */
+int ir_lua_push_probe_values(lua_State* L, ir_lua_waiter_t* waiter);
+void ir_lua_register_probe(lua_State* L, int module_index);
+
+/* lua_embed.c */
+void ir_lua_register_embedded(lua_State* L);
+
+/* lua_module.c: builds the module table (used by main and by the C module). */
+int ir_lua_open(lua_State* L);
+
+/* Runs fn (at the top of L's stack, with nargs arguments above it... see
+ * lua_tasks.c) as the first task and drives the loop until every task has
+ * finished. Returns LUA_OK with the function's results, or an error status
+ * with the message (and traceback) on top of L. */
+int ir_lua_run_main(lua_State* L, int nargs);
+
+#endif

@@ -1,0 +1,577 @@
+/* The scheduler: tasks (coroutines) on the loop, waiting, waking, errors. */
+#include <lauxlib.h>
+#include <lua.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua_runtime.h"
+
+#define IR_RUNTIME_KEY "icmprun.runtime"
+#define IR_TASKS_KEY "icmprun.tasks"
+#define IR_SCRATCH_KEY "icmprun.scratch"
+#define IR_TASK_META "icmprun.task"
+
+static void ir__on_resume(uv_idle_t* idle);
+static void ir__waiter_maybe_free(ir_lua_waiter_t* waiter);
+static void ir__abandon_tasks(ir_lua_runtime_t* rt);
+static int ir__copy_results(lua_State* L, ir_lua_task_t* task);
+static void ir__walk_close(uv_handle_t* handle, void* arg);
+
+/* ---- Runtime ------------------------------------------------------------ */
+
+ir_lua_runtime_t* ir_lua_runtime(lua_State* L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, IR_RUNTIME_KEY); /* rt */
+  ir_lua_runtime_t* rt = lua_touserdata(L, -1);
+  lua_pop(L, 1); /* */
+  return rt;
+}
+
+static int ir__runtime_gc(lua_State* L) {
+  ir_lua_runtime_t* rt = lua_touserdata(L, 1);
+  if (rt->engine == NULL) {
+    return 0;
+  }
+  /* From here on, waiters that are woken are only freed: no task resumes. */
+  rt->closing = true;
+  ir__abandon_tasks(rt);
+  ir_engine_close(rt->engine);
+  rt->engine = NULL;
+  uv_walk(&rt->loop, ir__walk_close, rt);
+  /* Inside a callback of this loop (os.exit(n, true) from a task) the loop
+   * cannot be run again; the process is exiting anyway. */
+  if (rt->running_depth == 0) {
+    uv_run(&rt->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&rt->loop);
+  }
+  return 0;
+}
+
+static void ir__on_sleep_closed(uv_handle_t* handle);
+
+/* Closes what the binding still has open at shutdown. The engine has closed
+ * its own handles already; every other timer is a sleep, whose waiter no task
+ * will ever take now, so it is freed with the handle. */
+static void ir__walk_close(uv_handle_t* handle, void* arg) {
+  ir_lua_runtime_t* rt = arg;
+  if (uv_is_closing(handle)) {
+    return;
+  }
+  if (handle != (uv_handle_t*)&rt->resumer && handle->type == UV_TIMER) {
+    ir_lua_waiter_t* waiter = handle->data;
+    waiter->consumed = true;
+    uv_close(handle, ir__on_sleep_closed);
+  } else {
+    uv_close(handle, NULL);
+  }
+}
+
+int ir_lua_runtime_init(lua_State* L) {
+  if (ir_lua_runtime(L) != NULL) {
+    return 0;
+  }
+  ir_lua_runtime_t* rt = lua_newuserdatauv(L, sizeof(*rt), 0); /* rt */
+  memset(rt, 0, sizeof(*rt));
+  rt->error_ref = LUA_NOREF;
+  int err = uv_loop_init(&rt->loop);
+  if (err != 0) {
+    return luaL_error(L, "icmprun: cannot create the event loop: %s", uv_strerror(err));
+  }
+  ir_engine_config_t config = {.socket_mode = IR_SOCKET_AUTO};
+  const char* mode = getenv("ICMPRUN_SOCKET");
+  if (mode != NULL && strcmp(mode, "raw") == 0) {
+    config.socket_mode = IR_SOCKET_RAW;
+  } else if (mode != NULL && strcmp(mode, "dgram") == 0) {
+    config.socket_mode = IR_SOCKET_DGRAM;
+  }
+  err = ir_engine_new(&rt->loop, &config, &rt->engine);
+  if (err != 0) {
+    uv_loop_close(&rt->loop);
+    return luaL_error(L, "icmprun: cannot create the engine: %s", uv_strerror(err));
+  }
+  uv_idle_init(&rt->loop, &rt->resumer);
+  rt->resumer.data = rt;
+  luaL_newmetatable(L, "icmprun.runtime");            /* rt mt */
+  lua_pushcfunction(L, ir__runtime_gc);               /* rt mt gc */
+  lua_setfield(L, -2, "__gc");                        /* rt mt */
+  lua_setmetatable(L, -2);                            /* rt */
+  lua_setfield(L, LUA_REGISTRYINDEX, IR_RUNTIME_KEY); /* */
+
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD); /* main */
+  rt->L = lua_tothread(L, -1);
+  lua_pop(L, 1);                                      /* */
+  rt->scratch = lua_newthread(L);                     /* scratch */
+  lua_setfield(L, LUA_REGISTRYINDEX, IR_SCRATCH_KEY); /* */
+  lua_newtable(L);                                    /* tasks */
+  lua_setfield(L, LUA_REGISTRYINDEX, IR_TASKS_KEY);   /* */
+  return 0;
+}
+
+/* ---- Waiters ------------------------------------------------------------ */
+
+ir_lua_waiter_t* ir_lua_waiter_new(ir_lua_runtime_t* rt, ir_wait_kind_t kind,
+                                   ir_lua_task_t* task) {
+  ir_lua_waiter_t* waiter = calloc(1, sizeof(*waiter));
+  if (waiter != NULL) {
+    waiter->rt = rt;
+    waiter->kind = kind;
+    waiter->task = task;
+  }
+  return waiter;
+}
+
+static void ir__waiter_maybe_free(ir_lua_waiter_t* waiter) {
+  if (waiter->op_done && waiter->consumed) {
+    free(waiter);
+  }
+}
+
+void ir_lua_waiter_op_done(ir_lua_waiter_t* waiter) {
+  waiter->op_done = true;
+  ir__waiter_maybe_free(waiter);
+}
+
+static void ir__make_ready(ir_lua_runtime_t* rt, ir_lua_task_t* task) {
+  task->state = IR_TASK_READY;
+  task->next_ready = NULL;
+  if (rt->ready_tail != NULL) {
+    rt->ready_tail->next_ready = task;
+  } else {
+    rt->ready_head = task;
+  }
+  rt->ready_tail = task;
+  if (!uv_is_active((uv_handle_t*)&rt->resumer)) {
+    uv_idle_start(&rt->resumer, ir__on_resume);
+  }
+}
+
+/* The operation behind a waiter has its values: resume its task on the next
+ * turn of the loop (never from inside an engine callback), or let the
+ * blocking call that spins the loop see `done`. */
+void ir_lua_wake(ir_lua_waiter_t* waiter) {
+  waiter->done = true;
+  if (waiter->rt->closing) {
+    waiter->consumed = true;
+    return;
+  }
+  /* A wait that ends before its task has yielded (a failure found at once)
+   * is picked up by ir_lua_wait itself, without a trip through the queue. */
+  ir_lua_task_t* task = waiter->task;
+  if (task != NULL && task->state == IR_TASK_WAITING && task->waiter == waiter) {
+    ir__make_ready(waiter->rt, task);
+  }
+}
+
+ir_lua_task_t* ir_lua_current_task(lua_State* L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, IR_TASKS_KEY); /* tasks */
+  lua_pushthread(L);                                /* tasks thread */
+  lua_rawget(L, -2);                                /* tasks task|nil */
+  ir_lua_task_t* task = lua_touserdata(L, -1);
+  lua_pop(L, 2); /* */
+  return task;
+}
+
+static int ir__push_wait_values(lua_State* L, ir_lua_waiter_t* waiter) {
+  switch (waiter->kind) {
+    case IR_WAIT_PROBE:
+    case IR_WAIT_RESOLVE:
+      return ir_lua_push_probe_values(L, waiter);
+    case IR_WAIT_SLEEP:
+      return 0;
+    case IR_WAIT_JOIN:
+      return ir__copy_results(L, waiter->joined);
+  }
+  return 0;
+}
+
+/* Pushes copies of a finished task's results (left on its stack) onto L. */
+static int ir__copy_results(lua_State* L, ir_lua_task_t* task) {
+  int n = task->nresults;
+  int first = lua_gettop(task->co) - n + 1;
+  luaL_checkstack(L, n, "too many results to join");
+  for (int i = 0; i < n; i++) {
+    lua_pushvalue(task->co, first + i); /* (co) ... ri */
+    lua_xmove(task->co, L, 1);          /* (L) ... ri */
+  }
+  return n;
+}
+
+/* A task's waiter when the task will never resume: freed now if nothing else
+ * refers to it, otherwise left for the operation to free when it ends. */
+static void ir__drop_waiter(ir_lua_waiter_t* waiter) {
+  if (waiter->kind == IR_WAIT_JOIN && !waiter->done) {
+    return; /* Still on the joined task's list, which frees it. */
+  }
+  waiter->consumed = true;
+  ir__waiter_maybe_free(waiter);
+}
+
+/* Ends every unfinished task without running it again. After a task error or
+ * a deadlock the run is over, and no part of it may resume later. */
+static void ir__abandon_tasks(ir_lua_runtime_t* rt) {
+  lua_State* S = rt->scratch;
+  rt->ready_head = rt->ready_tail = NULL;
+  uv_idle_stop(&rt->resumer);
+  lua_getfield(S, LUA_REGISTRYINDEX, IR_TASKS_KEY); /* tasks */
+  lua_pushnil(S);                                   /* tasks nil */
+  while (lua_next(S, -2) != 0) {                    /* tasks co task */
+    ir_lua_task_t* task = lua_touserdata(S, -1);
+    /* Joins first: a joiner may be the waiter of a task not yet visited. A
+     * blocking join (no task) is freed by the call that waits in it. */
+    while (task->joiners != NULL) {
+      ir_lua_waiter_t* joiner = task->joiners;
+      task->joiners = joiner->next_joiner;
+      if (joiner->task != NULL) {
+        joiner->task->waiter = NULL;
+        free(joiner);
+      } else {
+        joiner->op_done = true;
+      }
+    }
+    if (task->waiter != NULL) {
+      ir__drop_waiter(task->waiter);
+      task->waiter = NULL;
+    }
+    task->state = IR_TASK_DONE;
+    task->nresults = 0;
+    lua_pop(S, 1);        /* tasks co */
+    lua_pushvalue(S, -1); /* tasks co co */
+    lua_pushnil(S);       /* tasks co co nil */
+    lua_rawset(S, -4);    /* tasks co */
+  }
+  lua_pop(S, 1); /* */
+  rt->live_tasks = 0;
+}
+
+/* Pushes the pending task error onto L and clears it, ready for lua_error.
+ * The run is over: the other tasks are abandoned. */
+static void ir__take_error(lua_State* L, ir_lua_runtime_t* rt) {
+  ir__abandon_tasks(rt);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->error_ref); /* msg */
+  luaL_unref(L, LUA_REGISTRYINDEX, rt->error_ref);
+  rt->error_ref = LUA_NOREF;
+  rt->failed = false;
+}
+
+/* Runs the loop one turn at a time until *done, a task error, or a deadlock:
+ * nothing left that could ever make progress. */
+static void ir__spin(ir_lua_runtime_t* rt, const bool* done) {
+  rt->running_depth++;
+  while (!*done && !rt->failed) {
+    int more = uv_run(&rt->loop, UV_RUN_ONCE);
+    if (!more && !*done && rt->ready_head == NULL && !rt->failed) {
+      break;
+    }
+  }
+  rt->running_depth--;
+}
+
+int ir_lua_wait(lua_State* L, ir_lua_waiter_t* waiter) {
+  ir_lua_task_t* task = waiter->task;
+  if (task != NULL && !waiter->done) {
+    task->waiter = waiter;
+    task->state = IR_TASK_WAITING;
+    return lua_yield(L, 0);
+  }
+  /* A blocking call from plain Lua (stock lua5.4, busted): drive the loop
+   * here, which also runs any spawned tasks, until this call has its values. */
+  ir_lua_runtime_t* rt = waiter->rt;
+  if (!waiter->done) {
+    ir__spin(rt, &waiter->done);
+  }
+  if (!waiter->done) {
+    waiter->consumed = true; /* The operation frees it when it ends. */
+    ir__waiter_maybe_free(waiter);
+    if (rt->failed) {
+      ir__take_error(L, rt);
+      return lua_error(L);
+    }
+    ir__abandon_tasks(rt);
+    return luaL_error(L, "deadlock: every task is waiting for another");
+  }
+  int n = ir__push_wait_values(L, waiter);
+  waiter->consumed = true;
+  ir__waiter_maybe_free(waiter);
+  return n;
+}
+
+/* ---- Tasks -------------------------------------------------------------- */
+
+static void ir__unanchor(ir_lua_runtime_t* rt, ir_lua_task_t* task) {
+  lua_State* S = rt->scratch;
+  lua_getfield(S, LUA_REGISTRYINDEX, IR_TASKS_KEY); /* tasks */
+  lua_pushthread(task->co);                         /* (on co) thread */
+  lua_xmove(task->co, S, 1);                        /* tasks thread */
+  lua_pushnil(S);                                   /* tasks thread nil */
+  lua_rawset(S, -3);                                /* tasks */
+  lua_pop(S, 1);                                    /* */
+}
+
+static void ir__task_finish(ir_lua_runtime_t* rt, ir_lua_task_t* task, int nresults) {
+  task->state = IR_TASK_DONE;
+  task->nresults = nresults;
+  rt->live_tasks--;
+  ir_lua_waiter_t* joiner = task->joiners;
+  task->joiners = NULL;
+  while (joiner != NULL) {
+    ir_lua_waiter_t* next = joiner->next_joiner;
+    joiner->op_done = true;
+    ir_lua_wake(joiner);
+    joiner = next;
+  }
+  ir__unanchor(rt, task);
+}
+
+/* A task raised an error: keep its message with the task's traceback, and stop
+ * the loop so that the run ends with it. Errors are never swallowed. */
+static void ir__task_failed(ir_lua_runtime_t* rt, ir_lua_task_t* task) {
+  lua_State* S = rt->scratch;
+  lua_xmove(task->co, S, 1); /* err */
+  const char* msg = lua_tostring(S, -1);
+  if (msg == NULL) {
+    if (luaL_callmeta(S, -1, "__tostring") && lua_type(S, -1) == LUA_TSTRING) {
+      msg = lua_tostring(S, -1); /* err str */
+    } else {
+      msg = lua_pushfstring(S, "(error object is a %s value)", luaL_typename(S, 1));
+    }
+  }
+  luaL_traceback(S, task->co, msg, 0); /* err [str] tb */
+  if (rt->error_ref == LUA_NOREF) {
+    rt->error_ref = luaL_ref(S, LUA_REGISTRYINDEX); /* err [str] */
+  }
+  lua_settop(S, 0); /* */
+  rt->failed = true;
+  ir__task_finish(rt, task, 0);
+  uv_stop(&rt->loop);
+}
+
+static void ir__resume(ir_lua_runtime_t* rt, ir_lua_task_t* task) {
+  lua_State* co = task->co;
+  int nargs = task->start_args;
+  task->start_args = 0;
+  ir_lua_waiter_t* waiter = task->waiter;
+  if (waiter != NULL) {
+    task->waiter = NULL;
+    nargs = ir__push_wait_values(co, waiter);
+    waiter->consumed = true;
+    ir__waiter_maybe_free(waiter);
+  }
+  task->state = IR_TASK_RUNNING;
+  int nresults = 0;
+  int status = lua_resume(co, NULL, nargs, &nresults);
+  if (status == LUA_YIELD) {
+    if (task->state == IR_TASK_RUNNING) {
+      /* A plain coroutine.yield() in a task: let the others run first. */
+      lua_pop(co, nresults);
+      ir__make_ready(rt, task);
+    }
+    return;
+  }
+  if (status == LUA_OK) {
+    ir__task_finish(rt, task, nresults);
+  } else {
+    ir__task_failed(rt, task);
+  }
+}
+
+static void ir__on_resume(uv_idle_t* idle) {
+  ir_lua_runtime_t* rt = idle->data;
+  /* Only the tasks ready now: those that become ready while these run wait
+   * for the next turn, so the loop keeps reading replies in between. */
+  ir_lua_task_t* batch = rt->ready_head;
+  rt->ready_head = rt->ready_tail = NULL;
+  while (batch != NULL && !rt->failed) {
+    ir_lua_task_t* task = batch;
+    batch = task->next_ready;
+    task->next_ready = NULL;
+    ir__resume(rt, task);
+  }
+  if (rt->ready_head == NULL) {
+    uv_idle_stop(idle);
+  }
+}
+
+/* Creates a task for the function and nargs arguments on top of L, moving
+ * them to its thread; leaves the task's handle on L. */
+static ir_lua_task_t* ir__spawn(lua_State* L, ir_lua_runtime_t* rt, int nargs) {
+  int first = lua_gettop(L) - nargs;                            /* The function. */
+  ir_lua_task_t* task = lua_newuserdatauv(L, sizeof(*task), 1); /* f args task */
+  memset(task, 0, sizeof(*task));
+  task->rt = rt;
+  luaL_setmetatable(L, IR_TASK_META);
+  lua_State* co = lua_newthread(L); /* f args task co */
+  task->co = co;
+  lua_getfield(L, LUA_REGISTRYINDEX, IR_TASKS_KEY); /* f args task co tasks */
+  lua_pushvalue(L, -2);                             /* ... co tasks co */
+  lua_pushvalue(L, -4);                             /* ... co tasks co task */
+  lua_rawset(L, -3);                                /* f args task co tasks */
+  lua_pop(L, 1);                                    /* f args task co */
+  lua_setiuservalue(L, -2, 1);                      /* f args task */
+  lua_rotate(L, first, 1);                          /* task f args */
+  lua_xmove(L, co, nargs + 1);                      /* task */
+  task->start_args = nargs;
+  rt->live_tasks++;
+  ir__make_ready(rt, task);
+  return task;
+}
+
+static int ir__l_spawn(lua_State* L) {
+  ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(1));
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  ir__spawn(L, rt, lua_gettop(L) - 1);
+  return 1;
+}
+
+static int ir__l_join(lua_State* L) {
+  ir_lua_task_t* task = luaL_checkudata(L, 1, IR_TASK_META);
+  if (task->state == IR_TASK_DONE) {
+    return ir__copy_results(L, task);
+  }
+  ir_lua_task_t* self = ir_lua_current_task(L);
+  if (self == task) {
+    return luaL_error(L, "a task cannot join itself");
+  }
+  if (self == NULL && task->rt->running_depth > 0) {
+    return luaL_error(L,
+                      "join: called from a coroutine that icmprun did not start; "
+                      "use icmprun.spawn");
+  }
+  ir_lua_waiter_t* waiter = ir_lua_waiter_new(task->rt, IR_WAIT_JOIN, self);
+  if (waiter == NULL) {
+    return luaL_error(L, "join: out of memory");
+  }
+  waiter->joined = task;
+  waiter->next_joiner = task->joiners;
+  task->joiners = waiter;
+  return ir_lua_wait(L, waiter);
+}
+
+static int ir__l_task_tostring(lua_State* L) {
+  ir_lua_task_t* task = luaL_checkudata(L, 1, IR_TASK_META);
+  static const char* const names[] = {"ready", "running", "waiting", "done"};
+  lua_pushfstring(L, "icmprun.task (%s): %p", names[task->state], (void*)task);
+  return 1;
+}
+
+static void ir__on_sleep_closed(uv_handle_t* handle) {
+  ir_lua_waiter_op_done(handle->data);
+}
+
+static void ir__on_sleep(uv_timer_t* timer) {
+  ir_lua_waiter_t* waiter = timer->data;
+  /* libuv's clock counts whole milliseconds, so a timer can fire up to one
+   * millisecond before the precise deadline: never wake early. */
+  uint64_t now = uv_hrtime();
+  if (now < waiter->due_ns) {
+    uv_timer_start(timer, ir__on_sleep, (waiter->due_ns - now + 999999) / 1000000, 0);
+    return;
+  }
+  ir_lua_wake(waiter);
+  uv_close((uv_handle_t*)timer, ir__on_sleep_closed);
+}
+
+/* Whether a waiting primitive may run here: in a task it yields; outside any
+ * task it blocks, but only while the loop is not already running. */
+ir_lua_task_t* ir_lua_check_can_wait(lua_State* L, ir_lua_runtime_t* rt,
+                                     const char* fname);
+ir_lua_task_t* ir_lua_check_can_wait(lua_State* L, ir_lua_runtime_t* rt,
+                                     const char* fname) {
+  ir_lua_task_t* task = ir_lua_current_task(L);
+  if (task == NULL && rt->running_depth > 0) {
+    luaL_error(L,
+               "%s: called from a coroutine that icmprun did not start; "
+               "use icmprun.spawn",
+               fname);
+  }
+  return task;
+}
+
+static int ir__l_sleep(lua_State* L) {
+  ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(1));
+  lua_Number ms = luaL_checknumber(L, 1);
+  luaL_argcheck(L, ms >= 0 && ms < 1e12, 1, "milliseconds must be >= 0");
+  ir_lua_task_t* task = ir_lua_check_can_wait(L, rt, "sleep");
+  ir_lua_waiter_t* waiter = ir_lua_waiter_new(rt, IR_WAIT_SLEEP, task);
+  if (waiter == NULL) {
+    return luaL_error(L, "sleep: out of memory");
+  }
+  uv_timer_init(&rt->loop, &waiter->timer);
+  waiter->timer.data = waiter;
+  waiter->due_ns = uv_hrtime() + (uint64_t)(ms * 1e6);
+  uv_update_time(&rt->loop);
+  uv_timer_start(&waiter->timer, ir__on_sleep, (uint64_t)ceil(ms), 0);
+  return ir_lua_wait(L, waiter);
+}
+
+static int ir__l_now(lua_State* L) {
+  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e6);
+  return 1;
+}
+
+int ir_lua_run_main(lua_State* L, int nargs) {
+  ir_lua_runtime_t* rt = ir_lua_runtime(L);
+  ir_lua_task_t* task = ir__spawn(L, rt, nargs); /* task */
+  bool deadlock = false;
+  rt->running_depth++;
+  while (rt->live_tasks > 0 && !rt->failed) {
+    int more = uv_run(&rt->loop, UV_RUN_ONCE);
+    if (!more && rt->live_tasks > 0 && rt->ready_head == NULL && !rt->failed) {
+      deadlock = true;
+      break;
+    }
+  }
+  rt->running_depth--;
+  if (rt->failed) {
+    lua_pop(L, 1);         /* */
+    ir__take_error(L, rt); /* msg */
+    return LUA_ERRRUN;
+  }
+  if (deadlock) {
+    lua_pop(L, 1); /* */
+    lua_pushfstring(L, "deadlock: %d task(s) are waiting for each other",
+                    rt->live_tasks);
+    ir__abandon_tasks(rt);
+    return LUA_ERRRUN;
+  }
+  int n = ir__copy_results(L, task); /* task results */
+  lua_remove(L, -(n + 1));           /* results */
+  return LUA_OK;
+}
+
+/* icmprun.run(fn, ...): run fn as a task and wait for every task (for stock
+ * Lua; icmprun runs the script's main chunk this way itself). */
+static int ir__l_run(lua_State* L) {
+  ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(1));
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (rt->running_depth > 0) {
+    return luaL_error(L, "run: the loop is already running; use icmprun.spawn");
+  }
+  int base = lua_gettop(L) - lua_gettop(L); /* 0: everything is fn and args. */
+  int status = ir_lua_run_main(L, lua_gettop(L) - 1);
+  if (status != LUA_OK) {
+    return lua_error(L);
+  }
+  return lua_gettop(L) - base;
+}
+
+void ir_lua_register_tasks(lua_State* L, int module_index) {
+  module_index = lua_absindex(L, module_index);
+  if (luaL_newmetatable(L, IR_TASK_META)) { /* mt */
+    lua_newtable(L);                        /* mt methods */
+    lua_pushcfunction(L, ir__l_join);       /* mt methods join */
+    lua_setfield(L, -2, "join");            /* mt methods */
+    lua_setfield(L, -2, "__index");         /* mt */
+    lua_pushcfunction(L, ir__l_task_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1); /* */
+  static const luaL_Reg funcs[] = {
+      {"spawn", ir__l_spawn}, {"sleep", ir__l_sleep}, {"run", ir__l_run}, {NULL, NULL}};
+  lua_getfield(L, LUA_REGISTRYINDEX, IR_RUNTIME_KEY); /* rt */
+  lua_pushvalue(L, module_index);                     /* rt M */
+  lua_insert(L, -2);                                  /* M rt */
+  luaL_setfuncs(L, funcs, 1);                         /* M */
+  lua_pop(L, 1);                                      /* */
+  lua_pushcfunction(L, ir__l_now);
+  lua_setfield(L, module_index, "now");
+}

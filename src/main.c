@@ -1,0 +1,229 @@
+/* The icmprun command: runs a Lua script's main chunk as a task on the loop. */
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua_runtime.h"
+
+#ifndef ICMPRUN_LUA_DIR
+#define ICMPRUN_LUA_DIR "/usr/local/share/lua/5.4"
+#endif
+
+static const char ir_usage[] =
+    "usage: icmprun [options] [script [args...]]\n"
+    "\n"
+    "Runs a Lua 5.4 script whose probes go through icmprun's ICMP engine.\n"
+    "The script's main chunk runs as a task; icmprun exits when it and every\n"
+    "task it spawned have finished.\n"
+    "\n"
+    "options:\n"
+    "  -e CODE        run CODE (before the script, if one is given)\n"
+    "  -l NAME        require module NAME into global NAME\n"
+    "  -              read the script from standard input\n"
+    "  --             stop handling options\n"
+    "  -v, --version  print the version\n"
+    "  -h, --help     print this help\n"
+    "\n"
+    "Lua API (local icmprun = require \"icmprun\"):\n"
+    "  icmprun.ping(target, {timeout=1000, size=56, ttl=64, tos=0, family=4|6})\n"
+    "      -> {status=, addr=, from=, rtt=, seq=, ttl=, bytes=, err=} | nil, message\n"
+    "      status: reply, timeout, unreachable, ttl_exceeded or error\n"
+    "  icmprun.spawn(fn, ...) -> task; task:join() -> fn's results\n"
+    "  icmprun.sleep(ms)   icmprun.now() -> monotonic ms\n"
+    "  icmprun.info()      socket kinds in use   icmprun.stats()  engine counters\n"
+    "\n"
+    "Modules are found beside the script, on LUA_PATH, and in\n"
+    "  " ICMPRUN_LUA_DIR
+    "\n"
+    "Environment: ICMPRUN_SOCKET=dgram|raw forces a socket kind.\n"
+    "Unprivileged ping sockets need:\n"
+    "  sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"\n";
+
+typedef struct ir_options_s {
+  int script_index; /* argv index of the script, 0 for none. */
+  bool from_stdin;
+} ir_options_t;
+
+static int ir_report(lua_State* L, int status) {
+  if (status != LUA_OK) {
+    const char* msg = lua_tostring(L, -1);
+    fprintf(stderr, "icmprun: %s\n",
+            msg != NULL ? msg : "(error object is not a string)");
+    fflush(stderr);
+    lua_pop(L, 1);
+  }
+  return status;
+}
+
+/* Puts the script's folder first on package.path and the installed library
+ * folder last, so operators' shared modules are found from anywhere. */
+static void ir_set_paths(lua_State* L, const char* script) {
+  lua_getglobal(L, "package"); /* package */
+  lua_getfield(L, -1, "path"); /* package path */
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  if (script != NULL) {
+    const char* slash = strrchr(script, '/');
+    if (slash != NULL) {
+      luaL_addlstring(&b, script, (size_t)(slash - script));
+    } else {
+      luaL_addchar(&b, '.');
+    }
+    luaL_addstring(&b, "/?.lua;");
+    if (slash != NULL) {
+      luaL_addlstring(&b, script, (size_t)(slash - script));
+    } else {
+      luaL_addchar(&b, '.');
+    }
+    luaL_addstring(&b, "/?/init.lua;");
+  }
+  lua_pushvalue(L, -2); /* package path B path */
+  luaL_addvalue(&b);
+  luaL_addstring(&b, ";" ICMPRUN_LUA_DIR "/?.lua;" ICMPRUN_LUA_DIR "/?/init.lua");
+  luaL_pushresult(&b);         /* package path newpath */
+  lua_setfield(L, -3, "path"); /* package path */
+  lua_pop(L, 2);               /* */
+}
+
+/* The global `arg` as lua.c makes it: arg[0] the script, its arguments from
+ * 1, and the interpreter and options at negative indices. */
+static void ir_create_arg(lua_State* L, int argc, char** argv, int script) {
+  int base = script > 0 ? script : argc;
+  lua_createtable(L, argc - base, base); /* arg */
+  for (int i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);   /* arg a */
+    lua_rawseti(L, -2, i - base); /* arg */
+  }
+  lua_setglobal(L, "arg"); /* */
+}
+
+static int ir_run_chunk(lua_State* L, int nargs) {
+  return ir_report(L, ir_lua_run_main(L, nargs));
+}
+
+static int ir_run_script(lua_State* L, int argc, char** argv,
+                         const ir_options_t* opts) {
+  const char* name = opts->from_stdin ? NULL : argv[opts->script_index];
+  int status = luaL_loadfile(L, name); /* chunk */
+  if (status != LUA_OK) {
+    return ir_report(L, status);
+  }
+  int first = opts->script_index + 1;
+  int nargs = argc - first;
+  luaL_checkstack(L, nargs, "too many arguments to script");
+  for (int i = first; i < argc; i++) {
+    lua_pushstring(L, argv[i]); /* chunk args... */
+  }
+  status = ir_run_chunk(L, nargs);
+  lua_settop(L, 0);
+  return status;
+}
+
+/* First pass over the options: where the script is, and whether the
+ * command line is usable at all. Returns -1 after printing an error. */
+static int ir_scan_options(int argc, char** argv, ir_options_t* opts, bool* has_e) {
+  for (int i = 1; i < argc; i++) {
+    const char* a = argv[i];
+    if (strcmp(a, "--") == 0) {
+      if (i + 1 < argc)
+        opts->script_index = i + 1;
+      return 0;
+    }
+    if (strcmp(a, "-") == 0) {
+      opts->script_index = i;
+      opts->from_stdin = true;
+      return 0;
+    }
+    if (a[0] != '-') {
+      opts->script_index = i;
+      return 0;
+    }
+    if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "icmprun: '%s' needs an argument\n%s", a, ir_usage);
+        return -1;
+      }
+      *has_e = *has_e || a[1] == 'e';
+      i++;
+    } else if (strcmp(a, "-h") != 0 && strcmp(a, "--help") != 0 &&
+               strcmp(a, "-v") != 0 && strcmp(a, "--version") != 0) {
+      fprintf(stderr, "icmprun: unrecognized option '%s'\n%s", a, ir_usage);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Second pass: -e and -l in order, each run as a task like the script. */
+static int ir_run_options(lua_State* L, char** argv, int stop) {
+  for (int i = 1; i < stop; i++) {
+    if (strcmp(argv[i], "-e") == 0) {
+      int status =
+          luaL_loadbuffer(L, argv[i + 1], strlen(argv[i + 1]), "=(command line)");
+      status = status == LUA_OK ? ir_run_chunk(L, 0) : ir_report(L, status);
+      lua_settop(L, 0);
+      if (status != LUA_OK)
+        return status;
+      i++;
+    } else if (strcmp(argv[i], "-l") == 0) {
+      lua_getglobal(L, "require");                      /* require */
+      lua_pushstring(L, argv[i + 1]);                   /* require name */
+      int status = ir_report(L, lua_pcall(L, 1, 1, 0)); /* mod */
+      if (status != LUA_OK)
+        return status;
+      lua_setglobal(L, argv[i + 1]); /* */
+      i++;
+    }
+  }
+  return LUA_OK;
+}
+
+int main(int argc, char** argv) {
+  ir_options_t opts = {0, false};
+  bool has_e = false;
+  if (ir_scan_options(argc, argv, &opts, &has_e) != 0) {
+    return 1;
+  }
+  int stop = opts.script_index > 0 ? opts.script_index : argc;
+  for (int i = 1; i < stop; i++) {
+    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+      fputs(ir_usage, stdout);
+      return 0;
+    }
+    if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--version") == 0) {
+      printf("icmprun %s (%s, libuv %s)\n", ICMPRUN_VERSION, LUA_RELEASE,
+             uv_version_string());
+      return 0;
+    }
+    if (strcmp(argv[i], "-e") == 0 || strcmp(argv[i], "-l") == 0) {
+      i++;
+    }
+  }
+  if (opts.script_index == 0 && !has_e) {
+    fputs(ir_usage, stderr);
+    return 1;
+  }
+
+  lua_State* L = luaL_newstate();
+  if (L == NULL) {
+    fprintf(stderr, "icmprun: cannot create the Lua state: not enough memory\n");
+    return 1;
+  }
+  luaL_openlibs(L);
+  luaL_requiref(L, "icmprun", ir_lua_open, 0); /* icmprun */
+  lua_pop(L, 1);                               /* */
+  ir_set_paths(
+      L, opts.from_stdin || opts.script_index == 0 ? NULL : argv[opts.script_index]);
+  ir_create_arg(L, argc, argv, opts.script_index);
+
+  int status = ir_run_options(L, argv, stop);
+  if (status == LUA_OK && opts.script_index > 0) {
+    status = ir_run_script(L, argc, argv, &opts);
+  }
+  lua_close(L);
+  fflush(stdout);
+  return status == LUA_OK ? 0 : 1;
+}
