@@ -93,6 +93,23 @@ int ir_addr_parse(const char* text, ir_addr_t* out) {
   return 0;
 }
 
+/* Writes dotted-quad text for 4 bytes into text (at least 16 bytes). */
+static void format_ipv4(const uint8_t* bytes, char* text) {
+  char* out = text;
+  for (int i = 0; i < 4; i++) {
+    unsigned v = bytes[i];
+    if (v >= 100) {
+      *out++ = (char)('0' + v / 100);
+      v %= 100;
+      *out++ = (char)('0' + v / 10);
+    } else if (v >= 10) {
+      *out++ = (char)('0' + v / 10);
+    }
+    *out++ = (char)('0' + v % 10);
+    *out++ = i < 3 ? '.' : '\0';
+  }
+}
+
 void ir_addr_format(const ir_addr_t* addr, char* buf, size_t len) {
   char text[IR_ADDR_STRLEN];
   size_t n;
@@ -102,8 +119,9 @@ void ir_addr_format(const ir_addr_t* addr, char* buf, size_t len) {
 
   switch (addr->family) {
     case AF_INET:
-      if (inet_ntop(AF_INET, addr->bytes, text, sizeof(text)) == NULL)
-        text[0] = '\0';
+      /* By hand: glibc's inet_ntop goes through sprintf, and a sweep formats
+       * an address for every result. */
+      format_ipv4(addr->bytes, text);
       break;
     case AF_INET6:
       if (inet_ntop(AF_INET6, addr->bytes, text, sizeof(text)) == NULL)
@@ -214,7 +232,9 @@ uint32_t ir_addr_hash(const ir_addr_t* addr, uint32_t extra) {
 
   /* Words are read in host order: the hash only has to agree with itself
    * within one process, never across machines. */
-  for (i = 0; i < sizeof(addr->bytes); i += 4) {
+  /* An IPv4 address is only its first word; the rest is always zero. */
+  size_t used = addr->family == AF_INET ? 4 : sizeof(addr->bytes);
+  for (i = 0; i < used; i += 4) {
     memcpy(&word, addr->bytes + i, 4);
     h = murmur_step(h, word);
   }

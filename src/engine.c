@@ -64,6 +64,8 @@ int ir_engine_new(uv_loop_t* loop, const ir_engine_config_t* config,
   engine->expirer.data = engine;
   uv_timer_init(loop, &engine->retry_timer);
   engine->retry_timer.data = engine;
+  uv_idle_init(loop, &engine->kicker);
+  engine->kicker.data = engine;
   uv_prepare_init(loop, &engine->flusher);
   engine->flusher.data = engine;
   uv_prepare_start(&engine->flusher, ir__on_flush);
@@ -124,6 +126,10 @@ const char* ir_engine_socket_kind(const ir_engine_t* engine, int family) {
 
 uint32_t ir_engine_pending(const ir_engine_t* engine) {
   return engine->pending;
+}
+
+uint32_t ir_engine_queued(const ir_engine_t* engine) {
+  return engine->queued;
 }
 
 void ir_engine_counters(const ir_engine_t* engine, ir_counters_t* out) {
@@ -205,6 +211,7 @@ int ir_engine_probe(ir_engine_t* engine, const ir_probe_spec_t* spec, ir_result_
   }
   engine->send_tail = probe;
   engine->pending++;
+  engine->queued++;
   uv_ref((uv_handle_t*)&engine->flusher);
   return 0;
 }
@@ -329,18 +336,27 @@ static void ir__on_expire(uv_timer_t* timer) {
   ir__expirer_rearm(engine);
 }
 
+static void ir__on_kick(uv_idle_t* idle) {
+  (void)idle; /* Being active is its whole job. */
+}
+
 static void ir__on_flush(uv_prepare_t* prepare) {
   ir_engine_t* engine = prepare->data;
-  ir__send_flush(engine);
+  ir__send_flush(engine, IR_SEND_BATCH);
   if (engine->send_head == NULL) {
     uv_unref((uv_handle_t*)&engine->flusher);
+  }
+  if (engine->send_head != NULL && !engine->send_blocked) {
+    uv_idle_start(&engine->kicker, ir__on_kick);
+  } else {
+    uv_idle_stop(&engine->kicker);
   }
 }
 
 static void ir__on_retry(uv_timer_t* timer) {
   ir_engine_t* engine = timer->data;
   engine->send_blocked = false;
-  ir__send_flush(engine);
+  ir__send_flush(engine, IR_SEND_BATCH);
 }
 
 /* Used by the send path after ENOBUFS: no poll event announces free buffers
@@ -348,6 +364,53 @@ static void ir__on_retry(uv_timer_t* timer) {
 void ir__send_retry_later(ir_engine_t* engine) {
   engine->send_blocked = true;
   uv_timer_start(&engine->retry_timer, ir__on_retry, 1, 0);
+}
+
+static void ir__cancel_list(ir_engine_t* engine, ir_probe_t* list) {
+  while (list != NULL) {
+    ir_probe_t* probe = list;
+    list = probe->next;
+    probe->next = NULL;
+    ir_result_t result;
+    ir__result_init(probe, IR_STATUS_ERROR, &result);
+    result.error = -ECANCELED;
+    ir__probe_finish(engine, probe, &result);
+  }
+}
+
+unsigned ir_engine_cancel_group(ir_engine_t* engine, const void* group) {
+  ir_probe_t* cancelled = NULL;
+  unsigned count = 0;
+  /* Out of the send queue, keeping the others in order. */
+  ir_probe_t** link = &engine->send_head;
+  ir_probe_t* last = NULL;
+  while (*link != NULL) {
+    ir_probe_t* probe = *link;
+    if (probe->spec.group == group) {
+      engine->queued--;
+      *link = probe->next;
+      probe->next = cancelled;
+      cancelled = probe;
+      count++;
+    } else {
+      last = probe;
+      link = &probe->next;
+    }
+  }
+  engine->send_tail = last;
+  /* In flight: collected first, since finishing reorders the heap. */
+  for (uint32_t i = 0; i < engine->deadlines.len; i++) {
+    ir_probe_t* probe =
+        ir__container_of(engine->deadlines.nodes[i], ir_probe_t, deadline);
+    if (probe->spec.group == group) {
+      probe->next = cancelled;
+      cancelled = probe;
+      count++;
+    }
+  }
+  ir__cancel_list(engine, cancelled);
+  ir__expirer_rearm(engine);
+  return count;
 }
 
 static void ir__on_handle_closed(uv_handle_t* handle) {
@@ -378,22 +441,15 @@ static void ir__close_handle(ir_engine_t* engine, uv_handle_t* handle) {
 void ir_engine_close(ir_engine_t* engine) {
   engine->closing = true;
   /* Every probe still pending gets its one result before anything goes. */
-  while (engine->send_head != NULL) {
-    ir_probe_t* probe = engine->send_head;
-    engine->send_head = probe->next;
-    ir_result_t result;
-    ir__result_init(probe, IR_STATUS_ERROR, &result);
-    result.error = -ECANCELED;
-    ir__probe_finish(engine, probe, &result);
-  }
-  engine->send_tail = NULL;
+  ir_probe_t* queued = engine->send_head;
+  engine->send_head = engine->send_tail = NULL;
+  engine->queued = 0;
+  ir__cancel_list(engine, queued);
   ir_heap_node_t* node;
   while ((node = ir_heap_pop(&engine->deadlines)) != NULL) {
     ir_probe_t* probe = ir__container_of(node, ir_probe_t, deadline);
-    ir_result_t result;
-    ir__result_init(probe, IR_STATUS_ERROR, &result);
-    result.error = -ECANCELED;
-    ir__probe_finish(engine, probe, &result);
+    probe->next = NULL;
+    ir__cancel_list(engine, probe);
   }
   ir_socket_t* socks[2] = {&engine->v4, &engine->v6};
   for (int i = 0; i < 2; i++) {
@@ -405,4 +461,5 @@ void ir_engine_close(ir_engine_t* engine) {
   ir__close_handle(engine, (uv_handle_t*)&engine->expirer);
   ir__close_handle(engine, (uv_handle_t*)&engine->retry_timer);
   ir__close_handle(engine, (uv_handle_t*)&engine->flusher);
+  ir__close_handle(engine, (uv_handle_t*)&engine->kicker);
 }

@@ -40,6 +40,7 @@ typedef struct ir_probe_spec_s {
   uint32_t size;       /* Payload bytes after the ICMP header, as ping -s. */
   int ttl;             /* 1..255, or 0 for the system default. */
   int tos;             /* 0..255: IPv4 TOS byte or IPv6 traffic class. */
+  const void* group;   /* Any tag; ir_engine_cancel_group ends a group. */
 } ir_probe_spec_t;
 
 /* The one result of one probe. Valid only during the result callback. */
@@ -95,6 +96,11 @@ int ir_engine_open(ir_engine_t* engine, int family);
 int ir_engine_probe(ir_engine_t* engine, const ir_probe_spec_t* spec, ir_result_cb cb,
                     void* data);
 
+/* Ends every queued or in-flight probe whose spec.group is `group` at once,
+ * each with an ERROR result (-ECANCELED) delivered before this returns; a
+ * queued one is never sent. Returns how many were cancelled. */
+unsigned ir_engine_cancel_group(ir_engine_t* engine, const void* group);
+
 /* Why the family's socket could not be opened, or NULL if it did not fail. */
 const char* ir_engine_socket_error(const ir_engine_t* engine, int family);
 
@@ -103,6 +109,9 @@ const char* ir_engine_socket_kind(const ir_engine_t* engine, int family);
 
 /* Probes queued or in flight. */
 uint32_t ir_engine_pending(const ir_engine_t* engine);
+
+/* Probes queued and not sent yet. */
+uint32_t ir_engine_queued(const ir_engine_t* engine);
 
 void ir_engine_counters(const ir_engine_t* engine, ir_counters_t* out);
 

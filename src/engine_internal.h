@@ -2,14 +2,16 @@
 #ifndef ICMPRUN_ENGINE_INTERNAL_H
 #define ICMPRUN_ENGINE_INTERNAL_H
 
+#include <sys/socket.h>
 #include <time.h>
 
 #include "engine.h"
 #include "heap.h"
+#include "packet.h"
 #include "probe_table.h"
 
 /* Replies are read in batches of this many datagrams per recvmmsg call. */
-#define IR_RECV_BATCH 32
+#define IR_RECV_BATCH 64
 /* Bytes kept of each received datagram: enough for an IPv4 header with options,
  * the ICMP header and the cookie. Longer replies are counted by their real
  * length (MSG_TRUNC), since nothing past the cookie is looked at. */
@@ -17,6 +19,13 @@
 /* Outcomes remembered of recently ended probes, to tell a late reply from a
  * duplicate one. A power of two; older probes only count as late. */
 #define IR_RECENT_SLOTS 65536
+/* Probes sent per turn of the loop at most. Between batches the loop reads
+ * replies, so that a long queue cannot fill the receive buffer unread. */
+#define IR_SEND_BATCH 256
+/* Probes per sendmmsg call at most, and the payload a batch slot holds; a
+ * larger probe is sent on its own. */
+#define IR_MMSG_BATCH 64
+#define IR_SLOT_PAYLOAD 1472
 /* How often one probe's send is repeated because the socket reported an error
  * that belonged to an earlier probe, before the error is taken as its own. */
 #define IR_SEND_ATTEMPTS 8
@@ -39,6 +48,7 @@ typedef struct ir_probe_s {
   uint16_t seq;
   uint8_t state;
   uint8_t send_attempts;
+  bool has_seq;                  /* seq is chosen (kept across retried sends). */
   struct timespec sent_realtime; /* Same clock as SO_TIMESTAMPNS. */
   uint64_t sent_mono_ns;
 } ir_probe_t;
@@ -66,6 +76,16 @@ typedef struct ir_socket_s {
   uv_poll_t poll;
 } ir_socket_t;
 
+/* What one message of a sendmmsg batch points at. */
+typedef struct ir_send_slot_s {
+  struct sockaddr_storage dest;
+  struct iovec iov;
+  union {
+    char buf[2 * CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control;
+} ir_send_slot_t;
+
 typedef struct ir_recent_s {
   uint32_t token;
   uint8_t status; /* ir_status_t + 1, so that 0 means "nothing remembered". */
@@ -90,18 +110,24 @@ struct ir_engine_s {
 
   ir_probe_t* send_head; /* FIFO of probes waiting to be sent. */
   ir_probe_t* send_tail;
-  uv_prepare_t flusher;   /* Sends the queue once per loop turn. */
+  uv_prepare_t flusher; /* Sends up to IR_SEND_BATCH queued probes a turn. */
+  /* Active while probes are still queued after a flush, so that the loop
+   * polls for replies without sleeping and comes back to send the rest. */
+  uv_idle_t kicker;
   uv_timer_t retry_timer; /* After ENOBUFS, when no poll event will come. */
   bool send_blocked;      /* Waiting for writability or the retry timer. */
 
   ir_probe_t* free_probes;
   ir_probe_chunk_t* chunks;
   uint32_t pending; /* Probes queued or in flight. */
+  uint32_t queued;  /* Probes in the send queue. */
   uint32_t next_token;
   uint32_t run_cookie; /* Random per engine; first 4 payload bytes. */
   ir_recent_t* recent; /* IR_RECENT_SLOTS entries, allocated on first use. */
 
-  uint8_t* send_buf; /* Scratch for encoding one echo request. */
+  uint8_t* send_buf; /* Scratch for one echo request too big for a slot. */
+  ir_send_slot_t slots[IR_MMSG_BATCH];
+  uint8_t slot_bufs[IR_MMSG_BATCH][IR_ICMP_HEADER_LEN + IR_SLOT_PAYLOAD];
   uint8_t recv_bufs[IR_RECV_BATCH][IR_RECV_BUFLEN];
   /* Bytes past IR_RECV_BUFLEN land here, overwritten by every message: only
    * the real length of a long reply matters, not its filler. */
@@ -127,7 +153,7 @@ void ir__socket_update_poll(ir_socket_t* sock);
 void ir__send_retry_later(ir_engine_t* engine);
 
 /* engine_send.c */
-void ir__send_flush(ir_engine_t* engine);
+void ir__send_flush(ir_engine_t* engine, unsigned budget);
 
 /* engine_recv.c */
 void ir__on_socket_event(uv_poll_t* handle, int status, int events);

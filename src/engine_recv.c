@@ -296,6 +296,6 @@ void ir__on_socket_event(uv_poll_t* handle, int status, int events) {
     sock->want_writable = false;
     ir__socket_update_poll(sock);
     engine->send_blocked = false;
-    ir__send_flush(engine);
+    ir__send_flush(engine, IR_SEND_BATCH);
   }
 }

@@ -33,60 +33,94 @@ static size_t ir__add_int_cmsg(char* control, size_t used, int level, int type,
   return used + CMSG_SPACE(sizeof(int));
 }
 
-/* One sendmsg. TTL and TOS travel as control messages, so probes with
- * different values can share the socket without a setsockopt per probe.
- * Returns 0 or a negative errno. */
-static int ir__send_one(ir_engine_t* engine, ir_socket_t* sock, ir_probe_t* probe) {
-  size_t need = IR_ICMP_HEADER_LEN + probe->spec.size;
-  if (engine->send_buf == NULL) {
-    engine->send_buf = malloc(IR_ICMP_HEADER_LEN + IR_MAX_SIZE_V6);
-    if (engine->send_buf == NULL) {
-      return -ENOMEM;
-    }
-  }
-  struct timespec now_rt;
-  clock_gettime(CLOCK_REALTIME, &now_rt);
-  uint64_t stamp = (uint64_t)now_rt.tv_sec * 1000000000u + (uint64_t)now_rt.tv_nsec;
-  size_t len = ir_packet_encode_echo(engine->send_buf, need, sock->family, sock->ident,
-                                     probe->seq, engine->run_cookie, probe->token,
-                                     stamp, probe->spec.size);
-  struct sockaddr_storage dest;
-  socklen_t dest_len = ir_addr_to_sockaddr(&probe->spec.addr, &dest);
-  struct iovec iov = {.iov_base = engine->send_buf, .iov_len = len};
-  union {
-    char buf[2 * CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } control;
+/* Fills one message of a batch for probe: the encoded echo request in buf,
+ * its destination, and TTL/TOS as control messages, so probes with different
+ * values share the socket without a setsockopt per probe. */
+static void ir__prepare_message(ir_engine_t* engine, ir_socket_t* sock,
+                                ir_probe_t* probe, uint64_t stamp, uint8_t* buf,
+                                ir_send_slot_t* slot, struct mmsghdr* mmsg) {
+  size_t len = ir_packet_encode_echo(
+      buf, IR_ICMP_HEADER_LEN + probe->spec.size, sock->family, sock->ident, probe->seq,
+      engine->run_cookie, probe->token, stamp, probe->spec.size);
+  socklen_t dest_len = ir_addr_to_sockaddr(&probe->spec.addr, &slot->dest);
+  slot->iov.iov_base = buf;
+  slot->iov.iov_len = len;
   size_t control_len = 0;
   bool v4 = sock->family == AF_INET;
   if (probe->spec.ttl > 0) {
     control_len =
-        ir__add_int_cmsg(control.buf, control_len, v4 ? IPPROTO_IP : IPPROTO_IPV6,
+        ir__add_int_cmsg(slot->control.buf, control_len, v4 ? IPPROTO_IP : IPPROTO_IPV6,
                          v4 ? IP_TTL : IPV6_HOPLIMIT, probe->spec.ttl);
   }
   if (probe->spec.tos > 0) {
     control_len =
-        ir__add_int_cmsg(control.buf, control_len, v4 ? IPPROTO_IP : IPPROTO_IPV6,
+        ir__add_int_cmsg(slot->control.buf, control_len, v4 ? IPPROTO_IP : IPPROTO_IPV6,
                          v4 ? IP_TOS : IPV6_TCLASS, probe->spec.tos);
   }
-  struct msghdr msg = {
-      .msg_name = &dest,
-      .msg_namelen = dest_len,
-      .msg_iov = &iov,
-      .msg_iovlen = 1,
-      .msg_control = control_len ? control.buf : NULL,
-      .msg_controllen = control_len,
-  };
-  probe->sent_realtime = now_rt;
-  probe->sent_mono_ns = uv_hrtime();
-  if (sendmsg(sock->fd, &msg, MSG_DONTWAIT) < 0) {
-    return -errno;
+  memset(mmsg, 0, sizeof(*mmsg));
+  mmsg->msg_hdr.msg_name = &slot->dest;
+  mmsg->msg_hdr.msg_namelen = dest_len;
+  mmsg->msg_hdr.msg_iov = &slot->iov;
+  mmsg->msg_hdr.msg_iovlen = 1;
+  mmsg->msg_hdr.msg_control = control_len ? slot->control.buf : NULL;
+  mmsg->msg_hdr.msg_controllen = control_len;
+}
+
+/* Sends the first probes of the queue in one sendmmsg: consecutive probes of
+ * the head's family, at most IR_MMSG_BATCH and `budget`, with sequence numbers.
+ * A payload too large for a batch slot goes alone through the big buffer.
+ * Every probe of a batch gets the send time taken just before the call.
+ * Returns how many were sent (from the head), or a negative errno that
+ * belongs to the head probe. */
+static int ir__send_batch(ir_engine_t* engine, ir_socket_t* sock, unsigned budget) {
+  struct mmsghdr msgs[IR_MMSG_BATCH];
+  unsigned n = 0;
+  struct timespec now_rt;
+  clock_gettime(CLOCK_REALTIME, &now_rt);
+  uint64_t mono = uv_hrtime();
+  uint64_t stamp = (uint64_t)now_rt.tv_sec * 1000000000u + (uint64_t)now_rt.tv_nsec;
+  for (ir_probe_t* probe = engine->send_head;
+       probe != NULL && n < budget && n < IR_MMSG_BATCH &&
+       probe->spec.addr.family == sock->family;
+       probe = probe->next) {
+    bool big = probe->spec.size > IR_SLOT_PAYLOAD;
+    if (big && n > 0) {
+      break;
+    }
+    if (!probe->has_seq) {
+      if (!ir__pick_seq(engine, sock, probe)) {
+        if (n == 0) {
+          return -EBUSY;
+        }
+        break;
+      }
+      probe->has_seq = true;
+    }
+    uint8_t* buf;
+    if (big) {
+      if (engine->send_buf == NULL &&
+          (engine->send_buf = malloc(IR_ICMP_HEADER_LEN + IR_MAX_SIZE_V6)) == NULL) {
+        return -ENOMEM;
+      }
+      buf = engine->send_buf;
+    } else {
+      buf = engine->slot_bufs[n];
+    }
+    ir__prepare_message(engine, sock, probe, stamp, buf, &engine->slots[n], &msgs[n]);
+    probe->sent_realtime = now_rt;
+    probe->sent_mono_ns = mono;
+    n++;
+    if (big) {
+      break;
+    }
   }
-  return 0;
+  int sent = sendmmsg(sock->fd, msgs, n, MSG_DONTWAIT);
+  return sent < 0 ? -errno : sent;
 }
 
 static void ir__dequeue_head(ir_engine_t* engine) {
   ir_probe_t* probe = engine->send_head;
+  engine->queued--;
   engine->send_head = probe->next;
   if (engine->send_head == NULL) {
     engine->send_tail = NULL;
@@ -105,28 +139,33 @@ static void ir__fail_probe(ir_engine_t* engine, ir_probe_t* probe, int err) {
   ir__probe_finish(engine, probe, &result);
 }
 
-void ir__send_flush(ir_engine_t* engine) {
-  while (!engine->send_blocked && engine->send_head != NULL) {
-    ir_probe_t* probe = engine->send_head;
-    ir_socket_t* sock = probe->spec.addr.family == AF_INET ? &engine->v4 : &engine->v6;
-    if (probe->send_attempts == 0 && !ir__pick_seq(engine, sock, probe)) {
-      ir__dequeue_head(engine);
-      ir__fail_probe(engine, probe, -EBUSY);
-      continue;
-    }
-    int err = ir__send_one(engine, sock, probe);
-    if (err == 0) {
-      ir__dequeue_head(engine);
-      engine->counters.sent++;
-      if (ir_table_insert(&engine->in_flight, &probe->spec.addr, probe->seq, probe) !=
-          0) {
-        ir__fail_probe(engine, probe, -ENOMEM);
-        continue;
+void ir__send_flush(ir_engine_t* engine, unsigned budget) {
+  while (!engine->send_blocked && engine->send_head != NULL && budget > 0) {
+    ir_probe_t* head = engine->send_head;
+    ir_socket_t* sock = head->spec.addr.family == AF_INET ? &engine->v4 : &engine->v6;
+    int sent = ir__send_batch(engine, sock, budget);
+    if (sent > 0) {
+      budget -= (unsigned)sent;
+      engine->counters.sent += (uint64_t)sent;
+      for (int i = 0; i < sent; i++) {
+        ir_probe_t* probe = engine->send_head;
+        ir__dequeue_head(engine);
+        if (ir_table_insert(&engine->in_flight, &probe->spec.addr, probe->seq, probe) !=
+            0) {
+          ir__fail_probe(engine, probe, -ENOMEM);
+          continue;
+        }
+        ir__probe_arm(engine, probe);
       }
-      ir__probe_arm(engine, probe);
       continue;
     }
-    if (err == -EINTR) {
+    int err = sent;
+    if (err == -EINTR || sent == 0) {
+      continue;
+    }
+    if (err == -EBUSY || err == -ENOMEM) {
+      ir__dequeue_head(engine);
+      ir__fail_probe(engine, head, err);
       continue;
     }
     /* A full socket buffer is back-pressure, not a failure: the probe stays at
@@ -139,7 +178,7 @@ void ir__send_flush(ir_engine_t* engine) {
       ir__socket_update_poll(sock);
       return;
     }
-    if (err == -ENOBUFS || err == -ENOMEM) {
+    if (err == -ENOBUFS) {
       engine->counters.send_retries++;
       ir__send_retry_later(engine);
       return;
@@ -149,12 +188,12 @@ void ir__send_flush(ir_engine_t* engine) {
      * sending anything. So the error is this probe's only if the error queue
      * holds nothing that accounts for it; otherwise reading the queue ends
      * the earlier probes, clears the pending error, and we send again. */
-    probe->send_attempts++;
-    if (probe->send_attempts < IR_SEND_ATTEMPTS && ir__drain_error_queue(sock) > 0) {
+    head->send_attempts++;
+    if (head->send_attempts < IR_SEND_ATTEMPTS && ir__drain_error_queue(sock) > 0) {
       engine->counters.send_retries++;
       continue;
     }
     ir__dequeue_head(engine);
-    ir__fail_probe(engine, probe, err);
+    ir__fail_probe(engine, head, err);
   }
 }

@@ -9,78 +9,6 @@
 
 #include "lua_runtime.h"
 
-ir_lua_task_t* ir_lua_check_can_wait(lua_State* L, ir_lua_runtime_t* rt,
-                                     const char* fname);
-
-/* Options every probe takes; anything else in the table is a caller mistake. */
-static const char* const ir__probe_options[] = {"timeout", "size",   "ttl",
-                                                "tos",     "family", NULL};
-
-/* Reads opts.name as a number within [min, max]; absent keeps *value. Raises an
- * argument error naming the option when it is of the wrong type or range. */
-static void ir__opt_number(lua_State* L, int opts, const char* name, double min,
-                           double max, bool integer, double* value) {
-  lua_getfield(L, opts, name); /* v */
-  if (!lua_isnil(L, -1)) {
-    int is_num = 0;
-    lua_Number n = lua_tonumberx(L, -1, &is_num);
-    if (!is_num || (integer && floor(n) != n) || !(n >= min && n <= max)) {
-      const char* got = is_num ? lua_tostring(L, -1) : luaL_typename(L, -1);
-      char why[160];
-      snprintf(why, sizeof(why), "option '%s' must be %s in %.0f..%.0f, got %s", name,
-               integer ? "an integer" : "a number", min, max, got);
-      luaL_argerror(L, opts, why);
-    }
-    *value = n;
-  }
-  lua_pop(L, 1); /* */
-}
-
-static void ir__check_unknown_options(lua_State* L, int opts) {
-  lua_pushnil(L);                  /* nil */
-  while (lua_next(L, opts) != 0) { /* key value */
-    bool known = false;
-    if (lua_type(L, -2) == LUA_TSTRING) {
-      const char* key = lua_tostring(L, -2);
-      for (int i = 0; ir__probe_options[i] != NULL; i++) {
-        known = known || strcmp(key, ir__probe_options[i]) == 0;
-      }
-    }
-    if (!known) {
-      lua_pop(L, 1); /* key */
-      luaL_argerror(
-          L, opts,
-          lua_pushfstring(L, "unknown option '%s'", luaL_tolstring(L, -1, NULL)));
-    }
-    lua_pop(L, 1); /* key */
-  }
-}
-
-/* Fills spec (all but the address) from the options table at index opts, or
- * defaults when it is absent; returns the forced family (0, 4 or 6). */
-static int ir__check_probe_options(lua_State* L, int opts, ir_probe_spec_t* spec) {
-  double timeout = IR_DEFAULT_TIMEOUT_MS, size = IR_DEFAULT_SIZE, ttl = 0, tos = 0,
-         family = 0;
-  if (!lua_isnoneornil(L, opts)) {
-    luaL_checktype(L, opts, LUA_TTABLE);
-    ir__check_unknown_options(L, opts);
-    ir__opt_number(L, opts, "timeout", 0, 86400000, false, &timeout);
-    ir__opt_number(L, opts, "size", 0, IR_MAX_SIZE_V6, true, &size);
-    ir__opt_number(L, opts, "ttl", 1, 255, true, &ttl);
-    ir__opt_number(L, opts, "tos", 0, 255, true, &tos);
-    ir__opt_number(L, opts, "family", 4, 6, true, &family);
-    if (family == 5) {
-      luaL_argerror(L, opts, "option 'family' must be 4 or 6, got 5");
-    }
-  }
-  memset(spec, 0, sizeof(*spec));
-  spec->timeout_ms = (uint32_t)ceil(timeout);
-  spec->size = (uint32_t)size;
-  spec->ttl = (int)ttl;
-  spec->tos = (int)tos;
-  return (int)family;
-}
-
 static void ir__on_probe_result(ir_engine_t* engine, const ir_result_t* result) {
   (void)engine;
   ir_lua_waiter_t* waiter = result->data;
@@ -184,7 +112,7 @@ static bool ir__check_target(lua_State* L, int family, ir_addr_t* literal,
 static int ir__l_ping(lua_State* L) {
   ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(1));
   ir_probe_spec_t spec;
-  int family = ir__check_probe_options(L, 2, &spec);
+  int family = ir_lua_probe_options(L, 2, &spec, NULL);
   ir_addr_t literal;
   bool mismatch;
   bool is_literal = ir__check_target(L, family, &literal, &mismatch);
@@ -223,7 +151,7 @@ static int ir__l_resolve(lua_State* L) {
   double family = 0;
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
-    ir__opt_number(L, 2, "family", 4, 6, true, &family);
+    ir_lua_opt_number(L, 2, "family", 4, 6, true, &family);
     luaL_argcheck(L, family != 5, 2, "option 'family' must be 4 or 6, got 5");
   }
   ir_addr_t literal;
@@ -264,38 +192,9 @@ int ir_lua_push_probe_values(lua_State* L, ir_lua_waiter_t* waiter) {
     ir__push_addr(L, &waiter->spec.addr); /* addr */
     return 1;
   }
-  const ir_result_t* r = &waiter->result;
-  lua_createtable(L, 0, 10);                    /* r */
-  lua_pushstring(L, ir_status_name(r->status)); /* r status */
-  lua_setfield(L, -2, "status");                /* r */
-  ir__push_addr(L, &r->addr);
-  lua_setfield(L, -2, "addr");
-  lua_pushinteger(L, r->seq);
-  lua_setfield(L, -2, "seq");
-  if (r->has_from) {
-    ir__push_addr(L, &r->from);
-    lua_setfield(L, -2, "from");
-  }
-  if (r->status == IR_STATUS_REPLY) {
-    lua_pushnumber(L, r->rtt_ms);
-    lua_setfield(L, -2, "rtt");
-    lua_pushinteger(L, r->bytes);
-    lua_setfield(L, -2, "bytes");
-  }
-  if (r->ttl >= 0) {
-    lua_pushinteger(L, r->ttl);
-    lua_setfield(L, -2, "ttl");
-  }
-  if (r->icmp_type >= 0) {
-    lua_pushinteger(L, r->icmp_type);
-    lua_setfield(L, -2, "icmp_type");
-    lua_pushinteger(L, r->icmp_code);
-    lua_setfield(L, -2, "icmp_code");
-  }
-  if (r->error != 0 && r->status != IR_STATUS_TIMEOUT) {
-    lua_pushstring(L, uv_strerror(r->error));
-    lua_setfield(L, -2, "err");
-  }
+  ir_lua_push_keys(L);                           /* keys */
+  ir_lua_push_result(L, -1, &waiter->result, 0); /* keys r */
+  lua_remove(L, -2);                             /* r */
   return 1;
 }
 

@@ -18,6 +18,7 @@ typedef struct ir_lua_task_s ir_lua_task_t;
 typedef enum ir_wait_kind_e {
   IR_WAIT_PROBE,   /* ping: an engine result, after an optional name lookup. */
   IR_WAIT_RESOLVE, /* resolve: a name lookup only. */
+  IR_WAIT_SWEEP,   /* sweep: results, or a need for more targets. */
   IR_WAIT_SLEEP,   /* sleep: a one-shot timer. */
   IR_WAIT_JOIN     /* join: another task's end. */
 } ir_wait_kind_t;
@@ -89,11 +90,63 @@ ir_lua_waiter_t* ir_lua_waiter_new(ir_lua_runtime_t* rt, ir_wait_kind_t kind,
 void ir_lua_waiter_op_done(ir_lua_waiter_t* waiter);
 void ir_lua_wake(ir_lua_waiter_t* waiter);
 int ir_lua_wait(lua_State* L, ir_lua_waiter_t* waiter);
+/* Like ir_lua_wait, but a task resumes in k (with the wait's values on top of
+ * its stack) instead of returning to the caller; outside tasks it blocks and
+ * returns the number of values pushed, and the caller goes on. */
+int ir_lua_wait_k(lua_State* L, ir_lua_waiter_t* waiter, lua_KContext ctx,
+                  lua_KFunction k);
+/* The operation behind a waiter has ended: wake its task, and free the waiter
+ * if nobody will take its values any more. */
+void ir_lua_finish_wait(ir_lua_waiter_t* waiter);
 void ir_lua_register_tasks(lua_State* L, int module_index);
 
 /* lua_probe.c: pushes a waiter's values; returns how many. */
 int ir_lua_push_probe_values(lua_State* L, ir_lua_waiter_t* waiter);
 void ir_lua_register_probe(lua_State* L, int module_index);
+
+/* lua_options.c: option tables. Each raises an argument error naming the
+ * option on a wrong type, a value out of range or an unknown name. */
+void ir_lua_opt_number(lua_State* L, int opts, const char* name, double min, double max,
+                       bool integer, double* value);
+void ir_lua_check_option_names(lua_State* L, int opts, const char* const* extra);
+/* Fills spec (all but the address) from the probe options at index opts, or
+ * defaults when absent, also allowing the names in extra (NULL-terminated, or
+ * NULL). Returns the forced family: 0, 4 or 6. */
+int ir_lua_probe_options(lua_State* L, int opts, ir_probe_spec_t* spec,
+                         const char* const* extra);
+
+/* lua_tasks.c: may a waiting primitive run here? Returns the current task, or
+ * NULL to block; raises in a coroutine that icmprun did not start. */
+ir_lua_task_t* ir_lua_check_can_wait(lua_State* L, ir_lua_runtime_t* rt,
+                                     const char* fname);
+
+/* lua_result.c: result tables. Field names are interned once in a "keys"
+ * table; pass its stack index (or an upvalue index) to these. */
+enum {
+  IR_KEY_STATUS = 1,
+  IR_KEY_ADDR,
+  IR_KEY_TARGET,
+  IR_KEY_N,
+  IR_KEY_SEQ,
+  IR_KEY_FROM,
+  IR_KEY_RTT,
+  IR_KEY_BYTES,
+  IR_KEY_TTL,
+  IR_KEY_ICMP_TYPE,
+  IR_KEY_ICMP_CODE,
+  IR_KEY_ERR,
+  IR_KEY_ATTEMPTS,
+  IR_KEY_STATUS_BASE /* Status strings follow, indexed by ir_status_t. */
+};
+/* Pushes the keys table. */
+void ir_lua_push_keys(lua_State* L);
+/* t[key] = value, with t below the value on the stack; pops the value. */
+void ir_lua_set_key(lua_State* L, int keys, int key);
+/* Pushes a result table with ping's fields, sized for extra_fields more. */
+void ir_lua_push_result(lua_State* L, int keys, const ir_result_t* r, int extra_fields);
+
+/* lua_sweep.c */
+void ir_lua_register_sweep(lua_State* L, int module_index);
 
 /* lua_embed.c */
 void ir_lua_register_embedded(lua_State* L);

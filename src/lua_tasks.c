@@ -177,6 +177,7 @@ static int ir__push_wait_values(lua_State* L, ir_lua_waiter_t* waiter) {
     case IR_WAIT_RESOLVE:
       return ir_lua_push_probe_values(L, waiter);
     case IR_WAIT_SLEEP:
+    case IR_WAIT_SWEEP:
       return 0;
     case IR_WAIT_JOIN:
       return ir__copy_results(L, waiter->joined);
@@ -264,6 +265,23 @@ static void ir__spin(ir_lua_runtime_t* rt, const bool* done) {
     }
   }
   rt->running_depth--;
+}
+
+void ir_lua_finish_wait(ir_lua_waiter_t* waiter) {
+  waiter->op_done = true;
+  ir_lua_wake(waiter);
+  ir__waiter_maybe_free(waiter);
+}
+
+int ir_lua_wait_k(lua_State* L, ir_lua_waiter_t* waiter, lua_KContext ctx,
+                  lua_KFunction k) {
+  ir_lua_task_t* task = waiter->task;
+  if (task != NULL && !waiter->done) {
+    task->waiter = waiter;
+    task->state = IR_TASK_WAITING;
+    return lua_yieldk(L, 0, ctx, k);
+  }
+  return ir_lua_wait(L, waiter);
 }
 
 int ir_lua_wait(lua_State* L, ir_lua_waiter_t* waiter) {
@@ -472,8 +490,6 @@ static void ir__on_sleep(uv_timer_t* timer) {
 
 /* Whether a waiting primitive may run here: in a task it yields; outside any
  * task it blocks, but only while the loop is not already running. */
-ir_lua_task_t* ir_lua_check_can_wait(lua_State* L, ir_lua_runtime_t* rt,
-                                     const char* fname);
 ir_lua_task_t* ir_lua_check_can_wait(lua_State* L, ir_lua_runtime_t* rt,
                                      const char* fname) {
   ir_lua_task_t* task = ir_lua_current_task(L);

@@ -59,6 +59,17 @@ uint16_t ir_checksum(const void* data, size_t len) {
   return (uint16_t)~sum;
 }
 
+/* One period of the payload filler: byte i is i. */
+static const uint8_t filler_period[256] = {
+#define IR_ROW(n)                                                                   \
+  n, n + 1, n + 2, n + 3, n + 4, n + 5, n + 6, n + 7, n + 8, n + 9, n + 10, n + 11, \
+      n + 12, n + 13, n + 14, n + 15
+    IR_ROW(0),   IR_ROW(16),  IR_ROW(32),  IR_ROW(48),  IR_ROW(64),  IR_ROW(80),
+    IR_ROW(96),  IR_ROW(112), IR_ROW(128), IR_ROW(144), IR_ROW(160), IR_ROW(176),
+    IR_ROW(192), IR_ROW(208), IR_ROW(224), IR_ROW(240)
+#undef IR_ROW
+};
+
 size_t ir_packet_encode_echo(uint8_t* buf, size_t cap, int family, uint16_t id,
                              uint16_t seq, uint32_t run_cookie, uint32_t token,
                              uint64_t stamp_ns, size_t data_len) {
@@ -92,10 +103,17 @@ size_t ir_packet_encode_echo(uint8_t* buf, size_t cap, int family, uint16_t id,
   put_be32(head, run_cookie);
   put_be32(head + 4, token);
   put_be64(head + 8, stamp_ns);
-  for (i = 0; i < data_len; i++) {
-    /* The filler is byte i = i, as in iputils ping, so a corrupting path
-     * shows up as a recognisable pattern in a capture. */
-    payload[i] = i < sizeof(head) ? head[i] : (uint8_t)i;
+  memcpy(payload, head, data_len < sizeof(head) ? data_len : sizeof(head));
+  /* The filler is byte i = i, as in iputils ping, so a corrupting path shows
+   * up as a recognisable pattern in a capture. It repeats every 256 bytes,
+   * so it is copied from one period rather than written byte by byte. */
+  for (i = sizeof(head); i < data_len;) {
+    size_t offset = i % sizeof(filler_period);
+    size_t chunk = sizeof(filler_period) - offset;
+    if (chunk > data_len - i)
+      chunk = data_len - i;
+    memcpy(payload + i, filler_period + offset, chunk);
+    i += chunk;
   }
 
   if (family == AF_INET) {

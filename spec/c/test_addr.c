@@ -48,6 +48,8 @@ static void test_parse_v4(void) {
   check_round_trip("127.0.0.1", AF_INET, "127.0.0.1");
   check_round_trip("0.0.0.0", AF_INET, "0.0.0.0");
   check_round_trip("255.255.255.255", AF_INET, "255.255.255.255");
+  check_round_trip("10.100.9.199", AF_INET, "10.100.9.199");
+  check_round_trip("1.20.105.0", AF_INET, "1.20.105.0");
 
   /* The unused tail of an IPv4 address must be zero, and so must padding. */
   memset(&addr, 0xff, sizeof(addr));

@@ -1,0 +1,107 @@
+/* Result tables, as ping and sweep hand them to scripts. */
+#include <lauxlib.h>
+#include <lua.h>
+#include <string.h>
+
+#include "lua_runtime.h"
+
+#define IR_KEYS "icmprun.keys"
+
+/* The field names and status strings, interned once and kept in an array in
+ * the registry: a sweep builds a table per result, and rawset with a ready
+ * string skips lua_setfield's lookup of the C string each time. */
+static const char* const ir__key_names[] = {
+    [IR_KEY_STATUS] = "status",
+    [IR_KEY_ADDR] = "addr",
+    [IR_KEY_TARGET] = "target",
+    [IR_KEY_N] = "n",
+    [IR_KEY_SEQ] = "seq",
+    [IR_KEY_FROM] = "from",
+    [IR_KEY_RTT] = "rtt",
+    [IR_KEY_BYTES] = "bytes",
+    [IR_KEY_TTL] = "ttl",
+    [IR_KEY_ICMP_TYPE] = "icmp_type",
+    [IR_KEY_ICMP_CODE] = "icmp_code",
+    [IR_KEY_ERR] = "err",
+    [IR_KEY_ATTEMPTS] = "attempts",
+};
+
+void ir_lua_push_keys(lua_State* L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, IR_KEYS) == LUA_TTABLE) { /* keys */
+    return;
+  }
+  lua_pop(L, 1);                                 /* */
+  lua_createtable(L, IR_KEY_STATUS_BASE + 5, 0); /* keys */
+  for (int i = IR_KEY_STATUS; i < IR_KEY_STATUS_BASE; i++) {
+    lua_pushstring(L, ir__key_names[i]); /* keys name */
+    lua_rawseti(L, -2, i);               /* keys */
+  }
+  for (int status = IR_STATUS_REPLY; status <= IR_STATUS_ERROR; status++) {
+    lua_pushstring(L, ir_status_name((ir_status_t)status));
+    lua_rawseti(L, -2, IR_KEY_STATUS_BASE + status);
+  }
+  lua_pushvalue(L, -1);                        /* keys keys */
+  lua_setfield(L, LUA_REGISTRYINDEX, IR_KEYS); /* keys */
+}
+
+void ir_lua_set_key(lua_State* L, int keys, int key) {
+  lua_rawgeti(L, keys, key); /* t value key */
+  lua_insert(L, -2);         /* t key value */
+  lua_rawset(L, -3);         /* t */
+}
+
+/* The setters below push the key before the value, sparing the rotation. */
+static void ir__push_addr(lua_State* L, const ir_addr_t* addr) {
+  char text[IR_ADDR_STRLEN];
+  ir_addr_format(addr, text, sizeof(text));
+  lua_pushlstring(L, text, strlen(text)); /* text */
+}
+
+static void ir__set_addr(lua_State* L, int keys, int key, const ir_addr_t* addr) {
+  lua_rawgeti(L, keys, key); /* t key */
+  ir__push_addr(L, addr);    /* t key text */
+  lua_rawset(L, -3);         /* t */
+}
+
+static void ir__set_integer(lua_State* L, int keys, int key, lua_Integer value) {
+  lua_rawgeti(L, keys, key); /* t key */
+  lua_pushinteger(L, value); /* t key value */
+  lua_rawset(L, -3);         /* t */
+}
+
+void ir_lua_push_result(lua_State* L, int keys, const ir_result_t* r,
+                        int extra_fields) {
+  keys = lua_absindex(L, keys);
+  lua_createtable(L, 0, 8 + extra_fields);                   /* t */
+  lua_rawgeti(L, keys, IR_KEY_STATUS_BASE + (int)r->status); /* t status */
+  ir_lua_set_key(L, keys, IR_KEY_STATUS);
+  lua_rawgeti(L, keys, IR_KEY_ADDR); /* t key */
+  ir__push_addr(L, &r->addr);        /* t key addr */
+  if (r->has_from && ir_addr_equal(&r->from, &r->addr)) {
+    /* The usual answer comes from the probed address: one string for both. */
+    lua_rawgeti(L, keys, IR_KEY_FROM); /* t key addr fkey */
+    lua_pushvalue(L, -2);              /* t key addr fkey addr */
+    lua_rawset(L, -5);                 /* t key addr */
+  }
+  lua_rawset(L, -3); /* t */
+  ir__set_integer(L, keys, IR_KEY_SEQ, r->seq);
+  if (r->has_from && !ir_addr_equal(&r->from, &r->addr)) {
+    ir__set_addr(L, keys, IR_KEY_FROM, &r->from);
+  }
+  if (r->status == IR_STATUS_REPLY) {
+    lua_pushnumber(L, r->rtt_ms);
+    ir_lua_set_key(L, keys, IR_KEY_RTT);
+    ir__set_integer(L, keys, IR_KEY_BYTES, r->bytes);
+  }
+  if (r->ttl >= 0) {
+    ir__set_integer(L, keys, IR_KEY_TTL, r->ttl);
+  }
+  if (r->icmp_type >= 0) {
+    ir__set_integer(L, keys, IR_KEY_ICMP_TYPE, r->icmp_type);
+    ir__set_integer(L, keys, IR_KEY_ICMP_CODE, r->icmp_code);
+  }
+  if (r->error != 0 && r->status != IR_STATUS_TIMEOUT) {
+    lua_pushstring(L, uv_strerror(r->error));
+    ir_lua_set_key(L, keys, IR_KEY_ERR);
+  }
+}
