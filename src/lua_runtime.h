@@ -145,6 +145,15 @@ void ir_lua_set_key(lua_State* L, int keys, int key);
 /* Pushes a result table with ping's fields, sized for extra_fields more. */
 void ir_lua_push_result(lua_State* L, int keys, const ir_result_t* r, int extra_fields);
 
+/* Creates a task for the function and nargs arguments on top of L, moving
+ * them to its thread; leaves the task's handle on L. */
+ir_lua_task_t* ir_lua_spawn(lua_State* L, ir_lua_runtime_t* rt, int nargs);
+
+/* lua_signal.c */
+void ir_lua_register_signal(lua_State* L, int module_index);
+/* Close callback of a signal watcher: frees it. */
+void ir_lua_signal_closed(uv_handle_t* handle);
+
 /* lua_sweep.c */
 void ir_lua_register_sweep(lua_State* L, int module_index);
 

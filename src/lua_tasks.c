@@ -61,6 +61,8 @@ static void ir__walk_close(uv_handle_t* handle, void* arg) {
     ir_lua_waiter_t* waiter = handle->data;
     waiter->consumed = true;
     uv_close(handle, ir__on_sleep_closed);
+  } else if (handle->type == UV_SIGNAL) {
+    uv_close(handle, ir_lua_signal_closed);
   } else {
     uv_close(handle, NULL);
   }
@@ -218,7 +220,8 @@ static void ir__abandon_tasks(ir_lua_runtime_t* rt) {
   while (lua_next(S, -2) != 0) {                    /* tasks co task */
     ir_lua_task_t* task = lua_touserdata(S, -1);
     /* Joins first: a joiner may be the waiter of a task not yet visited. A
-     * blocking join (no task) is freed by the call that waits in it. */
+     * blocking join (no task) is freed by whichever of this and the call
+     * that waits in it lets go of it last. */
     while (task->joiners != NULL) {
       ir_lua_waiter_t* joiner = task->joiners;
       task->joiners = joiner->next_joiner;
@@ -226,7 +229,8 @@ static void ir__abandon_tasks(ir_lua_runtime_t* rt) {
         joiner->task->waiter = NULL;
         free(joiner);
       } else {
-        joiner->op_done = true;
+        joiner->op_done = true; /* Freed here if its call has given up. */
+        ir__waiter_maybe_free(joiner);
       }
     }
     if (task->waiter != NULL) {
@@ -411,7 +415,7 @@ static void ir__on_resume(uv_idle_t* idle) {
 
 /* Creates a task for the function and nargs arguments on top of L, moving
  * them to its thread; leaves the task's handle on L. */
-static ir_lua_task_t* ir__spawn(lua_State* L, ir_lua_runtime_t* rt, int nargs) {
+ir_lua_task_t* ir_lua_spawn(lua_State* L, ir_lua_runtime_t* rt, int nargs) {
   int first = lua_gettop(L) - nargs;                            /* The function. */
   ir_lua_task_t* task = lua_newuserdatauv(L, sizeof(*task), 1); /* f args task */
   memset(task, 0, sizeof(*task));
@@ -436,7 +440,7 @@ static ir_lua_task_t* ir__spawn(lua_State* L, ir_lua_runtime_t* rt, int nargs) {
 static int ir__l_spawn(lua_State* L) {
   ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(1));
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  ir__spawn(L, rt, lua_gettop(L) - 1);
+  ir_lua_spawn(L, rt, lua_gettop(L) - 1);
   return 1;
 }
 
@@ -526,7 +530,7 @@ static int ir__l_now(lua_State* L) {
 
 int ir_lua_run_main(lua_State* L, int nargs) {
   ir_lua_runtime_t* rt = ir_lua_runtime(L);
-  ir_lua_task_t* task = ir__spawn(L, rt, nargs); /* task */
+  ir_lua_task_t* task = ir_lua_spawn(L, rt, nargs); /* task */
   bool deadlock = false;
   rt->running_depth++;
   while (rt->live_tasks > 0 && !rt->failed) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lua_runtime.h"
 
@@ -14,6 +15,7 @@
 
 static const char ir_usage[] =
     "usage: icmprun [options] [script [args...]]\n"
+    "       icmprun COMMAND [args...]   (a bundled command; see --list)\n"
     "\n"
     "Runs a Lua 5.4 script whose probes go through icmprun's ICMP engine.\n"
     "The script's main chunk runs as a task; icmprun exits when it and every\n"
@@ -24,6 +26,7 @@ static const char ir_usage[] =
     "  -l NAME        require module NAME into global NAME\n"
     "  -              read the script from standard input\n"
     "  --             stop handling options\n"
+    "  --list         list the bundled commands\n"
     "  -v, --version  print the version\n"
     "  -h, --help     print this help\n"
     "\n"
@@ -45,7 +48,45 @@ static const char ir_usage[] =
 typedef struct ir_options_s {
   int script_index; /* argv index of the script, 0 for none. */
   bool from_stdin;
+  bool list;
 } ir_options_t;
+
+#define IR_COMMANDS_PREFIX "icmprun.commands."
+
+/* Runs a bundled command: the module icmprun.commands.NAME returns a table
+ * with `summary` (one line) and `run(arg)`, whose result is the exit status. */
+static const char ir_command_bootstrap[] =
+    "local name = ...\n"
+    "local command = require('" IR_COMMANDS_PREFIX
+    "' .. name)\n"
+    "return command.run(arg)\n";
+
+/* Lists the bundled commands, one line each, from package.preload. */
+static const char ir_list_commands[] =
+    "local names = {}\n"
+    "for key in pairs(package.preload) do\n"
+    "  local name = key:match('^" IR_COMMANDS_PREFIX
+    "([%w_-]+)$')\n"
+    "  if name then names[#names + 1] = name end\n"
+    "end\n"
+    "table.sort(names)\n"
+    "for _, name in ipairs(names) do\n"
+    "  local command = require('" IR_COMMANDS_PREFIX
+    "' .. name)\n"
+    "  print(string.format('%-10s %s', name, command.summary or ''))\n"
+    "end\n";
+
+/* True when NAME is not a file but a bundled command's name. */
+static bool ir_is_command(lua_State* L, const char* name) {
+  if (strchr(name, '/') != NULL || access(name, F_OK) == 0) {
+    return false;
+  }
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE); /* preload */
+  lua_pushfstring(L, IR_COMMANDS_PREFIX "%s", name);     /* preload key */
+  bool found = lua_rawget(L, -2) != LUA_TNIL;            /* preload loader */
+  lua_pop(L, 2);                                         /* */
+  return found;
+}
 
 static int ir_report(lua_State* L, int status) {
   if (status != LUA_OK) {
@@ -104,12 +145,29 @@ static int ir_run_chunk(lua_State* L, int nargs) {
   return ir_report(L, ir_lua_run_main(L, nargs));
 }
 
-static int ir_run_script(lua_State* L, int argc, char** argv,
-                         const ir_options_t* opts) {
+static int ir_run_script(lua_State* L, int argc, char** argv, const ir_options_t* opts,
+                         int* exit_code) {
   const char* name = opts->from_stdin ? NULL : argv[opts->script_index];
-  int status = luaL_loadfile(L, name); /* chunk */
+  bool command = name != NULL && ir_is_command(L, name);
+  int status = command ? luaL_loadbuffer(L, ir_command_bootstrap,
+                                         sizeof(ir_command_bootstrap) - 1, "=icmprun")
+                       : luaL_loadfile(L, name); /* chunk */
   if (status != LUA_OK) {
     return ir_report(L, status);
+  }
+  if (command) {
+    lua_pushstring(L, name); /* chunk name */
+    status = ir_run_chunk(L, 1);
+    /* A command's result is its exit status (nil or true: 0, false: 1). */
+    if (status == LUA_OK && lua_gettop(L) > 0) {
+      if (lua_isinteger(L, 1)) {
+        *exit_code = (int)lua_tointeger(L, 1);
+      } else if (lua_isboolean(L, 1)) {
+        *exit_code = lua_toboolean(L, 1) ? 0 : 1;
+      }
+    }
+    lua_settop(L, 0);
+    return status;
   }
   int first = opts->script_index + 1;
   int nargs = argc - first;
@@ -148,6 +206,8 @@ static int ir_scan_options(int argc, char** argv, ir_options_t* opts, bool* has_
       }
       *has_e = *has_e || a[1] == 'e';
       i++;
+    } else if (strcmp(a, "--list") == 0) {
+      opts->list = true;
     } else if (strcmp(a, "-h") != 0 && strcmp(a, "--help") != 0 &&
                strcmp(a, "-v") != 0 && strcmp(a, "--version") != 0) {
       fprintf(stderr, "icmprun: unrecognized option '%s'\n%s", a, ir_usage);
@@ -182,7 +242,7 @@ static int ir_run_options(lua_State* L, char** argv, int stop) {
 }
 
 int main(int argc, char** argv) {
-  ir_options_t opts = {0, false};
+  ir_options_t opts = {0, false, false};
   bool has_e = false;
   if (ir_scan_options(argc, argv, &opts, &has_e) != 0) {
     return 1;
@@ -202,7 +262,7 @@ int main(int argc, char** argv) {
       i++;
     }
   }
-  if (opts.script_index == 0 && !has_e) {
+  if (opts.script_index == 0 && !has_e && !opts.list) {
     fputs(ir_usage, stderr);
     return 1;
   }
@@ -219,11 +279,16 @@ int main(int argc, char** argv) {
       L, opts.from_stdin || opts.script_index == 0 ? NULL : argv[opts.script_index]);
   ir_create_arg(L, argc, argv, opts.script_index);
 
+  int exit_code = 0;
   int status = ir_run_options(L, argv, stop);
-  if (status == LUA_OK && opts.script_index > 0) {
-    status = ir_run_script(L, argc, argv, &opts);
+  if (status == LUA_OK && opts.list) {
+    status =
+        luaL_loadbuffer(L, ir_list_commands, sizeof(ir_list_commands) - 1, "=icmprun");
+    status = status == LUA_OK ? ir_run_chunk(L, 0) : ir_report(L, status);
+  } else if (status == LUA_OK && opts.script_index > 0) {
+    status = ir_run_script(L, argc, argv, &opts, &exit_code);
   }
   lua_close(L);
   fflush(stdout);
-  return status == LUA_OK ? 0 : 1;
+  return status == LUA_OK ? exit_code : 1;
 }
