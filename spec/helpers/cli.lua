@@ -52,7 +52,11 @@ end
 function M.sh(cmdline, stdin)
   local out, err, inp = os.tmpname(), os.tmpname(), os.tmpname()
   spit(inp, stdin or "")
-  local ok, how, code = os.execute(string.format("( %s ) <%s >%s 2>%s",
+  -- In a sanitizer build the spec host (stock lua5.4) runs with the sanitizer
+  -- runtimes preloaded for icmprun.so; the programs a spec starts must not
+  -- inherit them (the icmprun binary links them itself). M.lua_script puts
+  -- the preload back for the Lua it starts.
+  local ok, how, code = os.execute(string.format("( unset LD_PRELOAD; %s ) <%s >%s 2>%s",
     cmdline, M.quote(inp), M.quote(out), M.quote(err)))
   local result = { stdout = slurp(out), stderr = slurp(err) }
   if how == "exit" then
@@ -107,8 +111,10 @@ end
 -- @tparam[opt=60] number seconds how long it may run
 function M.lua_script(code, seconds)
   local path = M.temp_file(code, ".lua")
-  local result = M.sh(string.format("timeout %d %s %s", seconds or 60,
-    M.quote(M.lua), M.quote(path)))
+  local preload = os.getenv("LD_PRELOAD")
+  local result = M.sh(string.format("%stimeout %d %s %s",
+    preload and ("LD_PRELOAD=" .. M.quote(preload) .. " ") or "",
+    seconds or 60, M.quote(M.lua), M.quote(path)))
   os.remove(path)
   return result
 end

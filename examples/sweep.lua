@@ -1,0 +1,29 @@
+--- sweep.lua: find which addresses of some blocks answer, with a summary.
+--
+-- Shows icmprun.sweep: targets expand lazily, results come as soon as they
+-- are known, and a silent address costs one timeout, not a wait per probe.
+--
+--   icmprun examples/sweep.lua 127.0.0.0/24 ::1
+local icmprun = require "icmprun"
+
+if #arg == 0 then
+  io.stderr:write("usage: icmprun examples/sweep.lua TARGET...\n")
+  os.exit(2)
+end
+
+local alive, silent, other = 0, 0, 0
+for r in icmprun.sweep(arg, { rate = 10000, timeout = 500, retries = 1 }) do
+  if r.status == "reply" then
+    alive = alive + 1
+    print(string.format("%-40s alive  %.3f ms", r.addr, r.rtt))
+  elseif r.status == "timeout" then
+    silent = silent + 1
+  else
+    other = other + 1
+    print(string.format("%-40s %s", r.addr, r.err or r.status))
+  end
+end
+print(string.format("%d alive, %d silent, %d other", alive, silent, other))
+-- Nothing alive is a failure, as for fping; otherwise end normally, so that
+-- icmprun closes everything (scripts/valgrind-check relies on it).
+if alive == 0 then os.exit(1) end
