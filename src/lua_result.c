@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "lua_runtime.h"
+#include "packet.h"
 
 #define IR_KEYS "icmprun.keys"
 
@@ -100,7 +101,12 @@ void ir_lua_push_result(lua_State* L, int keys, const ir_result_t* r,
     ir__set_integer(L, keys, IR_KEY_ICMP_TYPE, r->icmp_type);
     ir__set_integer(L, keys, IR_KEY_ICMP_CODE, r->icmp_code);
   }
-  if (r->error != 0 && r->status != IR_STATUS_TIMEOUT) {
+  /* err says what went wrong: the ICMP error's meaning when one came back,
+   * otherwise the system's message for the failed send. */
+  if (r->icmp_type >= 0) {
+    lua_pushstring(L, ir_icmp_describe(r->addr.family, r->icmp_type, r->icmp_code));
+    ir_lua_set_key(L, keys, IR_KEY_ERR);
+  } else if (r->error != 0 && r->status != IR_STATUS_TIMEOUT) {
     lua_pushstring(L, uv_strerror(r->error));
     ir_lua_set_key(L, keys, IR_KEY_ERR);
   }

@@ -196,3 +196,45 @@ bool ir_packet_is_echo_reply(int family, uint8_t type) {
     return type == IR_ICMP6_ECHO_REPLY;
   return false;
 }
+
+const char* ir_icmp_describe(int family, int type, int code) {
+  if (family == AF_INET && type == IR_ICMP4_DEST_UNREACH) {
+    static const char* const unreach[] = {
+        "Destination Net Unreachable",
+        "Destination Host Unreachable",
+        "Destination Protocol Unreachable",
+        "Destination Port Unreachable",
+        "Frag needed and DF set",
+        "Source Route Failed",
+        "Destination Net Unknown",
+        "Destination Host Unknown",
+        "Source Host Isolated",
+        "Destination Net Prohibited",
+        "Destination Host Prohibited",
+        "Destination Net Unreachable for Type of Service",
+        "Destination Host Unreachable for Type of Service",
+        "Packet filtered",
+        "Precedence Violation",
+        "Precedence Cutoff"};
+    if (code >= 0 && code < (int)(sizeof(unreach) / sizeof(unreach[0])))
+      return unreach[code];
+    return "Destination Unreachable";
+  }
+  if (family == AF_INET && type == IR_ICMP4_TIME_EXCEEDED)
+    return code == 1 ? "Frag reassembly time exceeded" : "Time to live exceeded";
+  if (family == AF_INET6 && type == IR_ICMP6_DEST_UNREACH) {
+    static const char* const unreach6[] = {
+        "No route",         "Administratively prohibited",
+        "Beyond scope",     "Address unreachable",
+        "Port unreachable", "Source address failed policy",
+        "Reject route"};
+    if (code >= 0 && code < (int)(sizeof(unreach6) / sizeof(unreach6[0])))
+      return unreach6[code];
+    return "Destination unreachable";
+  }
+  if (family == AF_INET6 && type == IR_ICMP6_TIME_EXCEEDED)
+    return code == 1 ? "Fragment reassembly time exceeded" : "Time exceeded: Hop limit";
+  if (family == AF_INET6 && type == IR_ICMP6_PACKET_TOO_BIG)
+    return "Packet too big";
+  return "ICMP error";
+}

@@ -63,6 +63,11 @@ size_t ir_packet_encode_echo(uint8_t* buf, size_t cap, int family, uint16_t id,
 int ir_packet_decode(const uint8_t* buf, size_t len, int family, bool has_ip_header,
                      bool verify_checksum, ir_icmp_msg_t* out);
 
+/* What an ICMP error of that family, type and code means, in the words
+ * iputils ping uses ("Destination Host Unreachable", "Time to live
+ * exceeded"); a generic text for types and codes it does not know. */
+const char* ir_icmp_describe(int family, int type, int code);
+
 /* True when type is an echo reply of that family. */
 bool ir_packet_is_echo_reply(int family, uint8_t type);
 

@@ -409,6 +409,18 @@ static void test_is_echo_reply(void) {
   CHECK(!ir_packet_is_echo_reply(AF_UNIX, 0));
 }
 
+static void test_describe(void) {
+  CHECK(strcmp(ir_icmp_describe(AF_INET, 3, 1), "Destination Host Unreachable") == 0);
+  CHECK(strcmp(ir_icmp_describe(AF_INET, 3, 13), "Packet filtered") == 0);
+  CHECK(strcmp(ir_icmp_describe(AF_INET, 3, 99), "Destination Unreachable") == 0);
+  CHECK(strcmp(ir_icmp_describe(AF_INET, 11, 0), "Time to live exceeded") == 0);
+  CHECK(strcmp(ir_icmp_describe(AF_INET6, 1, 0), "No route") == 0);
+  CHECK(strcmp(ir_icmp_describe(AF_INET6, 1, 3), "Address unreachable") == 0);
+  CHECK(strcmp(ir_icmp_describe(AF_INET6, 3, 0), "Time exceeded: Hop limit") == 0);
+  CHECK(strcmp(ir_icmp_describe(AF_INET6, 2, 0), "Packet too big") == 0);
+  CHECK(strcmp(ir_icmp_describe(AF_INET, 12, 0), "ICMP error") == 0);
+}
+
 int main(void) {
   test_checksum_vectors();
   test_encode_v4();
@@ -420,5 +432,6 @@ int main(void) {
   test_bad_headers();
   test_corruption();
   test_is_echo_reply();
+  test_describe();
   return check_summary();
 }
