@@ -75,7 +75,7 @@ int ir_engine_new(uv_loop_t* loop, const ir_engine_config_t* config,
 }
 
 static int ir__socket_start(ir_engine_t* engine, ir_socket_t* sock) {
-  int err = ir__socket_open(sock, sock->family, engine->config.socket_mode);
+  int err = ir__socket_open(sock, sock->family, &engine->config);
   if (err != 0) {
     return err;
   }

@@ -63,6 +63,7 @@ typedef void (*ir_result_cb)(ir_engine_t* engine, const ir_result_t* result);
 
 typedef struct ir_engine_config_s {
   ir_socket_mode_t socket_mode;
+  int send_buffer; /* SO_SNDBUF for the sockets in bytes; 0 keeps the default. */
 } ir_engine_config_t;
 
 /* What happened to traffic that did not become a result, and totals. */

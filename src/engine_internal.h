@@ -139,7 +139,7 @@ struct ir_engine_s {
 };
 
 /* sockets.c: opening and closing the per-family sockets. */
-int ir__socket_open(ir_socket_t* sock, int family, ir_socket_mode_t mode);
+int ir__socket_open(ir_socket_t* sock, int family, const ir_engine_config_t* config);
 void ir__socket_close_fd(ir_socket_t* sock);
 const char* ir__socket_kind_name(ir_socket_kind_t kind);
 

@@ -79,7 +79,11 @@ int ir_lua_runtime_init(lua_State* L) {
   if (err != 0) {
     return luaL_error(L, "icmprun: cannot create the event loop: %s", uv_strerror(err));
   }
-  ir_engine_config_t config = {.socket_mode = IR_SOCKET_AUTO};
+  ir_engine_config_t config = {.socket_mode = IR_SOCKET_AUTO, .send_buffer = 0};
+  const char* sndbuf = getenv("ICMPRUN_SNDBUF");
+  if (sndbuf != NULL) {
+    config.send_buffer = atoi(sndbuf);
+  }
   const char* mode = getenv("ICMPRUN_SOCKET");
   if (mode != NULL && strcmp(mode, "raw") == 0) {
     config.socket_mode = IR_SOCKET_RAW;

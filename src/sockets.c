@@ -89,7 +89,7 @@ static int ir__configure(ir_socket_t* sock) {
   return 0;
 }
 
-static int ir__open_kind(ir_socket_t* sock, ir_socket_kind_t kind) {
+static int ir__open_kind(ir_socket_t* sock, ir_socket_kind_t kind, int send_buffer) {
   int type =
       (kind == IR_KIND_DGRAM ? SOCK_DGRAM : SOCK_RAW) | SOCK_NONBLOCK | SOCK_CLOEXEC;
   int proto = sock->family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
@@ -100,13 +100,19 @@ static int ir__open_kind(ir_socket_t* sock, ir_socket_kind_t kind) {
   sock->fd = fd;
   sock->kind = kind;
   int err = ir__configure(sock);
+  /* A small send buffer is for tests of back-pressure: sends then fail with
+   * EAGAIN long before the device queue is full. */
+  if (err == 0 && send_buffer > 0) {
+    err = ir__set_int(fd, SOL_SOCKET, SO_SNDBUF, send_buffer);
+  }
   if (err != 0) {
     ir__socket_close_fd(sock);
   }
   return err;
 }
 
-int ir__socket_open(ir_socket_t* sock, int family, ir_socket_mode_t mode) {
+int ir__socket_open(ir_socket_t* sock, int family, const ir_engine_config_t* config) {
+  ir_socket_mode_t mode = config->socket_mode;
   const char* fam = family == AF_INET ? "IPv4" : "IPv6";
   sock->family = family;
   sock->fd = -1;
@@ -130,7 +136,7 @@ int ir__socket_open(ir_socket_t* sock, int family, ir_socket_mode_t mode) {
    * socket, so it is reported as it is. */
   int dgram_err = 0;
   if (mode != IR_SOCKET_RAW) {
-    dgram_err = ir__open_kind(sock, IR_KIND_DGRAM);
+    dgram_err = ir__open_kind(sock, IR_KIND_DGRAM, config->send_buffer);
     if (dgram_err == 0) {
       return 0;
     }
@@ -145,7 +151,7 @@ int ir__socket_open(ir_socket_t* sock, int family, ir_socket_mode_t mode) {
       return dgram_err;
     }
   }
-  int raw_err = ir__open_kind(sock, IR_KIND_RAW);
+  int raw_err = ir__open_kind(sock, IR_KIND_RAW, config->send_buffer);
   if (raw_err == 0) {
     return 0;
   }
