@@ -238,9 +238,25 @@ static void ir__expirer_rearm(ir_engine_t* engine) {
   engine->expirer_due_ns = first->key;
 }
 
+ir_recent_t* ir__recent_slot(ir_engine_t* engine, uint32_t token) {
+  if (engine->recent == NULL) {
+    engine->recent = calloc(IR_RECENT_SLOTS, sizeof(ir_recent_t));
+    if (engine->recent == NULL) {
+      return NULL;
+    }
+  }
+  return &engine->recent[token & (IR_RECENT_SLOTS - 1)];
+}
+
 /* Called by the send path once the probe is on the wire and in the table. */
 void ir__probe_arm(ir_engine_t* engine, ir_probe_t* probe) {
   probe->state = IR_PROBE_IN_FLIGHT;
+  ir_recent_t* slot = ir__recent_slot(engine, probe->token);
+  if (slot != NULL) {
+    slot->token = probe->token;
+    slot->status = IR_RECENT_IN_FLIGHT;
+    slot->probe = probe;
+  }
   probe->deadline.key =
       probe->sent_mono_ns + (uint64_t)probe->spec.timeout_ms * 1000000u;
   probe->deadline.tie = probe->token;
@@ -291,13 +307,13 @@ void ir__probe_finish(ir_engine_t* engine, ir_probe_t* probe, ir_result_t* resul
   ir_heap_remove(&engine->deadlines, &probe->deadline);
   if (probe->state == IR_PROBE_IN_FLIGHT) {
     ir_table_remove(&engine->in_flight, &probe->spec.addr, probe->seq);
-    if (engine->recent == NULL) {
-      engine->recent = calloc(IR_RECENT_SLOTS, sizeof(ir_recent_t));
-    }
-    if (engine->recent != NULL) {
-      ir_recent_t* slot = &engine->recent[probe->token & (IR_RECENT_SLOTS - 1)];
+    /* Unless a newer probe in flight has taken the slot over. */
+    ir_recent_t* slot = ir__recent_slot(engine, probe->token);
+    if (slot != NULL &&
+        (slot->status != IR_RECENT_IN_FLIGHT || slot->token == probe->token)) {
       slot->token = probe->token;
       slot->status = (uint8_t)(result->status + 1);
+      slot->probe = NULL;
     }
   }
   probe->state = IR_PROBE_FREE;

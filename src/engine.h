@@ -77,7 +77,9 @@ typedef struct ir_counters_s {
   uint64_t send_retries; /* Sends repeated after EAGAIN/ENOBUFS/queued errors. */
   uint64_t late;         /* Replies to our probes that had already ended. */
   uint64_t duplicates;   /* Second replies to probes that had a reply. */
-  uint64_t foreign;      /* Echo replies that are not ours at all. */
+  uint64_t foreign;      /* Not ours at all, or ours from the wrong source. */
+  uint64_t corrupted;    /* To a probe in flight, but its payload is not ours. */
+  uint64_t wrong_seq;    /* Ours, from the right source, wrong sequence. */
   uint64_t malformed;    /* Packets that do not decode or fail the checksum. */
   uint64_t clock_steps;  /* RTTs taken from the monotonic clock instead. */
 } ir_counters_t;

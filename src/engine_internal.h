@@ -86,10 +86,16 @@ typedef struct ir_send_slot_s {
   } control;
 } ir_send_slot_t;
 
+/* What became of a probe, by token: in flight (with the probe), or how it
+ * ended. Tells a late reply from a duplicate, and a reply from the wrong
+ * source from one with the wrong sequence number. */
 typedef struct ir_recent_s {
   uint32_t token;
-  uint8_t status; /* ir_status_t + 1, so that 0 means "nothing remembered". */
+  uint8_t status;    /* ir_status_t + 1; 0 nothing remembered; see below. */
+  ir_probe_t* probe; /* While in flight only. */
 } ir_recent_t;
+
+#define IR_RECENT_IN_FLIGHT 0xff
 
 /* A simple LIFO pool of probes, grown a chunk at a time and freed whole. */
 typedef struct ir_probe_chunk_s {
@@ -147,6 +153,8 @@ const char* ir__socket_kind_name(ir_socket_kind_t kind);
 ir_socket_t* ir__engine_socket(ir_engine_t* engine, int family);
 void ir__probe_finish(ir_engine_t* engine, ir_probe_t* probe, ir_result_t* result);
 void ir__probe_arm(ir_engine_t* engine, ir_probe_t* probe);
+/* The slot that remembers token, or NULL when memory is short. */
+ir_recent_t* ir__recent_slot(ir_engine_t* engine, uint32_t token);
 void ir__result_init(const ir_probe_t* probe, ir_status_t status, ir_result_t* out);
 void ir__socket_update_poll(ir_socket_t* sock);
 

@@ -79,33 +79,49 @@ static bool ir__cookie_matches(const ir_engine_t* engine, const ir_probe_t* prob
   return memcmp(want, got, expected) == 0;
 }
 
-/* An answer that matches no probe in flight is counted, never reported. Ours
- * (our run cookie) is a duplicate if its probe ended with a reply, and late if
- * it ended otherwise or too long ago to remember; a token still in flight
- * means the answer came from the wrong address, which makes it foreign, as is
- * everything without our cookie. */
-static void ir__count_unmatched(ir_engine_t* engine, const ir_icmp_msg_t* msg) {
+/* An answer that matches no probe in flight is counted, never reported:
+ * - without our run cookie: corrupted if it came for a probe in flight (its
+ *   address and sequence), foreign otherwise (someone else's ping);
+ * - with it: by what became of the probe its token names. Still in flight,
+ *   the answer came from the wrong source (foreign) or with the wrong
+ *   sequence number; ended with a reply, it is a duplicate; ended otherwise
+ *   or too long ago to remember, it is late. */
+static void ir__count_unmatched(ir_engine_t* engine, const ir_icmp_msg_t* msg,
+                                const ir_addr_t* from, const ir_probe_t* at_key) {
+  ir_counters_t* c = &engine->counters;
   if (msg->cookie_len < IR_COOKIE_LEN || msg->run_cookie != engine->run_cookie) {
-    engine->counters.foreign++;
+    if (at_key != NULL) {
+      c->corrupted++;
+    } else {
+      c->foreign++;
+    }
     return;
   }
   uint32_t age = engine->next_token - msg->token;
   if (age == 0 || age > engine->next_token - 1) {
-    engine->counters.foreign++; /* A token we never issued. */
+    c->corrupted++; /* Our run, but a token never issued: a damaged payload. */
     return;
   }
+  const ir_recent_t* slot = NULL;
   if (engine->recent != NULL && age <= IR_RECENT_SLOTS) {
-    const ir_recent_t* slot = &engine->recent[msg->token & (IR_RECENT_SLOTS - 1)];
+    slot = &engine->recent[msg->token & (IR_RECENT_SLOTS - 1)];
     if (slot->token != msg->token) {
-      engine->counters.foreign++; /* Still in flight: wrong source. */
-    } else if (slot->status == IR_STATUS_REPLY + 1) {
-      engine->counters.duplicates++;
-    } else {
-      engine->counters.late++;
+      slot = NULL;
     }
-    return;
   }
-  engine->counters.late++;
+  if (slot == NULL) {
+    c->late++;
+  } else if (slot->status == IR_RECENT_IN_FLIGHT) {
+    if (!ir_addr_equal(from, &slot->probe->spec.addr)) {
+      c->foreign++;
+    } else {
+      c->wrong_seq++;
+    }
+  } else if (slot->status == IR_STATUS_REPLY + 1) {
+    c->duplicates++;
+  } else {
+    c->late++;
+  }
 }
 
 static void ir__handle_reply(ir_socket_t* sock, const uint8_t* buf, size_t len,
@@ -136,7 +152,7 @@ static void ir__handle_reply(ir_socket_t* sock, const uint8_t* buf, size_t len,
   }
   ir_probe_t* probe = ir_table_find(&engine->in_flight, &from, msg.seq);
   if (probe == NULL || !ir__cookie_matches(engine, probe, &msg)) {
-    ir__count_unmatched(engine, &msg);
+    ir__count_unmatched(engine, &msg, &from, probe);
     return;
   }
   ir_ancillary_t anc;
@@ -227,7 +243,7 @@ static void ir__handle_error(ir_socket_t* sock, const uint8_t* buf, size_t len,
   }
   ir_probe_t* probe = ir_table_find(&engine->in_flight, &dest, msg.seq);
   if (probe == NULL || !ir__cookie_matches(engine, probe, &msg)) {
-    ir__count_unmatched(engine, &msg);
+    ir__count_unmatched(engine, &msg, &dest, probe);
     return;
   }
   const struct sock_extended_err* ee = anc.ee;

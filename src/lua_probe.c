@@ -248,6 +248,8 @@ static int ir__l_stats(lua_State* L) {
                 {"late", c.late},
                 {"duplicates", c.duplicates},
                 {"foreign", c.foreign},
+                {"corrupted", c.corrupted},
+                {"wrong_seq", c.wrong_seq},
                 {"malformed", c.malformed},
                 {"clock_steps", c.clock_steps},
                 {"pending", rt->engine != NULL ? ir_engine_pending(rt->engine) : 0}};
