@@ -79,6 +79,42 @@ describe("icmprun.on_signal", function()
   end)
 end)
 
+describe("SIGINT during a sweep", function()
+  it("stops sending, hands out what is known, lets the script summarise, exits 130",
+    function()
+      local r = interrupted([[
+        local icmprun = require "icmprun"
+        local next_result, sweep = icmprun.sweep(
+          { "127.0.0.1", "::1", "192.0.2.2", "2001:db8:2::2" },
+          { rate = 0, count = 100000, interval = 10, timeout = 500 })
+        icmprun.on_signal("INT", function() sweep:stop() end)
+        local by_status, results = {}, 0
+        for r in next_result, sweep, nil, sweep do
+          results = results + 1
+          by_status[r.status] = (by_status[r.status] or 0) + 1
+          if results == 40 then print("ready") io.stdout:flush() end
+        end
+        local stats = icmprun.stats()
+        for _ = 1, 2000 do io.write("x") end -- Output must not be cut short.
+        print()
+        print(string.format("results %d sent %d replies %d timeouts %d cancelled %d",
+          results, stats.sent, by_status.reply or 0, by_status.timeout or 0,
+          by_status.error or 0))
+        os.exit(130)
+      ]], "INT")
+      assert.equal(130, r.code, explain(r))
+      assert.matches(string.rep("x", 2000) .. "\n", r.output)
+      local results, sent, replies, timeouts, cancelled = r.output:match(
+        "results (%d+) sent (%d+) replies (%d+) timeouts (%d+) cancelled (%d+)\n$")
+      assert.truthy(results, r.output)
+      -- Every probe sent has exactly one result, cancelled ones included.
+      assert.equal(sent, results)
+      assert.equal(tonumber(results), replies + timeouts + cancelled)
+      assert.is_true(tonumber(replies) >= 30)
+      assert.is_true(tonumber(sent) < 4 * 1000, "it went on sending: " .. sent)
+    end)
+end)
+
 describe("bundled commands", function()
   it("are listed by --list, one line each", function()
     local r = cli.icmprun_run({ "--list" })

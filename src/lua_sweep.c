@@ -73,6 +73,7 @@ struct ir_sweep_s {
   ir_lua_runtime_t* rt;
   int refs;
   bool closed;
+  bool stopped; /* stop(): nothing more is sent; what is known still comes. */
   bool pumping;
   char* error;        /* Set: the iterator raises it at once. */
   char* target_error; /* A bad target found while expanding lazily: raised
@@ -398,7 +399,7 @@ static void ir__sweep_pump(ir_sweep_t* s) {
   if (s->pumping) {
     return;
   }
-  if (s->closed || s->error != NULL || s->rt->engine == NULL) {
+  if (s->closed || s->stopped || s->error != NULL || s->rt->engine == NULL) {
     uv_idle_stop(&s->refill);
     return;
   }
@@ -505,7 +506,7 @@ static void ir__on_target_resolved(uv_getaddrinfo_t* req, int status,
   ir_block_t block;
   memset(&block, 0, sizeof(block));
   block.count = 1;
-  if (!s->closed) {
+  if (!s->closed && !s->stopped) {
     if (status != 0 || res == NULL ||
         ir_addr_from_sockaddr(res->ai_addr, &block.first)) {
       char message[512];
@@ -685,15 +686,11 @@ static int ir__l_sweep_next(lua_State* L) {
   return ir__sweep_step(L, LUA_OK, 0);
 }
 
-/* __close and __gc: nothing more is sent; what is in flight is cancelled. */
-static int ir__l_sweep_close(lua_State* L) {
-  ir_sweep_ref_t* ref = luaL_checkudata(L, 1, IR_SWEEP_META);
-  ir_sweep_t* s = ref->sweep;
-  if (s == NULL) {
-    return 0;
-  }
-  ref->sweep = NULL;
-  s->closed = true;
+/* Ends what a sweep still had to do, for stop and close: no further probe
+ * is sent, probes in flight are cancelled (through the result callback),
+ * and shots waiting to be resent end as the timeouts they were. */
+static void ir__sweep_wind_down(ir_sweep_t* s) {
+  s->lua_exhausted = true;
   uv_timer_stop(&s->timer);
   uv_idle_stop(&s->refill);
   if (s->rt->engine != NULL) {
@@ -702,6 +699,18 @@ static int ir__l_sweep_close(lua_State* L) {
   while (s->retry_head != NULL) {
     ir_shot_t* shot = s->retry_head;
     s->retry_head = shot->next_retry;
+    if (!s->closed) {
+      /* Its last attempt timed out, and no more will be made. */
+      ir_result_t result;
+      memset(&result, 0, sizeof(result));
+      result.status = IR_STATUS_TIMEOUT;
+      result.addr = shot->job->addr;
+      result.ttl = result.icmp_type = result.icmp_code = -1;
+      shot->attempt--;
+      if (!ir__results_push(s, &result, shot)) {
+        ir__sweep_fail(s, "sweep: out of memory for results");
+      }
+    }
     shot->job->live_shots--;
     ir_job_t* job = shot->job;
     ir__shot_free(s, shot);
@@ -714,13 +723,41 @@ static int ir__l_sweep_close(lua_State* L) {
     job->next_n = s->count + 1;
     ir__job_release(job);
   }
+  ir__source_release(s->current);
+  s->current = NULL;
+}
+
+/* sweep:stop(): nothing more is sent, probes in flight are cancelled and end
+ * as "error" results (err "operation canceled"), and the loop goes on with
+ * the results already known, then ends. Every probe sent still has exactly
+ * one result. For a SIGINT handler that wants a summary of what was done. */
+static int ir__l_sweep_stop(lua_State* L) {
+  ir_sweep_ref_t* ref = luaL_checkudata(L, 1, IR_SWEEP_META);
+  ir_sweep_t* s = ref->sweep;
+  if (s != NULL && !s->stopped) {
+    s->stopped = true;
+    ir__sweep_wind_down(s);
+    ir__sweep_wake(s);
+  }
+  return 0;
+}
+
+/* __close and __gc: nothing more is sent; what is in flight is cancelled,
+ * and nothing more is handed out. */
+static int ir__l_sweep_close(lua_State* L) {
+  ir_sweep_ref_t* ref = luaL_checkudata(L, 1, IR_SWEEP_META);
+  ir_sweep_t* s = ref->sweep;
+  if (s == NULL) {
+    return 0;
+  }
+  ref->sweep = NULL;
+  s->closed = true;
+  ir__sweep_wind_down(s);
   while (s->results_len > 0) {
     ir__source_release(s->results[s->results_head].source);
     s->results_head = (s->results_head + 1) % s->results_cap;
     s->results_len--;
   }
-  ir__source_release(s->current);
-  s->current = NULL;
   ir__sweep_wake(s);
   ir__sweep_release(s);
   return 0;
@@ -882,6 +919,8 @@ void ir_lua_register_sweep(lua_State* L, int module_index) {
     lua_newtable(L); /* mt methods */
     lua_pushcfunction(L, ir__l_sweep_close);
     lua_setfield(L, -2, "close");
+    lua_pushcfunction(L, ir__l_sweep_stop);
+    lua_setfield(L, -2, "stop");
     ir_lua_push_keys(L);                      /* mt methods keys */
     lua_pushvalue(L, -3);                     /* mt methods keys mt */
     lua_pushcclosure(L, ir__l_sweep_next, 2); /* mt methods next */
