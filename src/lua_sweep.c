@@ -98,6 +98,7 @@ struct ir_sweep_s {
   lua_Integer next_index; /* In a targets table (or 1 for a single string). */
   uint64_t expanded;      /* Addresses in all sources so far, for the limit. */
   ir_source_t* current;
+  ir_source_t* next_source; /* Fetched ahead, so turns keep their order. */
   bool resolving;
   char resolving_name[256];
   uv_getaddrinfo_t resolve;
@@ -110,8 +111,10 @@ struct ir_sweep_s {
   uint32_t in_flight; /* Shots handed to the engine and not yet returned. */
   double tokens;
   uint64_t tokens_at_ns;
-  uv_timer_t timer; /* Next token, or the next scheduled probe. */
-  uv_idle_t refill; /* Active while the engine's queue is full. */
+  uint64_t start_ns; /* When the sweep was made: new addresses' turns count from it. */
+  uint64_t drawn;    /* Addresses drawn from the targets so far. */
+  uv_timer_t timer;  /* Next token, or the next scheduled probe. */
+  uv_idle_t refill;  /* Active while the engine's queue is full. */
   bool handles_open;
   int closing_handles;
 
@@ -324,8 +327,10 @@ static void ir__arm_timer(ir_sweep_t* s, uint64_t at_ns, uint64_t now_ns) {
   uv_timer_start(&s->timer, ir__on_sweep_timer, ms, 0);
 }
 
-/* A shot for the job's next probe, and the job's next turn if it has one. */
-static ir_shot_t* ir__job_next_shot(ir_sweep_t* s, ir_job_t* job, uint64_t now_ns) {
+/* A shot for the job's next probe, whose turn came at due_ns; the probe after
+ * it is due one interval later (not one interval after it was really sent,
+ * so that a sweep that falls behind catches up instead of drifting). */
+static ir_shot_t* ir__job_next_shot(ir_sweep_t* s, ir_job_t* job, uint64_t due_ns) {
   ir_shot_t* shot = s->free_shots;
   if (shot != NULL) {
     s->free_shots = shot->next_retry;
@@ -339,7 +344,7 @@ static ir_shot_t* ir__job_next_shot(ir_sweep_t* s, ir_job_t* job, uint64_t now_n
   shot->timeout_ms = s->probe.timeout_ms;
   job->live_shots++;
   if (job->next_n <= s->count) {
-    job->next_send.key = now_ns + (uint64_t)(s->interval_ms * 1e6);
+    job->next_send.key = due_ns + (uint64_t)(s->interval_ms * 1e6);
     job->next_send.tie = s->schedule_ticket++;
     if (ir_heap_push(&s->schedule, &job->next_send) != 0) {
       job->next_n = s->count + 1; /* Out of memory: no further probes. */
@@ -352,9 +357,19 @@ static ir_shot_t* ir__job_next_shot(ir_sweep_t* s, ir_job_t* job, uint64_t now_n
 /* A job for the current source's next address, or NULL when it is done. */
 static ir_job_t* ir__next_job(ir_sweep_t* s) {
   uint64_t index;
-  if (s->current == NULL || !ir_walk_next(&s->current->walk, &index)) {
+  while (s->current != NULL && !ir_walk_next(&s->current->walk, &index)) {
+    /* On to the target fetched ahead, and ask the iterator for another. */
+    ir__source_release(s->current);
+    s->current = s->next_source;
+    s->next_source = NULL;
+    if (!s->lua_exhausted) {
+      ir__sweep_wake(s);
+    }
+  }
+  if (s->current == NULL) {
     return NULL;
   }
+  s->drawn++;
   ir_job_t* job = s->free_jobs;
   if (job != NULL) {
     s->free_jobs = (ir_job_t*)job->source;
@@ -433,25 +448,33 @@ static void ir__sweep_pump(ir_sweep_t* s) {
       if (s->retry_head == NULL) {
         s->retry_tail = NULL;
       }
-    } else if (due != NULL && due->key <= now) {
-      ir_heap_pop(&s->schedule);
-      shot = ir__job_next_shot(s, ir__container_of(due, ir_job_t, next_send), now);
     } else {
-      ir_job_t* job = ir__next_job(s);
-      if (job == NULL) {
-        if (s->current != NULL) {
-          ir__source_release(s->current);
-          s->current = NULL;
-        }
-        if (!s->lua_exhausted) {
-          ir__sweep_wake(s); /* The iterator fetches the next target. */
-        }
+      /* Probes go in the order of their turns, as fping schedules them: a new
+       * address's first probe has its turn at start + drawn / rate, and on a
+       * tie it goes first. Unpaced, new addresses always come first. */
+      bool due_now = due != NULL && due->key <= now;
+      uint64_t new_turn =
+          s->rate > 0 ? s->start_ns + (uint64_t)((double)s->drawn * 1e9 / s->rate)
+                      : now;
+      ir_job_t* job = NULL;
+      if (!due_now || new_turn <= due->key) {
+        job = ir__next_job(s);
+      }
+      if (job != NULL) {
+        shot = ir__job_next_shot(s, job, new_turn < now ? new_turn : now);
+      } else if (due_now) {
+        ir_heap_pop(&s->schedule);
+        shot =
+            ir__job_next_shot(s, ir__container_of(due, ir_job_t, next_send), due->key);
+      } else {
+        /* Nothing to send now: the iterator may have targets to fetch, or
+         * (found only now, when a token came) nothing left at all. */
+        ir__sweep_wake(s);
         if (due != NULL) {
           wake_at = due->key;
         }
         break;
       }
-      shot = ir__job_next_shot(s, job, now);
     }
     if (shot == NULL) {
       ir__sweep_fail(s, "sweep: out of memory");
@@ -495,7 +518,11 @@ static const char* ir__add_source(ir_sweep_t* s, const char* text,
   source->block = *block;
   ir_walk_init(&source->walk, block->count, s->random, s->seed ^ s->expanded);
   s->expanded += block->count;
-  s->current = source;
+  if (s->current == NULL) {
+    s->current = source;
+  } else {
+    s->next_source = source;
+  }
   return NULL;
 }
 
@@ -557,11 +584,13 @@ static bool ir__next_target_text(lua_State* L, ir_sweep_t* s, int ud) {
   return true;
 }
 
-/* Makes the next target current (or starts resolving it), in Lua context so
- * that an iterator of targets can run (its own errors propagate at once). A
- * bad target ends the expansion and is raised after the earlier results. */
+/* Fetches targets until one is current and one more is ready behind it (or
+ * one is resolving), in Lua context so that an iterator of targets can run
+ * (its own errors propagate at once). A bad target ends the expansion and is
+ * raised after the results of the targets before it. */
 static void ir__pull_targets(lua_State* L, ir_sweep_t* s, int ud) {
-  while (s->current == NULL && !s->resolving && !s->lua_exhausted && s->error == NULL) {
+  while ((s->current == NULL || s->next_source == NULL) && !s->resolving &&
+         !s->lua_exhausted && s->error == NULL) {
     if (!ir__next_target_text(L, s, ud)) {
       s->lua_exhausted = true;
       break;
@@ -618,8 +647,9 @@ static void ir__pull_targets(lua_State* L, ir_sweep_t* s, int ud) {
 /* ---- The iterator ---------------------------------------------------------- */
 
 static bool ir__sweep_finished(const ir_sweep_t* s) {
-  return s->lua_exhausted && s->current == NULL && !s->resolving && s->in_flight == 0 &&
-         s->retry_head == NULL && s->schedule.len == 0 && s->results_len == 0;
+  return s->lua_exhausted && s->current == NULL && s->next_source == NULL &&
+         !s->resolving && s->in_flight == 0 && s->retry_head == NULL &&
+         s->schedule.len == 0 && s->results_len == 0;
 }
 
 /* The sweep argument of the iterator. Upvalue 2 is the sweep metatable:
@@ -724,7 +754,8 @@ static void ir__sweep_wind_down(ir_sweep_t* s) {
     ir__job_release(job);
   }
   ir__source_release(s->current);
-  s->current = NULL;
+  ir__source_release(s->next_source);
+  s->current = s->next_source = NULL;
 }
 
 /* sweep:stop(): nothing more is sent, probes in flight are cancelled and end
@@ -897,6 +928,7 @@ static int ir__l_sweep(lua_State* L) {
   s->next_index = 1;
   s->tokens = fmin(IR_SWEEP_MAX_BURST, fmax(1.0, s->rate / 100.0));
   s->tokens_at_ns = uv_hrtime();
+  s->start_ns = s->tokens_at_ns;
   ir_heap_init(&s->schedule);
   uv_timer_init(&rt->loop, &s->timer);
   s->timer.data = s;
