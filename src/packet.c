@@ -224,10 +224,13 @@ const char* ir_icmp_describe(int family, int type, int code) {
     return code == 1 ? "Frag reassembly time exceeded" : "Time to live exceeded";
   if (family == AF_INET6 && type == IR_ICMP6_DEST_UNREACH) {
     static const char* const unreach6[] = {
-        "No route",         "Administratively prohibited",
-        "Beyond scope",     "Address unreachable",
-        "Port unreachable", "Source address failed policy",
-        "Reject route"};
+        "Destination unreachable: No route",
+        "Destination unreachable: Administratively prohibited",
+        "Destination unreachable: Beyond scope of source address",
+        "Destination unreachable: Address unreachable",
+        "Destination unreachable: Port unreachable",
+        "Destination unreachable: Source address failed ingress/egress policy",
+        "Destination unreachable: Reject route to destination"};
     if (code >= 0 && code < (int)(sizeof(unreach6) / sizeof(unreach6[0])))
       return unreach6[code];
     return "Destination unreachable";

@@ -414,8 +414,10 @@ static void test_describe(void) {
   CHECK(strcmp(ir_icmp_describe(AF_INET, 3, 13), "Packet filtered") == 0);
   CHECK(strcmp(ir_icmp_describe(AF_INET, 3, 99), "Destination Unreachable") == 0);
   CHECK(strcmp(ir_icmp_describe(AF_INET, 11, 0), "Time to live exceeded") == 0);
-  CHECK(strcmp(ir_icmp_describe(AF_INET6, 1, 0), "No route") == 0);
-  CHECK(strcmp(ir_icmp_describe(AF_INET6, 1, 3), "Address unreachable") == 0);
+  CHECK(strcmp(ir_icmp_describe(AF_INET6, 1, 0), "Destination unreachable: No route") ==
+        0);
+  CHECK(strcmp(ir_icmp_describe(AF_INET6, 1, 3),
+               "Destination unreachable: Address unreachable") == 0);
   CHECK(strcmp(ir_icmp_describe(AF_INET6, 3, 0), "Time exceeded: Hop limit") == 0);
   CHECK(strcmp(ir_icmp_describe(AF_INET6, 2, 0), "Packet too big") == 0);
   CHECK(strcmp(ir_icmp_describe(AF_INET, 12, 0), "ICMP error") == 0);
