@@ -5,14 +5,17 @@
 --
 --   icmprun examples/sweep.lua 127.0.0.0/24 ::1
 local icmprun = require "icmprun"
+local cli = require "icmprun.cli"
 
-if #arg == 0 then
-  io.stderr:write("usage: icmprun examples/sweep.lua TARGET...\n")
-  os.exit(2)
+local parser = cli.parser("sweep.lua", "Sweep some blocks and say which addresses answer.")
+parser:argument("targets", "Addresses, CIDR blocks, ranges or host names."):args("+")
+local args, status = cli.handle(parser, arg)
+if not args then
+  os.exit(status)
 end
 
 local alive, silent, other = 0, 0, 0
-for r in icmprun.sweep(arg, { rate = 10000, timeout = 500, retries = 1 }) do
+for r in icmprun.sweep(args.targets, { rate = 10000, timeout = 500, retries = 1 }) do
   if r.status == "reply" then
     alive = alive + 1
     print(string.format("%-40s alive  %.3f ms", r.addr, r.rtt))

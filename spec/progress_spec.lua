@@ -80,6 +80,24 @@ describe("icmprun.progress", function()
     assert.equal(2, #stream.writes)
   end)
 
+  it("blanks the line on clear and draws it again at the next redraw", function()
+    local stream, clock = memory_stream(), manual_clock()
+    local p = progress.new({ total = 4, stream = stream, enabled = true, clock = clock.now })
+    p:update(1)
+    local width = #stream.writes[1] - 1
+    p:clear()
+    assert.equal("\r" .. string.rep(" ", width) .. "\r", stream.writes[2])
+    p:clear() -- nothing on screen: nothing to blank
+    p:update(2) -- within the interval: not yet
+    assert.equal(2, #stream.writes)
+    clock.t = clock.t + 1
+    p:update(3)
+    assert.matches("^\r3/4 ", stream.writes[3])
+    p:finish()
+    p:clear()
+    assert.equal(4, #stream.writes)
+  end)
+
   it("finishes without output when nothing was drawn", function()
     local stream = memory_stream()
     progress.new({ stream = stream, enabled = true, clock = os.clock }):finish()

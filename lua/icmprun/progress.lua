@@ -194,13 +194,8 @@ function Progress:tick(n)
   self:update(self.done + (n or 1))
 end
 
---- Clears the line (the display leaves nothing behind); later updates are
--- silent.
-function Progress:finish()
-  if self.finished then
-    return
-  end
-  self.finished = true
+-- Blanks the line on screen, leaving the cursor at its start.
+local function blank(self)
   if self.enabled and self.width > 0 then
     self.stream:write("\r", string_rep(" ", self.width), "\r")
     if self.stream.flush then
@@ -208,6 +203,25 @@ function Progress:finish()
     end
     self.width = 0
   end
+end
+
+--- Blanks the line for now, so that other output to the same terminal (a
+-- line on stdout, say) does not land in the middle of it; the next redraw,
+-- still at most every `interval`, draws it again.
+function Progress:clear()
+  if not self.finished then
+    blank(self)
+  end
+end
+
+--- Clears the line (the display leaves nothing behind); later updates are
+-- silent.
+function Progress:finish()
+  if self.finished then
+    return
+  end
+  self.finished = true
+  blank(self)
 end
 
 return M

@@ -1,0 +1,267 @@
+--- `icmprun ping`: iputils ping's options, lines, summary and exit codes.
+--
+-- iputils 20221126 is the reference, as `ping -n` prints (no reverse
+-- lookups): the same header, reply and error lines, the same summary with
+-- mdev, and its exit codes (0: some reply came back, 1: none did, 2: an
+-- error such as a bad option or a name that does not resolve). Without `-c`
+-- it pings until Ctrl-C, which prints the summary, as ping does.
+--
+-- Each probe runs in a task of its own, so a slow or lost reply never delays
+-- the next send; `-W` is each probe's timeout (iputils waits that long for
+-- the last reply), and a reply that comes later is not counted.
+--
+-- `examples/ping.lua` runs this command; so does `icmprun ping`.
+-- @module icmprun.commands.ping
+local icmprun = require "icmprun"
+local cli = require "icmprun.cli"
+local stats = require "icmprun.stats"
+
+local M = {}
+
+M.summary = "send ICMP echo requests to one host, like iputils ping (-c -i -W -s -t -Q -4 -6 -q)"
+
+local io_stderr, io_stdout = io.stderr, io.stdout
+local math_floor, math_tointeger = math.floor, math.tointeger
+local string_format = string.format
+local table_concat = table.concat
+
+--- iputils' time line rule: fewer decimals as the RTT grows.
+-- @tparam number ms
+-- @treturn string
+function M.format_time(ms)
+  if ms >= 99.95 then
+    return string_format("%.0f", ms)
+  elseif ms >= 9.995 then
+    return string_format("%.1f", ms)
+  elseif ms >= 1 then
+    return string_format("%.2f", ms)
+  end
+  return string_format("%.3f", ms)
+end
+
+-- An argparse converter for a number in [min, max], integral if asked; its
+-- message names the option, as iputils' does the value and the range.
+local function number_in(option, min, max, integral)
+  return function(text)
+    local x = tonumber(text)
+    if integral and x then
+      x = math_tointeger(x)
+    end
+    if x == nil or x ~= x or x < min or x > max then
+      return nil, string_format("option '%s': invalid argument '%s': %s %s to %s", option, text,
+        integral and "an integer from" or "a number from", min, max)
+    end
+    return x
+  end
+end
+
+local function build_parser(name)
+  local parser = cli.parser(name, "Send ICMP echo requests to a host and report the "
+    .. "replies, as iputils ping does.", "Exit status: 0 if any reply came back, 1 if "
+    .. "none did, 2 on an error.")
+  parser:help_max_width(80)
+  parser:argument("destination", "Address or host name.")
+  parser:option("-c --count", "Stop after sending this many probes (default: until Ctrl-C).")
+    :convert(number_in("-c", 1, math.maxinteger, true))
+  parser:option("-i --interval", "Seconds between probes.", "1")
+    :convert(number_in("-i", 0.002, 86400, false))
+  parser:option("-W --timeout", "Seconds to wait for each reply.", "10")
+    :convert(number_in("-W", 0.001, 86400, false))
+  parser:option("-s --size", "Payload bytes.", "56"):convert(number_in("-s", 0, 65507, true))
+  parser:option("-t --ttl", "IP time to live / IPv6 hop limit.")
+    :convert(number_in("-t", 1, 255, true))
+  parser:option("-Q --tos", "TOS byte / IPv6 traffic class (decimal or 0x hex).")
+    :convert(number_in("-Q", 0, 255, true))
+  parser:flag("-4", "Use IPv4 only.")
+  parser:flag("-6", "Use IPv6 only.")
+  parser:flag("-q --quiet", "Print only the first line and the summary.")
+  return parser
+end
+
+-- iputils prefixes ICMPv6 destination-unreachable codes with the type; the
+-- engine's text (`r.err`) is the code alone there ("No route").
+
+--- The text after "From ADDR icmp_seq=N " for a result that is neither a
+-- reply nor a timeout, in iputils' words.
+-- @tparam table r the result
+-- @tparam boolean v6 whether the destination is IPv6
+-- @treturn string
+function M.error_text(r, v6)
+  if r.icmp_type == nil then
+    -- No ICMP message: the kernel refused the send, as it does over an
+    -- unreachable route. iputils fails at connect() there; we report it
+    -- per probe, in the words the router's ICMP error would have had.
+    if r.status == "unreachable" then
+      return v6 and "Destination unreachable: No route" or "Destination Host Unreachable"
+    end
+    return r.err or r.status
+  end
+  return r.err or r.status
+end
+
+--- ping's first line.
+-- @tparam string destination as the user typed it
+-- @tparam string addr the address it resolved to
+-- @tparam integer size payload bytes
+-- @treturn string
+function M.format_header(destination, addr, size)
+  if addr:find(":", 1, true) then
+    return string_format("PING %s(%s) %d data bytes", destination, addr, size)
+  end
+  -- IPv4's line also gives the IP datagram's size: 20 bytes of IP header
+  -- and 8 of ICMP header around the payload.
+  return string_format("PING %s (%s) %d(%d) bytes of data.", destination, addr, size,
+    size + 28)
+end
+
+--- The line of one result (nil for a timeout, which ping does not print).
+-- @tparam table r the result
+-- @tparam integer n its icmp_seq, from 1
+-- @tparam string addr the destination's address
+-- @treturn ?string
+function M.format_result(r, n, addr)
+  if r.status == "timeout" then
+    return nil
+  elseif r.status == "reply" then
+    return string_format("%d bytes from %s: icmp_seq=%d%s time=%s ms", r.bytes,
+      r.from or addr, n, r.ttl and (" ttl=" .. r.ttl) or "", M.format_time(r.rtt))
+  end
+  return string_format("From %s icmp_seq=%d %s", r.from or addr, n,
+    M.error_text(r, addr:find(":", 1, true) ~= nil))
+end
+
+--- ping's summary: the statistics header, the counts line and the rtt line
+-- (or the empty line iputils prints instead when nothing answered).
+-- @tparam string destination as the user typed it
+-- @tparam table t `transmitted`, `time_ms`, `stats` (a Stats object of the
+--   results), `duplicates` and `corrupted` (engine counters)
+-- @treturn string the lines, each ending with a newline, after an empty one
+function M.format_summary(destination, t)
+  local s = t.stats
+  local extras = {}
+  if (t.duplicates or 0) > 0 then
+    extras[#extras + 1] = string_format(", +%d duplicates", t.duplicates)
+  end
+  if (t.corrupted or 0) > 0 then
+    extras[#extras + 1] = string_format(", +%d corrupted", t.corrupted)
+  end
+  if s.errors > 0 then
+    extras[#extras + 1] = string_format(", +%d errors", s.errors)
+  end
+  if t.transmitted > 0 then
+    -- Probes still in flight count as sent and not received, as in ping.
+    extras[#extras + 1] = string_format(", %g%% packet loss, time %dms",
+      (t.transmitted - s.received) * 100 / t.transmitted, t.time_ms)
+  end
+  local min, avg, max, mdev = s:summary()
+  return string_format("\n--- %s ping statistics ---\n%d packets transmitted, %d received%s\n%s\n",
+    destination, t.transmitted, s.received, table_concat(extras),
+    min and string_format("rtt min/avg/max/mdev = %.3f/%.3f/%.3f/%.3f ms", min, avg, max, mdev)
+      or "")
+end
+
+-- Parses the command line: the arguments, or nil and the exit status.
+local function parse(name, argv)
+  local parser = build_parser(name)
+  local args, message, status = cli.parse(parser, argv)
+  if not args then
+    if status ~= 0 then
+      io_stderr:write(parser:get_usage(), "\n\n")
+    end
+    return nil, cli.fail(name, message, status)
+  end
+  if args["4"] and args["6"] then
+    return nil, cli.fail(name, "only one -4 or -6 option may be specified", 2)
+  end
+  return args
+end
+
+--- Runs the command.
+-- @tparam table arg the command line (arg[0] is the program's name)
+-- @treturn integer exit status
+function M.run(arg)
+  local name = tostring(arg[0] or "ping"):match("([^/]*)$")
+  local args, status = parse(name, arg)
+  if not args then
+    return status
+  end
+  local family = (args["4"] and 4) or (args["6"] and 6) or nil
+  local addr, err = icmprun.resolve(args.destination, { family = family })
+  if not addr then
+    return cli.fail(name, err, 2)
+  end
+  local opts = { timeout = args.timeout * 1000, size = args.size, ttl = args.ttl, tos = args.tos }
+  io_stdout:write(M.format_header(args.destination, addr, args.size), "\n")
+  io_stdout:flush()
+
+  local results = stats.new()
+  local counters_before = icmprun.stats()
+  local transmitted = 0
+  local started = icmprun.now()
+  -- iputils' "time" runs from the first send to the last thing that
+  -- happened: a send or an answer (timeouts do not count).
+  local last_activity = started
+  local failure = nil -- why a probe could not be made at all (no socket)
+
+  local function summary()
+    local counters = stats.delta(counters_before, icmprun.stats())
+    io_stdout:write(M.format_summary(args.destination, {
+      transmitted = transmitted, stats = results,
+      time_ms = math_floor(last_activity - started + 0.5),
+      duplicates = counters.duplicates, corrupted = counters.corrupted,
+    }))
+    io_stdout:flush()
+    return results.received > 0 and 0 or 1
+  end
+
+  -- Ctrl-C ends ping with its summary. The handler runs as a task while
+  -- probes may still be in flight: they count as lost, as in ping.
+  icmprun.on_signal("INT", function()
+    os.exit(summary())
+  end)
+
+  -- One task per probe, so that the next send never waits for a reply.
+  local function probe(n)
+    local r, perr = icmprun.ping(addr, opts)
+    if not r then
+      failure = failure or perr
+      transmitted = transmitted - 1 -- nothing went out
+      return
+    end
+    if r.status ~= "timeout" then
+      last_activity = icmprun.now()
+    end
+    results:add(r)
+    local line = not args.quiet and M.format_result(r, n, addr)
+    if line then
+      io_stdout:write(line, "\n")
+      io_stdout:flush()
+    end
+  end
+
+  local in_flight = {} -- n -> task, while its probe is out
+  local n = 0
+  while not failure and (args.count == nil or n < args.count) do
+    n = n + 1
+    local seq = n
+    transmitted = transmitted + 1
+    last_activity = icmprun.now()
+    in_flight[seq] = icmprun.spawn(function()
+      probe(seq)
+      in_flight[seq] = nil
+    end)
+    if args.count == nil or n < args.count then
+      icmprun.sleep(args.interval * 1000)
+    end
+  end
+  for _, task in pairs(in_flight) do
+    task:join()
+  end
+  icmprun.on_signal("INT", nil)
+  if failure then
+    return cli.fail(name, failure, 2)
+  end
+  return summary()
+end
+
+return M

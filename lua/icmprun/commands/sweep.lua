@@ -1,0 +1,244 @@
+--- `icmprun sweep`: list the addresses of some blocks that answer.
+--
+-- One `icmprun.sweep` over every target (addresses, CIDR blocks, ranges,
+-- names): each address that answers is printed once, as soon as it does, one
+-- per line, as `fping -a` prints them. A progress line (done/total, rate,
+-- ETA) is drawn on stderr when stderr is a terminal.
+--
+-- `--json` or `--csv` report every result instead (JSON lines through
+-- `icmprun.report.jsonl`, with one overall summary line at the end; CSV
+-- through `icmprun.report.csv`); with `-o FILE` the report goes to that file
+-- and the answering addresses still go to stdout.
+--
+-- Exit status: 0 if any address answered, 1 if none did, 2 on a usage error
+-- (a bad option, a malformed target, a name that does not resolve: the sweep
+-- stops at it), 130 after Ctrl-C (what was known is still reported).
+-- @module icmprun.commands.sweep
+local icmprun = require "icmprun"
+local cli = require "icmprun.cli"
+local csv = require "icmprun.report.csv"
+local jsonl = require "icmprun.report.jsonl"
+local progress = require "icmprun.progress"
+local stats = require "icmprun.stats"
+
+local M = {}
+
+M.summary = "list the addresses of CIDR blocks that answer (--json/--csv for every result)"
+
+local io_stderr, io_stdout = io.stderr, io.stdout
+local math_tointeger = math.tointeger
+local string_format = string.format
+
+-- An argparse converter for a number in [min, max], integral if asked.
+local function number_in(option, min, max, integral)
+  return function(text)
+    local x = tonumber(text)
+    if integral and x then
+      x = math_tointeger(x)
+    end
+    if x == nil or x ~= x or x < min or x > max then
+      return nil, string_format("option '%s': invalid argument '%s': %s %s to %s", option, text,
+        integral and "an integer from" or "a number from", min, max)
+    end
+    return x
+  end
+end
+
+local function build_parser(name)
+  local parser = cli.parser(name, "Probe every address of some blocks and list those that "
+    .. "answer, one per line.", "Exit status: 0 if any address answered, 1 if none did, 2 "
+    .. "on a usage error, 130 after Ctrl-C.")
+  parser:help_max_width(80)
+  parser:argument("targets", "Addresses, CIDR blocks (127.0.0.0/24), ranges "
+    .. "(127.0.0.1-127.0.0.9) or host names."):args("+")
+  parser:option("-r --rate", "Probes per second over the whole sweep (0: as fast as "
+    .. "possible).", "1000"):convert(number_in("--rate", 0, 1e9, false))
+  parser:option("-t --timeout", "Milliseconds to wait for each reply.", "1000")
+    :convert(number_in("--timeout", 1, 86400000, false))
+  parser:option("--retries", "Probes to resend to an address that did not answer.", "1")
+    :convert(number_in("--retries", 0, 1000, true))
+  parser:option("--backoff", "Timeout factor for each retry.", "1.5")
+    :convert(number_in("--backoff", 1, 100, false))
+  parser:option("-c --count", "Probes per address; an address that answers any of them "
+    .. "is listed.", "1"):convert(number_in("--count", 1, 1e9, true))
+  parser:option("-p --interval", "Milliseconds between the probes to one address (with "
+    .. "--count).", "1000"):convert(number_in("--interval", 0, 86400000, false))
+  parser:flag("-4", "IPv4 only: names resolve to IPv4, IPv6 targets are refused.")
+  parser:flag("-6", "IPv6 only: names resolve to IPv6, IPv4 targets are refused.")
+  parser:flag("--random", "Probe the addresses of each block in a random order.")
+  parser:option("--seed", "Seed of the random order, to repeat it.")
+    :convert(number_in("--seed", 0, 2 ^ 53, true))
+  parser:mutex(
+    parser:flag("--json", "Write every result as a JSON line, and a summary line."),
+    parser:flag("--csv", "Write every result as a CSV row, after a header row."))
+  parser:option("-o --output", "Write the --json or --csv report to this file instead of "
+    .. "stdout.")
+  parser:flag("-s --stats", "Print a summary on stderr at the end.")
+  return parser
+end
+
+--- How many addresses a target holds, when that is cheap to know: a CIDR
+-- block, a single address, an IPv4 range or a name (one). nil for an IPv6
+-- range, whose size the progress display can do without, and for a block
+-- too large to count in integers (beyond 2^53 addresses).
+-- @tparam string target
+-- @treturn ?integer
+function M.target_size(target)
+  local prefix = target:match("/(%d+)$")
+  if prefix then
+    local bits = (target:find(":", 1, true) and 128 or 32) - tonumber(prefix)
+    return bits <= 53 and 1 << bits or nil
+  end
+  local first, last = target:match("^([%d.]+)%-([%d.]+)$")
+  if first then
+    local function value(a)
+      local x = 0
+      for octet in a:gmatch("%d+") do
+        x = x * 256 + tonumber(octet)
+      end
+      return x
+    end
+    return value(last) - value(first) + 1
+  end
+  if target:find("-", 1, true) and target:find(":", 1, true) then
+    return nil
+  end
+  return 1
+end
+
+-- The total number of results a sweep will give, or nil if unknown.
+local function expected_results(targets, count)
+  local total = 0
+  for _, t in ipairs(targets) do
+    local size = M.target_size(t)
+    if not size then return nil end
+    total = total + size * count
+  end
+  return total
+end
+
+-- The message of an error raised by icmprun.sweep, without the position
+-- and the "bad argument" wrapping meant for programmers.
+local function plain(message)
+  message = tostring(message):gsub("^[^\n]-:%d+: ", "")
+  message = message:match("^bad argument #%d+ to '[^']*' %((.*)%)$") or message
+  return (message:gsub("^sweep: ", ""))
+end
+
+-- Opens the --json/--csv report: the writer (nil without one) and the file
+-- handle it writes to, or nil, nil and the message of a file that cannot be
+-- created.
+local function open_report(args)
+  local fh = io_stdout
+  if args.output then
+    local err
+    fh, err = io.open(args.output, "w")
+    if not fh then
+      return nil, nil, err
+    end
+  end
+  if args.json then
+    return jsonl.new(fh), fh
+  elseif args.csv then
+    return csv.new(fh), fh
+  end
+  return nil, fh
+end
+
+-- The -s line: counts, and the RTTs when anything answered.
+local function stats_line(overall, alive)
+  local min, avg, max = overall:summary()
+  return string_format("%d results, %d addresses answered, %d replies, %d timeouts, %d errors%s",
+    overall.sent, alive, overall.received, overall.by_status.timeout, overall.errors,
+    min and string_format(", rtt min/avg/max = %.3f/%.3f/%.3f ms", min, avg, max) or "")
+end
+
+--- Runs the command.
+-- @tparam table arg the command line (arg[0] is the program's name)
+-- @treturn integer exit status
+function M.run(arg)
+  local name = tostring(arg[0] or "sweep"):match("([^/]*)$")
+  local args, status = cli.handle(build_parser(name), arg)
+  if not args then
+    return status
+  end
+  if args["4"] and args["6"] then
+    return cli.fail(name, "only one of -4 and -6 may be given", 2)
+  end
+  if args.output and not (args.json or args.csv) then
+    return cli.fail(name, "--output needs --json or --csv", 2)
+  end
+  local ok, iterate, sweep, control, closing = pcall(icmprun.sweep, args.targets, {
+    rate = args.rate, timeout = args.timeout, retries = args.retries,
+    backoff = args.backoff, count = args.count, interval = args.interval,
+    family = (args["4"] and 4) or (args["6"] and 6) or nil,
+    order = args.random and "random" or nil, seed = args.seed,
+  })
+  if not ok then
+    return cli.fail(name, plain(iterate), 2)
+  end
+  local writer, report_fh, open_err = open_report(args)
+  if not report_fh then
+    closing:close() -- nothing was sent: a sweep sends as it is iterated
+    return cli.fail(name, open_err, 2)
+  end
+  -- The list of answering addresses goes to stdout unless the report does.
+  local list = writer == nil or args.output ~= nil
+
+  local overall = stats.new()
+  local answered = {} -- address -> true, only needed when an address has several probes
+  local alive = 0
+  local bar = progress.new({ total = expected_results(args.targets, args.count),
+    stream = io_stderr, label = name })
+  -- When the list and the progress line share a terminal, the line is
+  -- blanked before each address, so that addresses never land inside it.
+  local share_terminal = list and bar.enabled and progress.is_terminal(io_stdout)
+  local interrupted = false
+  icmprun.on_signal("INT", function()
+    -- Send nothing more; the probes in flight end (as "operation canceled"
+    -- errors) and everything known is still reported.
+    interrupted = true
+    sweep:stop()
+  end)
+
+  local swept, err = pcall(function()
+    for r in iterate, sweep, control, closing do
+      overall:add(r)
+      bar:update(overall.sent)
+      if writer then
+        writer:result(r)
+      end
+      if r.status == "reply" and not answered[r.addr] then
+        answered[r.addr] = args.count > 1 or nil
+        alive = alive + 1
+        if list then
+          if share_terminal then
+            bar:clear()
+          end
+          io_stdout:write(r.addr, "\n")
+          io_stdout:flush()
+        end
+      end
+    end
+  end)
+  bar:finish()
+  icmprun.on_signal("INT", nil)
+  if args.json then
+    writer:summary(nil, overall)
+  end
+  if writer then
+    writer:close()
+  end
+  if report_fh ~= io_stdout then
+    report_fh:close()
+  end
+  if args.stats then
+    io_stderr:write(stats_line(overall, alive), "\n")
+  end
+  if not swept then
+    return cli.fail(name, plain(err), 2)
+  end
+  return interrupted and 130 or (alive > 0 and 0 or 1)
+end
+
+return M
