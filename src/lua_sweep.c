@@ -92,6 +92,8 @@ struct ir_sweep_s {
   uint64_t limit;
   uint32_t window;
   bool every_attempt;
+  uint32_t shard_index; /* 0-based: this sweep is shard index + 1 of count. */
+  uint32_t shard_count;
 
   /* Targets: where the next source comes from. */
   bool lua_exhausted;
@@ -356,8 +358,18 @@ static ir_shot_t* ir__job_next_shot(ir_sweep_t* s, ir_job_t* job, uint64_t due_n
 
 /* A job for the current source's next address, or NULL when it is done. */
 static ir_job_t* ir__next_job(ir_sweep_t* s) {
-  uint64_t index;
-  while (s->current != NULL && !ir_walk_next(&s->current->walk, &index)) {
+  uint64_t index = 0;
+  while (s->current != NULL) {
+    if (ir_walk_next(&s->current->walk, &index)) {
+      /* Shard i of n takes the addresses at positions i, i + n, ... of each
+       * target's walk, as zmap does: disjoint shards that together cover
+       * every address once, given the same targets, order and seed. */
+      uint64_t position = s->current->walk.emitted - 1;
+      if (position % s->shard_count == s->shard_index) {
+        break;
+      }
+      continue;
+    }
     /* On to the target fetched ahead, and ask the iterator for another. */
     ir__source_release(s->current);
     s->current = s->next_source;
@@ -796,7 +808,39 @@ static int ir__l_sweep_close(lua_State* L) {
 
 static const char* const ir__sweep_options[] = {
     "count", "interval", "rate",   "retries",       "backoff", "order",
-    "seed",  "limit",    "window", "every_attempt", NULL};
+    "seed",  "limit",    "window", "every_attempt", "shard",   NULL};
+
+/* opts.shard = {i, n}: this sweep is shard i of n (1 <= i <= n). With a
+ * random order, every shard must walk the same permutation, so the seed must
+ * be given. */
+static void ir__sweep_shard_read(lua_State* L, ir_sweep_t* s, bool has_seed) {
+  s->shard_index = 0;
+  s->shard_count = 1;
+  if (lua_getfield(L, 2, "shard") == LUA_TNIL) { /* shard */
+    lua_pop(L, 1);                               /* */
+    return;
+  }
+  lua_Integer i = 0, n = 0;
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    lua_rawgeti(L, -1, 1); /* shard i */
+    lua_rawgeti(L, -2, 2); /* shard i n */
+    i = lua_isinteger(L, -2) ? lua_tointeger(L, -2) : 0;
+    n = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+    lua_pop(L, 2); /* shard */
+  }
+  lua_pop(L, 1); /* */
+  if (n < 1 || n > 1000000 || i < 1 || i > n) {
+    luaL_argerror(L, 2,
+                  "option 'shard' must be {i, n} with integers 1 <= i <= n <= 1000000");
+  }
+  if (n > 1 && s->random && !has_seed) {
+    luaL_argerror(L, 2,
+                  "option 'shard' with order \"random\" needs the 'seed' that "
+                  "every shard shares");
+  }
+  s->shard_index = (uint32_t)(i - 1);
+  s->shard_count = (uint32_t)n;
+}
 
 static void ir__sweep_options_read(lua_State* L, ir_sweep_t* s) {
   double count = 1, interval = 1000, rate = IR_SWEEP_DEFAULT_RATE, retries = 0,
@@ -829,6 +873,10 @@ static void ir__sweep_options_read(lua_State* L, ir_sweep_t* s) {
     lua_getfield(L, 2, "every_attempt"); /* every */
     s->every_attempt = lua_toboolean(L, -1);
     lua_pop(L, 1); /* */
+    ir__sweep_shard_read(L, s, seed >= 0);
+  }
+  if (s->shard_count == 0) {
+    s->shard_count = 1; /* No options table: the only shard. */
   }
   s->count = (uint32_t)count;
   s->interval_ms = interval;

@@ -68,6 +68,17 @@ local function build_parser(name)
   parser:flag("--random", "Probe the addresses of each block in a random order.")
   parser:option("--seed", "Seed of the random order, to repeat it.")
     :convert(number_in("--seed", 0, 2 ^ 53, true))
+  parser:option("--shard", "Probe only shard I of N (I/N): N machines, each with its own "
+    .. "I and the same targets, order and --seed, cover every address exactly once.")
+    :convert(function(text)
+      local i, n = text:match("^(%d+)/(%d+)$")
+      i, n = tonumber(i), tonumber(n)
+      if not i or i < 1 or i > n then
+        return nil, string_format("option '--shard': invalid argument '%s': I/N with "
+          .. "1 <= I <= N", text)
+      end
+      return { i, n }
+    end)
   parser:mutex(
     parser:flag("--json", "Write every result as a JSON line, and a summary line."),
     parser:flag("--csv", "Write every result as a CSV row, after a header row."))
@@ -172,7 +183,7 @@ function M.run(arg)
     rate = args.rate, timeout = args.timeout, retries = args.retries,
     backoff = args.backoff, count = args.count, interval = args.interval,
     family = (args["4"] and 4) or (args["6"] and 6) or nil,
-    order = args.random and "random" or nil, seed = args.seed,
+    order = args.random and "random" or nil, seed = args.seed, shard = args.shard,
   })
   if not ok then
     return cli.fail(name, plain(iterate), 2)
