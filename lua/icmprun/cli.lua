@@ -148,4 +148,25 @@ function M.handle(parser, argv, code)
   return nil, M.fail(name, message, code or status)
 end
 
+--- An argparse converter for a number in [min, max], an integer if asked,
+-- whose message names the option, the value and the range.
+-- @tparam string option the option's name, as the user types it
+-- @tparam number min
+-- @tparam number max
+-- @tparam boolean integral
+-- @treturn function for `parser:option(...):convert(...)`
+function M.number_in(option, min, max, integral)
+  return function(text)
+    local x = tonumber(text)
+    if integral and x then
+      x = math.tointeger(x)
+    end
+    if x == nil or x ~= x or x < min or x > max then
+      return nil, string.format("option '%s': invalid argument '%s': %s %s to %s", option,
+        text, integral and "an integer from" or "a number from", min, max)
+    end
+    return x
+  end
+end
+
 return M

@@ -21,7 +21,7 @@ local M = {}
 M.summary = "send ICMP echo requests to one host, like iputils ping (-c -i -W -s -t -Q -4 -6 -q)"
 
 local io_stderr, io_stdout = io.stderr, io.stdout
-local math_floor, math_tointeger = math.floor, math.tointeger
+local math_floor = math.floor
 local string_format = string.format
 local table_concat = table.concat
 
@@ -39,21 +39,7 @@ function M.format_time(ms)
   return string_format("%.3f", ms)
 end
 
--- An argparse converter for a number in [min, max], integral if asked; its
--- message names the option, as iputils' does the value and the range.
-local function number_in(option, min, max, integral)
-  return function(text)
-    local x = tonumber(text)
-    if integral and x then
-      x = math_tointeger(x)
-    end
-    if x == nil or x ~= x or x < min or x > max then
-      return nil, string_format("option '%s': invalid argument '%s': %s %s to %s", option, text,
-        integral and "an integer from" or "a number from", min, max)
-    end
-    return x
-  end
-end
+local number_in = cli.number_in
 
 local function build_parser(name)
   local parser = cli.parser(name, "Send ICMP echo requests to a host and report the "

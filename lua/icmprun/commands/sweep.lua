@@ -26,23 +26,9 @@ local M = {}
 M.summary = "list the addresses of CIDR blocks that answer (--json/--csv for every result)"
 
 local io_stderr, io_stdout = io.stderr, io.stdout
-local math_tointeger = math.tointeger
 local string_format = string.format
 
--- An argparse converter for a number in [min, max], integral if asked.
-local function number_in(option, min, max, integral)
-  return function(text)
-    local x = tonumber(text)
-    if integral and x then
-      x = math_tointeger(x)
-    end
-    if x == nil or x ~= x or x < min or x > max then
-      return nil, string_format("option '%s': invalid argument '%s': %s %s to %s", option, text,
-        integral and "an integer from" or "a number from", min, max)
-    end
-    return x
-  end
-end
+local number_in = cli.number_in
 
 local function build_parser(name)
   local parser = cli.parser(name, "Probe every address of some blocks and list those that "
