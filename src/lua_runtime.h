@@ -163,10 +163,11 @@ void ir_lua_register_embedded(lua_State* L);
 /* lua_module.c: builds the module table (used by main and by the C module). */
 int ir_lua_open(lua_State* L);
 
-/* Runs fn (at the top of L's stack, with nargs arguments above it... see
- * lua_tasks.c) as the first task and drives the loop until every task has
- * finished. Returns LUA_OK with the function's results, or an error status
- * with the message (and traceback) on top of L. */
+/* Runs a function as a task and drives the loop until every task has
+ * finished. The function is on L's stack with its nargs arguments above it;
+ * all of them are moved to the task. Returns LUA_OK with the function's
+ * results on L, or an error status with the message (and the traceback of
+ * the task that failed) on top of L. */
 int ir_lua_run_main(lua_State* L, int nargs);
 
 #endif
