@@ -7,12 +7,12 @@
 -- newline are quoted as RFC 4180 says (double quotes around, inner quotes
 -- doubled). Rows end with "\n" (or `opts.eol`, such as "\r\n").
 -- @module icmprun.report.csv
+local number = require "icmprun.report.number"
+
 local M = {}
 
-local error, ipairs, setmetatable, tonumber, tostring, type =
-  error, ipairs, setmetatable, tonumber, tostring, type
-local math_huge, math_type = math.huge, math.type
-local string_format = string.format
+local error, ipairs, setmetatable, tostring, type =
+  error, ipairs, setmetatable, tostring, type
 local table_concat, table_unpack = table.concat, table.unpack
 
 --- The default columns, in order.
@@ -23,22 +23,12 @@ local FIELD_OF = { rtt_ms = "rtt" }
 
 -- Numbers in the shortest form that reads back the same.
 local function format_number(x)
-  if math_type(x) == "integer" then
-    return string_format("%d", x)
+  if number.is_finite(x) then
+    return number.shortest(x)
   elseif x ~= x then
     return "nan"
-  elseif x == math_huge then
-    return "inf"
-  elseif x == -math_huge then
-    return "-inf"
   end
-  for precision = 15, 16 do
-    local s = string_format("%." .. precision .. "g", x)
-    if tonumber(s) == x then
-      return s
-    end
-  end
-  return string_format("%.17g", x)
+  return x > 0 and "inf" or "-inf"
 end
 
 --- Formats one field: nil is empty, numbers read back exactly, and a value

@@ -32,12 +32,12 @@
 -- @module icmprun.report.jsonl
 local cjson = require "cjson"
 
+local number = require "icmprun.report.number"
+
 local M = {}
 
 local error, ipairs, pairs, pcall, require = error, ipairs, pairs, pcall, require
-local tonumber, tostring, type, setmetatable = tonumber, tostring, type, setmetatable
-local math_huge, math_type = math.huge, math.type
-local string_format = string.format
+local tostring, type, setmetatable = tostring, type, setmetatable
 local table_concat, table_sort = table.concat, table.sort
 
 -- A private cjson instance: settings changed here do not leak to other users.
@@ -59,18 +59,10 @@ M.SUMMARY_FIELDS = {
 -- @tparam number x
 -- @treturn ?string
 local function encode_number(x)
-  if math_type(x) == "integer" then
-    return string_format("%d", x)
-  elseif x ~= x or x == math_huge or x == -math_huge then
-    return nil
+  if number.is_finite(x) then
+    return number.shortest(x)
   end
-  for precision = 15, 16 do
-    local s = string_format("%." .. precision .. "g", x)
-    if tonumber(s) == x then
-      return s
-    end
-  end
-  return string_format("%.17g", x)
+  return nil
 end
 
 local encode_value
@@ -286,22 +278,7 @@ function Writer:summary(target, s)
     target = tostring(target)
   end
   local record = M.summary_record(target, s, self.clock())
-  local keys, listed = {}, {}
-  for _, k in ipairs(M.SUMMARY_FIELDS) do
-    keys[#keys + 1] = k
-    listed[k] = true
-  end
-  local extra = {}
-  for k in pairs(record) do
-    if not listed[k] then
-      extra[#extra + 1] = k
-    end
-  end
-  table_sort(extra)
-  for _, k in ipairs(extra) do
-    keys[#keys + 1] = k
-  end
-  return write_line(self, encode_object(record, keys, 3))
+  return write_line(self, M.encode(record, M.SUMMARY_FIELDS))
 end
 
 --- Writes any record: `type` first, then its other keys sorted.

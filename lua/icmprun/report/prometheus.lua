@@ -30,11 +30,13 @@
 -- (other bounds are then counted to within 2% of the bound: attach an
 -- accumulator for exact counts).
 -- @module icmprun.report.prometheus
+local number = require "icmprun.report.number"
+
 local M = {}
 
-local error, ipairs, pairs, tonumber, tostring, type = error, ipairs, pairs, tonumber, tostring, type
+local error, ipairs, pairs, tostring, type = error, ipairs, pairs, tostring, type
 local getmetatable, setmetatable = getmetatable, setmetatable
-local math_huge, math_type = math.huge, math.type
+local math_huge = math.huge
 local string_format = string.format
 local table_concat, table_sort, table_unpack = table.concat, table.sort, table.unpack
 
@@ -69,22 +71,12 @@ local COUNTER_HELP = {
 -- @tparam number x
 -- @treturn string
 local function format_value(x)
-  if math_type(x) == "integer" then
-    return string_format("%d", x)
+  if number.is_finite(x) then
+    return number.shortest(x)
   elseif x ~= x then
     return "NaN"
-  elseif x == math_huge then
-    return "+Inf"
-  elseif x == -math_huge then
-    return "-Inf"
   end
-  for precision = 15, 17 do
-    local s = string_format("%." .. precision .. "g", x)
-    if tonumber(s) == x then
-      return s
-    end
-  end
-  return string_format("%.17g", x)
+  return x > 0 and "+Inf" or "-Inf"
 end
 M.format_value = format_value
 
