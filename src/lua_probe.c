@@ -69,17 +69,21 @@ static void ir__on_resolved(uv_getaddrinfo_t* req, int status, struct addrinfo* 
   ir__submit(waiter);
 }
 
-/* Starts resolving waiter->target for the family (0, 4 or 6). Names resolve on
- * libuv's thread pool, so the loop never blocks. */
-static void ir__start_resolve(ir_lua_runtime_t* rt, ir_lua_waiter_t* waiter,
-                              int family) {
+int ir_lua_getaddrinfo(uv_loop_t* loop, uv_getaddrinfo_t* req, uv_getaddrinfo_cb cb,
+                       const char* name, int family) {
   struct addrinfo hints;
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = family == 4 ? AF_INET : family == 6 ? AF_INET6 : AF_UNSPEC;
-  hints.ai_socktype = SOCK_DGRAM;
+  hints.ai_socktype = SOCK_DGRAM; /* One answer per address, not one per type. */
+  return uv_getaddrinfo(loop, req, cb, name, NULL, &hints);
+}
+
+/* Starts resolving waiter->target for the family (0, 4 or 6). */
+static void ir__start_resolve(ir_lua_runtime_t* rt, ir_lua_waiter_t* waiter,
+                              int family) {
   waiter->resolve.data = waiter;
-  int err = uv_getaddrinfo(&rt->loop, &waiter->resolve, ir__on_resolved, waiter->target,
-                           NULL, &hints);
+  int err = ir_lua_getaddrinfo(&rt->loop, &waiter->resolve, ir__on_resolved,
+                               waiter->target, family);
   if (err != 0) {
     snprintf(waiter->failure, sizeof(waiter->failure), "cannot resolve '%s': %s",
              waiter->target, uv_strerror(err));
@@ -176,12 +180,6 @@ static int ir__l_resolve(lua_State* L) {
   return ir_lua_wait(L, waiter);
 }
 
-static void ir__push_addr(lua_State* L, const ir_addr_t* addr) {
-  char text[IR_ADDR_STRLEN];
-  ir_addr_format(addr, text, sizeof(text));
-  lua_pushstring(L, text);
-}
-
 int ir_lua_push_probe_values(lua_State* L, ir_lua_waiter_t* waiter) {
   if (waiter->failure[0] != '\0') {
     lua_pushnil(L);                     /* nil */
@@ -189,7 +187,7 @@ int ir_lua_push_probe_values(lua_State* L, ir_lua_waiter_t* waiter) {
     return 2;
   }
   if (waiter->kind == IR_WAIT_RESOLVE) {
-    ir__push_addr(L, &waiter->spec.addr); /* addr */
+    ir_lua_push_addr(L, &waiter->spec.addr); /* addr */
     return 1;
   }
   ir_lua_push_keys(L);                           /* keys */

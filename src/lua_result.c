@@ -52,7 +52,7 @@ void ir_lua_set_key(lua_State* L, int keys, int key) {
 }
 
 /* The setters below push the key before the value, sparing the rotation. */
-static void ir__push_addr(lua_State* L, const ir_addr_t* addr) {
+void ir_lua_push_addr(lua_State* L, const ir_addr_t* addr) {
   char text[IR_ADDR_STRLEN];
   ir_addr_format(addr, text, sizeof(text));
   lua_pushlstring(L, text, strlen(text)); /* text */
@@ -60,7 +60,7 @@ static void ir__push_addr(lua_State* L, const ir_addr_t* addr) {
 
 static void ir__set_addr(lua_State* L, int keys, int key, const ir_addr_t* addr) {
   lua_rawgeti(L, keys, key); /* t key */
-  ir__push_addr(L, addr);    /* t key text */
+  ir_lua_push_addr(L, addr); /* t key text */
   lua_rawset(L, -3);         /* t */
 }
 
@@ -77,7 +77,7 @@ void ir_lua_push_result(lua_State* L, int keys, const ir_result_t* r,
   lua_rawgeti(L, keys, IR_KEY_STATUS_BASE + (int)r->status); /* t status */
   ir_lua_set_key(L, keys, IR_KEY_STATUS);
   lua_rawgeti(L, keys, IR_KEY_ADDR); /* t key */
-  ir__push_addr(L, &r->addr);        /* t key addr */
+  ir_lua_push_addr(L, &r->addr);     /* t key addr */
   if (r->has_from && ir_addr_equal(&r->from, &r->addr)) {
     /* The usual answer comes from the probed address: one string for both. */
     lua_rawgeti(L, keys, IR_KEY_FROM); /* t key addr fkey */

@@ -138,6 +138,8 @@ enum {
   IR_KEY_ATTEMPTS,
   IR_KEY_STATUS_BASE /* Status strings follow, indexed by ir_status_t. */
 };
+/* Pushes an address as text. */
+void ir_lua_push_addr(lua_State* L, const ir_addr_t* addr);
 /* Pushes the keys table. */
 void ir_lua_push_keys(lua_State* L);
 /* t[key] = value, with t below the value on the stack; pops the value. */
@@ -153,6 +155,11 @@ ir_lua_task_t* ir_lua_spawn(lua_State* L, ir_lua_runtime_t* rt, int nargs);
 void ir_lua_register_signal(lua_State* L, int module_index);
 /* Close callback of a signal watcher: frees it. */
 void ir_lua_signal_closed(uv_handle_t* handle);
+
+/* lua_probe.c: starts resolving name on libuv's thread pool (the loop never
+ * blocks), for family 4, 6 or 0 (either). Returns 0 or a libuv error. */
+int ir_lua_getaddrinfo(uv_loop_t* loop, uv_getaddrinfo_t* req, uv_getaddrinfo_cb cb,
+                       const char* name, int family);
 
 /* lua_sweep.c */
 void ir_lua_register_sweep(lua_State* L, int module_index);

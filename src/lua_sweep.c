@@ -627,16 +627,10 @@ static void ir__pull_targets(lua_State* L, ir_sweep_t* s, int ud) {
         }
         break;
       case IR_TARGET_NAME: {
-        struct addrinfo hints;
-        memset(&hints, 0, sizeof(hints));
-        hints.ai_family = s->family == 4   ? AF_INET
-                          : s->family == 6 ? AF_INET6
-                                           : AF_UNSPEC;
-        hints.ai_socktype = SOCK_DGRAM;
         snprintf(s->resolving_name, sizeof(s->resolving_name), "%s", text);
         s->resolve.data = s;
-        int err = uv_getaddrinfo(&s->rt->loop, &s->resolve, ir__on_target_resolved,
-                                 s->resolving_name, NULL, &hints);
+        int err = ir_lua_getaddrinfo(&s->rt->loop, &s->resolve, ir__on_target_resolved,
+                                     s->resolving_name, s->family);
         if (err != 0) {
           snprintf(message, sizeof(message), "sweep: cannot resolve '%s': %s", text,
                    uv_strerror(err));
