@@ -55,6 +55,13 @@ describe("icmprun.ping", function()
         assert_reply(icmprun.ping(addr, { size = 0 }), addr, 8)
       end)
 
+      it("matches replies whose payload holds only part of the cookie on the " .. name,
+        function()
+          for size = 1, 9 do
+            assert_reply(icmprun.ping(addr, { size = size }), addr, 8 + size)
+          end
+        end)
+
       it("gets a reply with ttl and tos set on the " .. name, function()
         assert_reply(icmprun.ping(addr, { ttl = 1, tos = 0x10, timeout = 1000 }), addr)
       end)

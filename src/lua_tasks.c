@@ -570,12 +570,13 @@ static int ir__l_run(lua_State* L) {
   if (rt->running_depth > 0) {
     return luaL_error(L, "run: the loop is already running; use icmprun.spawn");
   }
-  int base = lua_gettop(L) - lua_gettop(L); /* 0: everything is fn and args. */
+  /* The stack holds only fn and its arguments, which go to the task; what
+   * is left afterwards is fn's results. */
   int status = ir_lua_run_main(L, lua_gettop(L) - 1);
   if (status != LUA_OK) {
     return lua_error(L);
   }
-  return lua_gettop(L) - base;
+  return lua_gettop(L);
 }
 
 void ir_lua_register_tasks(lua_State* L, int module_index) {
