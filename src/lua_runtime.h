@@ -164,6 +164,9 @@ int ir_lua_getaddrinfo(uv_loop_t* loop, uv_getaddrinfo_t* req, uv_getaddrinfo_cb
 /* lua_sweep.c */
 void ir_lua_register_sweep(lua_State* L, int module_index);
 
+/* lua_luv.c: makes `require "luv"` open luv on the runtime's loop. */
+void ir_lua_register_luv(lua_State* L, ir_lua_runtime_t* rt);
+
 /* lua_embed.c */
 void ir_lua_register_embedded(lua_State* L);
 
