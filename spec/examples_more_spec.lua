@@ -403,3 +403,30 @@ describe("every example", function()
     end)
   end
 end)
+
+describe("examples/exporter.lua", function()
+  it("serves, then after --seconds stops, prints its metrics and exits 0", function()
+    local r = example("exporter.lua", { "--listen", "127.0.0.1:0", "--seconds", "1",
+      "--print", "--interval", "100", "--site", "lab", "127.0.0.1", SILENT4 })
+    assert.equal(0, r.code, explain(r))
+    assert.matches("serving http://127%.0%.0%.1:%d+/metrics", r.stderr)
+    local sent = tonumber(r.stdout:match(
+      '\nsmokeping_requests_total{host="127%.0%.0%.1",ip="127%.0%.0%.1",site="lab"} (%d+)'))
+    -- About 10 probes in 1 s at 100 ms; loose bounds for a busy machine.
+    assert.is_true(sent and sent >= 5 and sent <= 12, tostring(sent))
+    assert.matches('icmprun_results_total{host="192%.0%.2%.2",ip="192%.0%.2%.2",site="lab",'
+      .. 'status="timeout"} %d+', r.stdout)
+  end)
+
+  it("exits 2 for an address it cannot listen on", function()
+    local r = example("exporter.lua", { "--listen", "127.0.0.1:99999", "127.0.0.1" })
+    assert.equal(2, r.code, explain(r))
+    assert.matches("is not HOST:PORT", r.stderr)
+  end)
+
+  it("has --help", function()
+    local r = example("exporter.lua", { "--help" })
+    assert.equal(0, r.code)
+    assert.matches("^Usage: exporter.lua", r.stdout)
+  end)
+end)

@@ -1,0 +1,136 @@
+--- `icmprun exporter`: a smokeping_prober-compatible Prometheus exporter.
+--
+--     icmprun exporter --listen 127.0.0.1:9374 --config targets.yml
+--     icmprun exporter --config.file targets.yml --web.listen-address :9374
+--     icmprun exporter -i 500ms 127.0.0.1 ::1
+--
+-- The config file is smokeping_prober's (`icmprun.exporter.config`), and so
+-- are the flag names (`--config.file`, `--web.listen-address`,
+-- `--web.telemetry-path`, `--buckets`, `-i/--ping.interval`,
+-- `-s/--ping.size`, hosts as arguments), so that its users switch by
+-- changing the command's name. SIGHUP or `POST /-/reload` reloads the
+-- config without losing the counters of the targets that stay.
+--
+-- Exit status: 2 on a usage error (a bad flag, a config that does not load,
+-- a host that does not resolve, an address that cannot be listened on); it
+-- runs until stopped otherwise.
+-- @module icmprun.commands.exporter
+local icmprun = require "icmprun"
+local cli = require "icmprun.cli"
+local config = require "icmprun.exporter.config"
+local exporter = require "icmprun.exporter"
+
+local M = {}
+
+M.summary = "serve Prometheus metrics of targets pinged on their own intervals "
+  .. "(smokeping_prober's config)"
+
+local NAME = "icmprun exporter"
+
+local function duration(option)
+  return function(text)
+    local ms = config.parse_duration(text)
+    if not ms or ms <= 0 then
+      return nil, string.format("option '%s': invalid argument '%s': a duration such as "
+        .. "500ms or 1s", option, text)
+    end
+    return ms
+  end
+end
+
+local function bucket_list(text)
+  local out = {}
+  for item in (text .. ","):gmatch("([^,]*),") do
+    local x = tonumber(item)
+    if not x or x <= 0 or (#out > 0 and x <= out[#out]) then
+      return nil, string.format("option '--buckets': invalid argument '%s': positive "
+        .. "numbers of seconds in increasing order, separated by commas", text)
+    end
+    out[#out + 1] = x
+  end
+  return out
+end
+
+local function build_parser()
+  local parser = cli.parser(NAME, "Ping targets on their own intervals and serve the "
+    .. "results as Prometheus metrics (smokeping_prober's config file and metric names).",
+    "SIGHUP or POST /-/reload reloads the config; counters of unchanged targets are kept.")
+  parser:help_max_width(80)
+  parser:argument("hosts", "Hosts to ping, besides (or instead of) a config file."):args("*")
+  parser:option("--listen --web.listen-address", "Address to serve on, HOST:PORT.",
+    "127.0.0.1:9374"):target("listen")
+  parser:option("--config --config.file", "smokeping_prober YAML file of target groups.")
+    :target("config")
+  parser:option("--web.telemetry-path", "Path of the metrics.", "/metrics"):target("path")
+  parser:option("--buckets", "Histogram bucket bounds in seconds, comma-separated "
+    .. "(default: smokeping_prober's, 50us doubling to 26.2144s).")
+    :convert(bucket_list)
+  parser:option("-i --ping.interval", "Interval of the hosts given as arguments.", "1s")
+    :target("interval"):convert(duration("--ping.interval"))
+  parser:option("-s --ping.size", "Payload bytes of the hosts given as arguments.", "56")
+    :target("size"):convert(cli.number_in("--ping.size", 0, 65507, true))
+  parser:flag("--privileged", "Accepted for smokeping_prober's sake; icmprun picks "
+    .. "datagram or raw sockets itself.")
+  return parser
+end
+
+-- The host groups of the command line's hosts, or nil when there are none.
+local function argument_groups(args)
+  if #args.hosts == 0 then
+    return nil
+  end
+  return config.check({ targets = { { hosts = args.hosts, size = args.size,
+    interval = string.format("%.6fms", args.interval) } } })
+end
+
+--- Runs the command.
+-- @tparam table arg the command line
+-- @treturn integer exit status
+function M.run(arg)
+  local args, status = cli.handle(build_parser(), arg)
+  if not args then
+    return status
+  end
+  if not args.config and #args.hosts == 0 then
+    return cli.fail(NAME, "give a config file (--config FILE) or hosts to ping")
+  end
+  if args.config and #args.hosts > 0 then
+    return cli.fail(NAME, "give either a config file or hosts, not both")
+  end
+  local groups, err = argument_groups(args)
+  if #args.hosts > 0 and not groups then
+    return cli.fail(NAME, err)
+  end
+  local e
+  e, err = exporter.new({ config = args.config, groups = groups, buckets = args.buckets })
+  if not e then
+    return cli.fail(NAME, err)
+  end
+  local n
+  n, err = e:start()
+  if not n then
+    return cli.fail(NAME, err)
+  end
+  local server
+  server, err = e:listen(args.listen, args.path)
+  if not server then
+    e:stop()
+    return cli.fail(NAME, err)
+  end
+  local shown = server.host:find(":", 1, true) and "[" .. server.host .. "]" or server.host
+  e.log(string.format("serving http://%s:%d%s", shown, server.port, args.path))
+  icmprun.on_signal("HUP", function()
+    if args.config then
+      e:reload()
+    else
+      e.log("SIGHUP: no config file to reload")
+    end
+  end)
+  -- Runs until a signal ends the process, with no targets too (a reload may
+  -- add some): icmprun ends when its tasks have, and this one never does.
+  while true do
+    icmprun.sleep(86400000)
+  end
+end
+
+return M

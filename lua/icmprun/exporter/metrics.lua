@@ -1,0 +1,278 @@
+--- The exporter's counters per target, and their Prometheus text.
+--
+-- Built for many targets scraped often: recording a result is a few table
+-- stores, and a scrape writes each sample as a handful of strings that are
+-- shared between targets (the metric name, the target's label set, the `le`
+-- label), joined once by `table.concat`. The families, named as
+-- smokeping_prober's so that its dashboards and alerts keep working:
+--
+-- * `smokeping_requests_total{host,ip,...}` (counter): probes sent;
+-- * `smokeping_response_duration_seconds{host,ip,...}` (histogram): the RTT
+--   of the replies, in seconds;
+-- * `smokeping_response_ttl{host,ip,...}` (gauge): the TTL (hop limit) of the
+--   last reply; absent until a reply came;
+-- * `smokeping_send_errors_total{host,ip,...}` (counter): probes whose send
+--   failed (results of status `error`);
+-- * `icmprun_results_total{host,ip,...,status}` (counter): probes that ended,
+--   by status: `reply`, `timeout`, `unreachable`, `ttl_exceeded`, `error`;
+-- * `smokeping_response_duplicates_total` and
+--   `smokeping_receive_errors_total` (counters, engine-wide: a duplicate or
+--   a damaged packet matches no probe in flight, so it has no target), and
+--   `icmprun_engine_*` for every engine counter of `icmprun.stats()`.
+--
+-- `host` is the name as the config gives it, `ip` the address probed, then
+-- the group's own labels by name.
+-- @module icmprun.exporter.metrics
+local prometheus = require "icmprun.report.prometheus"
+
+local M = {}
+
+local ipairs, pairs, setmetatable, type = ipairs, pairs, setmetatable, type
+local string_format = string.format
+local table_concat, table_sort, table_unpack = table.concat, table.sort, table.unpack
+local format_value, escape_label = prometheus.format_value, prometheus.escape_label
+
+--- The statuses `icmprun_results_total` always has, in order.
+M.STATUSES = { "reply", "timeout", "unreachable", "ttl_exceeded", "error" }
+
+local Target = {}
+Target.__index = Target
+
+--- The label set of a target, as `{host="..",ip="..",k="v"` (no closing
+-- brace, so that a sample may add labels); also its identity across reloads.
+-- @tparam string host
+-- @tparam string ip
+-- @tparam table labels name -> string
+-- @treturn string
+function M.label_key(host, ip, labels)
+  local parts = { 'host="' .. escape_label(host) .. '"', 'ip="' .. escape_label(ip) .. '"' }
+  local names = {}
+  for name in pairs(labels) do
+    names[#names + 1] = name
+  end
+  table_sort(names)
+  for _, name in ipairs(names) do
+    parts[#parts + 1] = name .. '="' .. escape_label(labels[name]) .. '"'
+  end
+  return "{" .. table_concat(parts, ",")
+end
+
+--- New counters for one target.
+-- @tparam string key its label set, from `label_key`
+-- @tparam {number,...} buckets histogram upper bounds in seconds, ascending
+-- @treturn Target
+function M.new_target(key, buckets)
+  local counts = {}
+  for i = 1, #buckets + 1 do
+    counts[i] = 0
+  end
+  local results = {}
+  for _, status in ipairs(M.STATUSES) do
+    results[status] = 0
+  end
+  return setmetatable({
+    key = key,
+    buckets = buckets,
+    sent = 0,
+    results = results,
+    counts = counts, -- replies per bucket, not cumulative; the last is +Inf
+    rtt_sum = 0,     -- seconds
+    replies = 0,
+    ttl = nil,
+  }, Target)
+end
+
+--- Records a probe about to be sent.
+function Target:on_send()
+  self.sent = self.sent + 1
+end
+
+--- Records one result of `icmprun.ping`.
+-- @tparam table r
+function Target:record(r)
+  local status = r.status
+  self.results[status] = (self.results[status] or 0) + 1
+  if status ~= "reply" then
+    return
+  end
+  local seconds = r.rtt / 1000
+  local buckets = self.buckets
+  local lo, hi = 1, #buckets + 1
+  while lo < hi do -- the first bound >= seconds
+    local mid = (lo + hi) // 2
+    if seconds <= buckets[mid] then
+      hi = mid
+    else
+      lo = mid + 1
+    end
+  end
+  self.counts[lo] = self.counts[lo] + 1
+  self.rtt_sum = self.rtt_sum + seconds
+  self.replies = self.replies + 1
+  self.ttl = r.ttl
+end
+
+-- HELP and TYPE lines of a family, starting with the newline that ends the
+-- line before.
+local function header(name, kind, help)
+  return "\n# HELP " .. name .. " " .. help .. "\n# TYPE " .. name .. " " .. kind
+end
+
+-- Each target's samples of a family come from one string.format call whose
+-- template is only `%s%s%s%d` (or `%s` for a float) per sample: metric
+-- name, the target's label set, the rest of the labels, the value. Every
+-- piece of text is then an argument, copied whole; text in the template
+-- itself would be copied a character at a time. One call per target and
+-- family keeps a scrape of 10,000 targets (about 30 samples each) to tens of
+-- thousands of C calls and as many strings.
+local SAMPLE = "%s%s%s%d"
+
+local RESULTS_NAME = "\nicmprun_results_total"
+local RESULTS_TEMPLATE = string.rep(SAMPLE, #M.STATUSES)
+local STATUS_LABELS = {}
+for i, status in ipairs(M.STATUSES) do
+  STATUS_LABELS[i] = ',status="' .. status .. '"} '
+end
+
+local HISTOGRAM = "smokeping_response_duration_seconds"
+local BUCKET_NAME = "\n" .. HISTOGRAM .. "_bucket"
+local SUM_NAME, COUNT_NAME = "\n" .. HISTOGRAM .. "_sum", "\n" .. HISTOGRAM .. "_count"
+
+-- The `le` labels and the template of a histogram's samples, for a bucket
+-- list (cached by list: the exporter has one).
+local histogram_layouts = setmetatable({}, { __mode = "k" })
+local function histogram_layout(buckets)
+  local layout = histogram_layouts[buckets]
+  if not layout then
+    local les = {}
+    for i, b in ipairs(buckets) do
+      les[i] = ',le="' .. format_value(b) .. '"} '
+    end
+    les[#buckets + 1] = ',le="+Inf"} '
+    layout = { les = les, template = string.rep(SAMPLE, #les) .. "%s%s%s%s" .. SAMPLE }
+    histogram_layouts[buckets] = layout
+  end
+  return layout
+end
+
+-- Appends the per-target families to out.
+local function render_targets(out, targets, buckets)
+  local n = #out
+  local function put(piece)
+    n = n + 1
+    out[n] = piece
+  end
+  put(header("smokeping_requests_total", "counter", "Probes sent."))
+  for _, t in ipairs(targets) do
+    put(string_format("\nsmokeping_requests_total%s} %d", t.key, t.sent))
+  end
+
+  put(header("icmprun_results_total", "counter", "Probes that ended, by status."))
+  local args = {}
+  local statuses = M.STATUSES
+  for _, t in ipairs(targets) do
+    local key, results = t.key, t.results
+    for i = 1, #statuses do
+      local k = 4 * i
+      args[k - 3], args[k - 2], args[k - 1], args[k] = RESULTS_NAME, key, STATUS_LABELS[i],
+        results[statuses[i]]
+    end
+    put(string_format(RESULTS_TEMPLATE, table_unpack(args, 1, 4 * #statuses)))
+  end
+
+  put(header(HISTOGRAM, "histogram", "Round-trip time of the replies in seconds."))
+  local layout = histogram_layout(buckets)
+  local les, template = layout.les, layout.template
+  for _, t in ipairs(targets) do
+    local key, counts, running = t.key, t.counts, 0
+    for i = 1, #les do
+      running = running + counts[i]
+      local k = 4 * i
+      args[k - 3], args[k - 2], args[k - 1], args[k] = BUCKET_NAME, key, les[i], running
+    end
+    local k = 4 * #les
+    args[k + 1], args[k + 2], args[k + 3], args[k + 4] = SUM_NAME, key, "} ",
+      format_value(t.rtt_sum)
+    args[k + 5], args[k + 6], args[k + 7], args[k + 8] = COUNT_NAME, key, "} ", t.replies
+    put(string_format(template, table_unpack(args, 1, k + 8)))
+  end
+
+  put(header("smokeping_response_ttl", "gauge", "The TTL (hop limit) of the last reply."))
+  for _, t in ipairs(targets) do
+    if t.ttl then
+      put(string_format("\nsmokeping_response_ttl%s} %d", t.key, t.ttl))
+    end
+  end
+
+  put(header("smokeping_send_errors_total", "counter", "Probes whose send failed."))
+  for _, t in ipairs(targets) do
+    put(string_format("\nsmokeping_send_errors_total%s} %d", t.key, t.results.error))
+  end
+end
+
+-- Appends the engine-wide families to out.
+local function render_engine(out, engine)
+  local function put(piece)
+    out[#out + 1] = piece
+  end
+  put(header("smokeping_response_duplicates_total", "counter",
+    "Duplicate replies, engine-wide: a second reply to a probe already answered."))
+  put("\nsmokeping_response_duplicates_total " .. (engine.duplicates or 0))
+  put(header("smokeping_receive_errors_total", "counter",
+    "Received packets that could not be used (malformed or corrupted), engine-wide."))
+  put("\nsmokeping_receive_errors_total " .. (engine.malformed or 0) + (engine.corrupted or 0))
+  local names = {}
+  for name, value in pairs(engine) do
+    if type(value) == "number" then
+      names[#names + 1] = name
+    end
+  end
+  table_sort(names)
+  for _, name in ipairs(names) do
+    if name == "pending" then
+      put(header("icmprun_engine_pending", "gauge", "Probes in flight."))
+      put("\nicmprun_engine_pending " .. engine.pending)
+    else
+      local metric = "icmprun_engine_" .. name .. "_total"
+      put(header(metric, "counter", "Engine counter " .. name .. " since the start."))
+      put("\n" .. metric .. " " .. engine[name])
+    end
+  end
+end
+
+--- Renders the targets and engine counters as Prometheus text, in pieces:
+-- their concatenation is the exposition, ending with a newline. An HTTP
+-- server can write the pieces as they are, without joining megabytes.
+-- @tparam {Target,...} targets in the order their series are written
+-- @tparam {number,...} buckets the targets' bucket bounds
+-- @tparam[opt] table engine `icmprun.stats()`
+-- @tparam[opt] {string,...} extra more complete lines (such as the
+--   exporter's own gauges), written as they are
+-- @treturn {string,...}
+function M.render_pieces(targets, buckets, engine, extra)
+  local out = {}
+  if #targets > 0 then
+    render_targets(out, targets, buckets)
+  end
+  if engine then
+    render_engine(out, engine)
+  end
+  for _, line in ipairs(extra or {}) do
+    out[#out + 1] = "\n" .. line
+  end
+  if #out == 0 then
+    return out
+  end
+  -- Every piece starts with the newline that ends the line before it.
+  out[1] = out[1]:sub(2)
+  out[#out + 1] = "\n"
+  return out
+end
+
+--- Renders as `render_pieces` does, joined into one string.
+-- @treturn string
+function M.render(targets, buckets, engine, extra)
+  return table_concat(M.render_pieces(targets, buckets, engine, extra))
+end
+
+return M

@@ -1,0 +1,220 @@
+--- Exporter soak benchmark: `icmprun exporter` with many loopback targets
+-- at one probe per second each, scraped every second, for a while; then the
+-- same with smokeping_prober when it is installed (Debian's
+-- prometheus-smokeping-prober), as the peer. Prints, per minute and overall:
+-- CPU % (of one core), RSS, scrape latency (median, p99, max), scrape size
+-- and probes per second; then the counters checked against each other, and
+-- the ratios to the peer. Run through scripts/bench-exporter, which builds
+-- icmprun and enters the private network namespace.
+--
+--   lua5.4 scripts/bench/run-exporter.lua BUILD_DIR [SECONDS] [TARGETS]
+local build = assert(arg[1], "usage: run-exporter.lua BUILD_DIR [SECONDS] [TARGETS]")
+local seconds = tonumber(arg[2] or "600")
+local n_targets = tonumber(arg[3] or "10000")
+
+local function sh_read(cmd)
+  local p = assert(io.popen(cmd))
+  local text = p:read("a")
+  p:close()
+  return text
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+local CLK_TCK = tonumber(sh_read("getconf CLK_TCK"))
+
+local function now()
+  return tonumber(sh_read("date +%s.%N"))
+end
+
+-- CPU seconds (user + system) and RSS in bytes of a process.
+local function usage(pid)
+  local stat = read_file("/proc/" .. pid .. "/stat")
+  local status = read_file("/proc/" .. pid .. "/status")
+  if not stat or not status then return nil end
+  local fields = {}
+  for field in stat:match("%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = field end
+  -- After the command name: state is field 3, utime 14 and stime 15.
+  local cpu = (tonumber(fields[12]) + tonumber(fields[13])) / CLK_TCK
+  local rss = tonumber(status:match("VmRSS:%s+(%d+) kB")) * 1024
+  return cpu, rss
+end
+
+-- The targets: loopback addresses from 127.1.0.1 on, in groups of 1000.
+local function write_config(path)
+  local lines = { "targets:" }
+  local per_group = 1000
+  for first = 0, n_targets - 1, per_group do
+    lines[#lines + 1] = "- interval: 1s"
+    lines[#lines + 1] = "  hosts:"
+    for i = first, math.min(first + per_group, n_targets) - 1 do
+      local k = i + 1
+      lines[#lines + 1] = string.format("  - 127.%d.%d.%d", 1 + k // 65536, k // 256 % 256,
+        k % 256)
+    end
+  end
+  local f = assert(io.open(path, "w"))
+  f:write(table.concat(lines, "\n"), "\n")
+  f:close()
+end
+
+local function percentile(sorted, p)
+  if #sorted == 0 then return 0 end
+  return sorted[math.max(1, math.ceil(#sorted * p))]
+end
+
+-- Sums a metric over all its series in a scrape.
+local function sum_metric(text, name, label_filter)
+  local total = 0
+  for series, value in text:gmatch("\n(" .. name .. "[^\n]-) ([^ \n]+)") do
+    if not label_filter or series:find(label_filter, 1, true) then
+      total = total + tonumber(value)
+    end
+  end
+  return total
+end
+
+-- Checks a final scrape: every target's probes ended or are the one in
+-- flight; replies match the histogram. Returns a list of findings.
+local function check_counters(text)
+  local sent = sum_metric("\n" .. text, "smokeping_requests_total{")
+  local count = sum_metric("\n" .. text, "smokeping_response_duration_seconds_count{")
+  local replies = sum_metric("\n" .. text, "icmprun_results_total{", 'status="reply"')
+  local ended = sum_metric("\n" .. text, "icmprun_results_total{")
+  local timeouts = sum_metric("\n" .. text, "icmprun_results_total{", 'status="timeout"')
+  local engine_sent = tonumber(text:match("\nicmprun_engine_sent_total (%d+)"))
+  return {
+    string.format("probes sent %d, ended %d (in flight at the scrape: %d, at most %d)",
+      sent, ended, sent - ended, n_targets),
+    string.format("replies %d = histogram count %d: %s", replies, count,
+      replies == count and "yes" or "NO"),
+    string.format("timeouts %d", timeouts),
+    string.format("engine sent %d, exporter counted %d", engine_sent or -1, sent),
+    (sent - ended >= 0 and sent - ended <= n_targets and replies == count)
+      and "counters: consistent" or "counters: INCONSISTENT",
+  }
+end
+
+local function run(tool)
+  io.write(string.format("\n== %s: %d targets at 1/s, scraped every second, %d s\n",
+    tool.name, n_targets, seconds))
+  local log = os.tmpname()
+  local pid = tonumber(sh_read(string.format("%s >%s 2>&1 & echo $!", tool.cmd, log)))
+  -- Wait until it serves (smokeping_prober starts its pingers one by one
+  -- first).
+  local launched = now()
+  while not os.execute("curl -sf -o /dev/null http://" .. tool.listen .. "/metrics") do
+    if now() - launched > 600 or not usage(pid) then
+      io.write(tool.name, " did not start within 600 s:\n", (read_file(log) or ""):sub(-2000))
+      os.execute("kill -9 " .. pid .. " 2>/dev/null")
+      return nil
+    end
+    os.execute("sleep 0.2")
+  end
+  local started = now()
+  io.write(string.format("serving after %.1f s\n", started - launched))
+  local cpu0 = usage(pid)
+  local minute = { latencies = {}, cpu = cpu0, t = started }
+  local all_latencies, rows = {}, {}
+  local body = os.tmpname()
+  local last_text, size = nil, 0
+  local first_sent
+  -- One row a minute (and one for the rest at the end).
+  local function report_row(sent)
+    local cpu, rss = usage(pid)
+    local t = now()
+    table.sort(minute.latencies)
+    local row = {
+      t = t - started, cpu = (cpu - minute.cpu) / (t - minute.t) * 100, rss = rss,
+      p50 = percentile(minute.latencies, 0.5), p99 = percentile(minute.latencies, 0.99),
+      max = minute.latencies[#minute.latencies],
+      rate = (sent - (minute.sent or first_sent)) / (t - minute.t),
+    }
+    rows[#rows + 1] = row
+    io.write(string.format("%6.0f s  CPU %5.1f%%  RSS %7.1f MB  scrape p50 %6.1f ms "
+      .. "p99 %6.1f ms max %6.1f ms  %7.2f MB  %8.0f probes/s\n", row.t, row.cpu,
+      rss / 1e6, row.p50 * 1000, row.p99 * 1000, row.max * 1000, size / 1e6, row.rate))
+    io.flush()
+    minute = { latencies = {}, cpu = cpu, t = t, sent = sent }
+  end
+  local sent
+  while now() - started < seconds do
+    local tick = now()
+    local out = sh_read(string.format("curl -s -o %s -w '%%{time_total} %%{size_download}' "
+      .. "http://%s/metrics", body, tool.listen))
+    local latency, bytes = out:match("^(%S+) (%S+)$")
+    latency, size = tonumber(latency), tonumber(bytes)
+    minute.latencies[#minute.latencies + 1] = latency
+    all_latencies[#all_latencies + 1] = latency
+    last_text = read_file(body)
+    sent = sum_metric("\n" .. last_text, tool.sent_metric)
+    first_sent = first_sent or sent
+    if tick - minute.t >= 60 then
+      report_row(sent)
+    end
+    local rest = 1 - (now() - tick)
+    if rest > 0 then os.execute(string.format("sleep %.3f", rest)) end
+  end
+  if #minute.latencies > 0 then
+    report_row(sent)
+  end
+  local cpu1, rss1 = usage(pid)
+  local elapsed = now() - started
+  os.execute("kill " .. pid .. " 2>/dev/null; sleep 0.5; kill -9 " .. pid .. " 2>/dev/null")
+  os.remove(body)
+  os.remove(log)
+  table.sort(all_latencies)
+  local summary = {
+    cpu = (cpu1 - cpu0) / elapsed * 100,
+    rss_first = rows[1].rss, rss_last = rss1,
+    p50 = percentile(all_latencies, 0.5), p99 = percentile(all_latencies, 0.99),
+    max = all_latencies[#all_latencies], size = size,
+  }
+  io.write(string.format("overall: CPU %.1f%%, RSS %.1f MB after the first minute and "
+    .. "%.1f MB at the end (x%.2f), scrape p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+    summary.cpu, summary.rss_first / 1e6, summary.rss_last / 1e6,
+    summary.rss_last / summary.rss_first, summary.p50 * 1000, summary.p99 * 1000,
+    summary.max * 1000))
+  if tool.check then
+    for _, line in ipairs(check_counters(last_text)) do io.write("  ", line, "\n") end
+  end
+  return summary
+end
+
+local config = os.tmpname()
+write_config(config)
+local results = {}
+local tools = {
+  { name = "icmprun exporter", listen = "127.0.0.1:19374", check = true,
+    sent_metric = "smokeping_requests_total{",
+    cmd = string.format("%s/icmprun exporter --listen 127.0.0.1:19374 --config %s", build,
+      config) },
+}
+-- Debian names the command prometheus-smokeping-prober.
+local peer_cmd = sh_read("command -v prometheus-smokeping-prober || command -v smokeping_prober")
+  :match("%S+")
+if peer_cmd then
+  tools[2] = { name = "smokeping_prober", listen = "127.0.0.1:19375",
+    sent_metric = "smokeping_requests_total{",
+    cmd = string.format("%s --web.listen-address=127.0.0.1:19375 --config.file=%s", peer_cmd,
+      config) }
+else
+  io.write("smokeping_prober is not installed: no peer to compare with\n")
+end
+for i, tool in ipairs(tools) do
+  results[i] = run(tool)
+end
+os.remove(config)
+
+local mine, peer = results[1], results[2]
+if mine and peer then
+  io.write(string.format("\nicmprun / smokeping_prober: CPU x%.2f, final RSS x%.2f, "
+    .. "scrape p50 x%.2f, p99 x%.2f\n", mine.cpu / peer.cpu, mine.rss_last / peer.rss_last,
+    mine.p50 / peer.p50, mine.p99 / peer.p99))
+end
