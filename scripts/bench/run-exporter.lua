@@ -1,16 +1,22 @@
 --- Exporter soak benchmark: `icmprun exporter` with many loopback targets
--- at one probe per second each, scraped every second, for a while; then the
--- same with smokeping_prober when it is installed (Debian's
--- prometheus-smokeping-prober), as the peer. Prints, per minute and overall:
--- CPU % (of one core), RSS, scrape latency (median, p99, max), scrape size
--- and probes per second; then the counters checked against each other, and
--- the ratios to the peer. Run through scripts/bench-exporter, which builds
--- icmprun and enters the private network namespace.
+-- at one probe per second each, scraped every second, for a while. Prints,
+-- per minute and overall: CPU % (of one core), RSS, scrape latency (median,
+-- p99, max), scrape size and probes per second; then the counters checked
+-- against each other. Then, when smokeping_prober is installed (Debian's
+-- prometheus-smokeping-prober), icmprun and it side by side with fewer
+-- targets for a shorter time (it starts its pingers one by one, and slows
+-- down as it goes: it could not start 10,000 here), and the ratios. Run
+-- through scripts/bench-exporter, which builds icmprun and enters the private
+-- network namespace.
 --
 --   lua5.4 scripts/bench/run-exporter.lua BUILD_DIR [SECONDS] [TARGETS]
-local build = assert(arg[1], "usage: run-exporter.lua BUILD_DIR [SECONDS] [TARGETS]")
-local seconds = tonumber(arg[2] or "600")
-local n_targets = tonumber(arg[3] or "10000")
+--     [PEER_SECONDS] [PEER_TARGETS]
+local build = assert(arg[1], "usage: run-exporter.lua BUILD_DIR [SECONDS] [TARGETS] "
+  .. "[PEER_SECONDS] [PEER_TARGETS]")
+local soak_seconds = tonumber(arg[2] or "600")
+local soak_targets = tonumber(arg[3] or "10000")
+local peer_seconds = tonumber(arg[4] or "120")
+local peer_targets = tonumber(arg[5] or "1000")
 
 local function sh_read(cmd)
   local p = assert(io.popen(cmd))
@@ -47,7 +53,7 @@ local function usage(pid)
 end
 
 -- The targets: loopback addresses from 127.1.0.1 on, in groups of 1000.
-local function write_config(path)
+local function write_config(path, n_targets)
   local lines = { "targets:" }
   local per_group = 1000
   for first = 0, n_targets - 1, per_group do
@@ -82,7 +88,7 @@ end
 
 -- Checks a final scrape: every target's probes ended or are the one in
 -- flight; replies match the histogram. Returns a list of findings.
-local function check_counters(text)
+local function check_counters(text, n_targets)
   local sent = sum_metric("\n" .. text, "smokeping_requests_total{")
   local count = sum_metric("\n" .. text, "smokeping_response_duration_seconds_count{")
   local replies = sum_metric("\n" .. text, "icmprun_results_total{", 'status="reply"')
@@ -101,7 +107,7 @@ local function check_counters(text)
   }
 end
 
-local function run(tool)
+local function run(tool, n_targets, seconds)
   io.write(string.format("\n== %s: %d targets at 1/s, scraped every second, %d s\n",
     tool.name, n_targets, seconds))
   local log = os.tmpname()
@@ -176,45 +182,47 @@ local function run(tool)
     p50 = percentile(all_latencies, 0.5), p99 = percentile(all_latencies, 0.99),
     max = all_latencies[#all_latencies], size = size,
   }
-  io.write(string.format("overall: CPU %.1f%%, RSS %.1f MB after the first minute and "
+  io.write(string.format("overall: CPU %.1f%%, RSS %.1f MB at the first report and "
     .. "%.1f MB at the end (x%.2f), scrape p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
     summary.cpu, summary.rss_first / 1e6, summary.rss_last / 1e6,
     summary.rss_last / summary.rss_first, summary.p50 * 1000, summary.p99 * 1000,
     summary.max * 1000))
   if tool.check then
-    for _, line in ipairs(check_counters(last_text)) do io.write("  ", line, "\n") end
+    for _, line in ipairs(check_counters(last_text, n_targets)) do io.write("  ", line, "\n") end
   end
   return summary
 end
 
-local config = os.tmpname()
-write_config(config)
-local results = {}
-local tools = {
-  { name = "icmprun exporter", listen = "127.0.0.1:19374", check = true,
+local function icmprun_tool(config)
+  return { name = "icmprun exporter", listen = "127.0.0.1:19374", check = true,
     sent_metric = "smokeping_requests_total{",
     cmd = string.format("%s/icmprun exporter --listen 127.0.0.1:19374 --config %s", build,
-      config) },
-}
--- Debian names the command prometheus-smokeping-prober.
+      config) }
+end
+
+-- The soak.
+local config = os.tmpname()
+write_config(config, soak_targets)
+run(icmprun_tool(config), soak_targets, soak_seconds)
+
+-- Side by side with smokeping_prober; Debian names the command
+-- prometheus-smokeping-prober.
 local peer_cmd = sh_read("command -v prometheus-smokeping-prober || command -v smokeping_prober")
   :match("%S+")
-if peer_cmd then
-  tools[2] = { name = "smokeping_prober", listen = "127.0.0.1:19375",
-    sent_metric = "smokeping_requests_total{",
-    cmd = string.format("%s --web.listen-address=127.0.0.1:19375 --config.file=%s", peer_cmd,
-      config) }
-else
-  io.write("smokeping_prober is not installed: no peer to compare with\n")
+if not peer_cmd or peer_seconds <= 0 then
+  io.write("\nsmokeping_prober is not installed: no peer to compare with\n")
+  os.remove(config)
+  return
 end
-for i, tool in ipairs(tools) do
-  results[i] = run(tool)
-end
+write_config(config, peer_targets)
+local mine = run(icmprun_tool(config), peer_targets, peer_seconds)
+local peer = run({ name = "smokeping_prober", listen = "127.0.0.1:19375",
+  sent_metric = "smokeping_requests_total{",
+  cmd = string.format("%s --web.listen-address=127.0.0.1:19375 --config.file=%s", peer_cmd,
+    config) }, peer_targets, peer_seconds)
 os.remove(config)
-
-local mine, peer = results[1], results[2]
 if mine and peer then
-  io.write(string.format("\nicmprun / smokeping_prober: CPU x%.2f, final RSS x%.2f, "
-    .. "scrape p50 x%.2f, p99 x%.2f\n", mine.cpu / peer.cpu, mine.rss_last / peer.rss_last,
-    mine.p50 / peer.p50, mine.p99 / peer.p99))
+  io.write(string.format("\nicmprun / smokeping_prober, %d targets: CPU x%.2f, final RSS "
+    .. "x%.2f, scrape p50 x%.2f, p99 x%.2f\n", peer_targets, mine.cpu / peer.cpu,
+    mine.rss_last / peer.rss_last, mine.p50 / peer.p50, mine.p99 / peer.p99))
 end
