@@ -14,11 +14,7 @@ local function yaml_file(text)
   return cli.temp_file(text, ".yml")
 end
 
-local function rewrite(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local rewrite = cli.write_file
 
 -- The value of one series, by metric name and label text (without braces).
 local function value(samples, name, labels)

@@ -24,11 +24,15 @@ local function slurp(path)
   return data
 end
 
+--- Writes text to a file, replacing what it held.
+-- @tparam string path
+-- @tparam string data
 local function spit(path, data)
   local f = assert(io.open(path, "wb"))
   f:write(data)
   f:close()
 end
+M.write_file = spit
 
 --- Writes text to a new temporary file whose name ends in `suffix`.
 -- @tparam string text the file's contents

@@ -12,7 +12,8 @@
 --     end)
 --
 -- A request that is not HTTP, or whose head passes 16 KiB or body 1 MiB,
--- gets 400 or 413; one that does not arrive within 10 s is dropped.
+-- gets 400 or 413; one that does not arrive within 10 s is dropped, and so is
+-- a client that has not taken its response within 60 s.
 -- @module icmprun.exporter.http
 local uv = require "luv"
 
@@ -20,7 +21,8 @@ local M = {}
 
 local MAX_HEAD = 16 * 1024
 local MAX_BODY = 1024 * 1024
-local IDLE_MS = 10000
+local IDLE_MS = 10000  -- to send a whole request
+local WRITE_MS = 60000 -- to take a whole response
 
 local REASONS = {
   [200] = "OK", [400] = "Bad Request", [404] = "Not Found", [405] = "Method Not Allowed",
@@ -103,11 +105,16 @@ local function serve(client, handler, on_error)
     responded = true
     body = body or ""
     client:read_stop()
+    -- A client that stops reading is dropped after WRITE_MS.
+    timer:stop()
+    timer:start(WRITE_MS, 0, close)
     -- A list is written as it is (one iovec a string): a large scrape is
     -- never joined into one string.
     client:write(response_head(status, content_type, body_length(body)))
-    client:write(body, function()
-      client:shutdown(close)
+    client:write(body, function(err)
+      if err or not client:shutdown(close) then
+        close()
+      end
     end)
   end
 

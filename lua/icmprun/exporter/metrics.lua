@@ -27,9 +27,10 @@ local prometheus = require "icmprun.report.prometheus"
 
 local M = {}
 
-local ipairs, pairs, setmetatable, type = ipairs, pairs, setmetatable, type
+local ipairs, pairs, setmetatable = ipairs, pairs, setmetatable
 local string_format = string.format
 local table_concat, table_sort, table_unpack = table.concat, table.sort, table.unpack
+local bucket_index = prometheus.bucket_index
 local format_value, escape_label = prometheus.format_value, prometheus.escape_label
 
 --- The statuses `icmprun_results_total` always has, in order.
@@ -96,17 +97,8 @@ function Target:record(r)
     return
   end
   local seconds = r.rtt / 1000
-  local buckets = self.buckets
-  local lo, hi = 1, #buckets + 1
-  while lo < hi do -- the first bound >= seconds
-    local mid = (lo + hi) // 2
-    if seconds <= buckets[mid] then
-      hi = mid
-    else
-      lo = mid + 1
-    end
-  end
-  self.counts[lo] = self.counts[lo] + 1
+  local i = bucket_index(self.buckets, seconds)
+  self.counts[i] = self.counts[i] + 1
   self.rtt_sum = self.rtt_sum + seconds
   self.replies = self.replies + 1
   self.ttl = r.ttl
@@ -221,22 +213,8 @@ local function render_engine(out, engine)
   put(header("smokeping_receive_errors_total", "counter",
     "Received packets that could not be used (malformed or corrupted), engine-wide."))
   put("\nsmokeping_receive_errors_total " .. (engine.malformed or 0) + (engine.corrupted or 0))
-  local names = {}
-  for name, value in pairs(engine) do
-    if type(value) == "number" then
-      names[#names + 1] = name
-    end
-  end
-  table_sort(names)
-  for _, name in ipairs(names) do
-    if name == "pending" then
-      put(header("icmprun_engine_pending", "gauge", "Probes in flight."))
-      put("\nicmprun_engine_pending " .. engine.pending)
-    else
-      local metric = "icmprun_engine_" .. name .. "_total"
-      put(header(metric, "counter", "Engine counter " .. name .. " since the start."))
-      put("\n" .. metric .. " " .. engine[name])
-    end
+  for _, line in ipairs(prometheus.engine_lines(engine)) do
+    put("\n" .. line)
   end
 end
 

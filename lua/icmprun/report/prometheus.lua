@@ -148,24 +148,32 @@ function M.histogram(buckets)
   return setmetatable({ buckets = buckets, counts = counts, count = 0, sum = 0 }, Histogram)
 end
 
+--- The bucket an observation falls in: the index of the first upper bound
+-- that is >= it, or `#buckets + 1` (+Inf) when it is above them all.
+-- @tparam {number,...} buckets upper bounds, ascending, without +Inf
+-- @tparam number x
+-- @treturn integer
+function M.bucket_index(buckets, x)
+  local lo, hi = 1, #buckets + 1
+  while lo < hi do -- binary search
+    local mid = (lo + hi) // 2
+    if x <= buckets[mid] then
+      hi = mid
+    else
+      lo = mid + 1
+    end
+  end
+  return lo
+end
+
 --- Records one observation.
 -- @tparam number seconds
 function Histogram:observe(seconds)
   if type(seconds) ~= "number" then
     error("histogram:observe: number expected, got " .. type(seconds), 2)
   end
-  local buckets = self.buckets
-  -- Binary search for the first bound >= seconds.
-  local lo, hi = 1, #buckets + 1
-  while lo < hi do
-    local mid = (lo + hi) // 2
-    if seconds <= buckets[mid] then
-      hi = mid
-    else
-      lo = mid + 1
-    end
-  end
-  self.counts[lo] = self.counts[lo] + 1
+  local i = M.bucket_index(self.buckets, seconds)
+  self.counts[i] = self.counts[i] + 1
   self.count = self.count + 1
   self.sum = self.sum + seconds
 end
@@ -277,6 +285,38 @@ local function entry_histogram(entry, buckets)
   end
   cumulative[#buckets + 1] = s.received
   return buckets, cumulative, s.received, s.sum / 1000
+end
+
+--- The lines (without newlines) of the engine's counters, from
+-- `icmprun.stats()`: `icmprun_engine_<name>_total` (counters, no labels) for
+-- each, except `icmprun_engine_pending` (a gauge), by name.
+-- @tparam table engine
+-- @treturn {string,...}
+function M.engine_lines(engine)
+  local names = {}
+  for name, value in pairs(engine) do
+    if type(value) == "number" then
+      check_metric_name(name, "engine counter")
+      names[#names + 1] = name
+    end
+  end
+  table_sort(names)
+  local out = {}
+  local function add(metric, kind, help, value)
+    out[#out + 1] = "# HELP " .. metric .. " " .. escape_help(help)
+    out[#out + 1] = "# TYPE " .. metric .. " " .. kind
+    out[#out + 1] = metric .. " " .. format_value(value)
+  end
+  for _, name in ipairs(names) do
+    if name == "pending" then
+      add("icmprun_engine_pending", "gauge", "Probes in flight. Engine-wide.", engine.pending)
+    else
+      add("icmprun_engine_" .. name .. "_total", "counter",
+        (COUNTER_HELP[name] or ("Counter '" .. name .. "'.")) .. " Engine-wide, since it started.",
+        engine[name])
+    end
+  end
+  return out
 end
 
 --- Renders statistics as Prometheus text.
@@ -395,24 +435,8 @@ function M.render(entries, opts)
     if type(opts.engine) ~= "table" then
       error("prometheus.render: option 'engine' must be a table", 2)
     end
-    local names = {}
-    for name, value in pairs(opts.engine) do
-      if type(value) == "number" then
-        check_metric_name(name, "engine counter")
-        names[#names + 1] = name
-      end
-    end
-    table_sort(names)
-    for _, name in ipairs(names) do
-      if name == "pending" then
-        family("icmprun_engine_pending", "gauge", "Probes in flight. Engine-wide.")
-        sample("icmprun_engine_pending", "", opts.engine.pending)
-      else
-        local metric = "icmprun_engine_" .. name .. "_total"
-        family(metric, "counter",
-          (COUNTER_HELP[name] or ("Counter '" .. name .. "'.")) .. " Engine-wide, since it started.")
-        sample(metric, "", opts.engine[name])
-      end
+    for _, line in ipairs(M.engine_lines(opts.engine)) do
+      out[#out + 1] = line
     end
   end
 
