@@ -135,7 +135,7 @@ describe("exporter metrics", function()
       { status = "reply", rtt = 500, ttl = 61 },  -- above the last: +Inf only
       { status = "timeout" }, { status = "unreachable" }, { status = "error" },
     })
-    local text = metrics.render({ t }, buckets, { sent = 7, duplicates = 2, malformed = 1,
+    local text = metrics.render({ t }, { sent = 7, duplicates = 2, malformed = 1,
       corrupted = 1, pending = 0 })
     local s = exporter.parse(text)
     local labels = 'host="h",ip="127.0.0.1",site="a\\"b"'
@@ -163,8 +163,47 @@ describe("exporter metrics", function()
     assert.equal(0, check.code, check.stdout .. check.stderr)
   end)
 
+  it("pauses every few hundred targets when asked, and renders the same", function()
+    local targets = {}
+    for i = 1, 1200 do
+      targets[i] = target_with({ { status = "reply", rtt = i / 100, ttl = 64 } })
+      targets[i].key = metrics.label_key("h" .. i, "127.0.0.1", {})
+    end
+    local pauses = 0
+    local pieces = metrics.render_pieces(targets, nil, nil, function()
+      pauses = pauses + 1
+    end)
+    -- 1200 targets, a pause after each 500 (all of a target's families at once).
+    assert.equal(2, pauses)
+    assert.equal(metrics.render(targets), table.concat(pieces))
+  end)
+
+  it("renders each target whole between pauses, so its counters agree", function()
+    local targets = {}
+    for i = 1, 1200 do
+      targets[i] = target_with({ { status = "reply", rtt = 1, ttl = 64 } })
+      targets[i].key = metrics.label_key("h" .. i, "127.0.0.1", {})
+    end
+    -- Probes go on while the loop runs in a pause: every target gets more.
+    local text = table.concat(metrics.render_pieces(targets, nil, nil, function()
+      for _, t in ipairs(targets) do
+        t:on_send()
+        t:record({ status = "reply", rtt = 2, ttl = 64 })
+      end
+    end))
+    local s = exporter.parse(text)
+    for i = 1, 1200 do
+      local labels = 'host="h' .. i .. '",ip="127.0.0.1"'
+      local sent = value(s, "smokeping_requests_total", labels)
+      assert.equal(sent, value(s, "icmprun_results_total", labels .. ',status="reply"'))
+      assert.equal(sent, value(s, "smokeping_response_duration_seconds_count", labels))
+    end
+    assert.equal(1, value(s, "smokeping_requests_total", 'host="h1",ip="127.0.0.1"'))
+    assert.equal(3, value(s, "smokeping_requests_total", 'host="h1200",ip="127.0.0.1"'))
+  end)
+
   it("leaves out the TTL of a target that never had a reply", function()
-    local text = metrics.render({ target_with({ { status = "timeout" } }) }, buckets)
+    local text = metrics.render({ target_with({ { status = "timeout" } }) })
     assert.is_nil(text:find("\nsmokeping_response_ttl{", 1, true))
     assert.equal(0, exporter.promtool_check(text).code)
   end)
@@ -222,6 +261,7 @@ targets:
     assert.is_nil(value(s, "smokeping_response_ttl", silent))
     assert.equal(3, s.icmprun_exporter_targets)
     assert.equal(1, s.smokeping_prober_config_last_reload_successful)
+    assert.is_true(s.icmprun_exporter_max_send_delay_seconds >= 0)
     assert.is_true(s.process_resident_memory_bytes > 0)
     assert.is_number(s.icmprun_engine_sent_total)
   end)

@@ -76,6 +76,7 @@ function M.new(opts)
     reload_time = 0,
     started_at = wall_clock(),
     scrape_seconds = 0,
+    max_send_delay = 0, -- ms, since the previous scrape
   }, Exporter)
 end
 
@@ -125,14 +126,21 @@ local function probe_options(group)
 end
 
 -- The task of one target: a probe every interval, until it is removed.
-local function run_target(target, first_delay)
+-- Each send's delay past its scheduled time feeds the exporter's
+-- `max_send_delay` (ms, since the previous scrape): the sign of a loop too
+-- busy to keep the schedule.
+local function run_target(exporter, target, first_delay)
+  local next_at = icmprun.now() + first_delay
   icmprun.sleep(first_delay)
-  local next_at = icmprun.now()
   while not target.removed do
+    local now = icmprun.now()
+    if now - next_at > exporter.max_send_delay then
+      exporter.max_send_delay = now - next_at
+    end
     target:on_send()
     target:record(icmprun.ping(target.ip, target.options))
     next_at = next_at + target.interval
-    local now = icmprun.now()
+    now = icmprun.now()
     if next_at < now then
       next_at = now -- Fell behind (a busy loop): go on from now, without a burst.
     end
@@ -159,7 +167,7 @@ function Exporter:apply(wanted)
     if not target.task then
       -- Spread the first probes over the interval, by position in the list.
       local delay = entry.group.interval * (i - 1) / #wanted
-      target.task = icmprun.spawn(run_target, target, delay)
+      target.task = icmprun.spawn(run_target, self, target, delay)
     end
   end
   local removed = 0
@@ -255,9 +263,14 @@ function Exporter:own_lines()
     "# HELP icmprun_exporter_targets Targets being probed.",
     "# TYPE icmprun_exporter_targets gauge",
     "icmprun_exporter_targets " .. #self.order,
-    "# HELP icmprun_exporter_render_seconds Time taken to render the previous scrape.",
+    "# HELP icmprun_exporter_render_seconds Time taken to render the previous scrape "
+      .. "(wall time; the loop runs on meanwhile).",
     "# TYPE icmprun_exporter_render_seconds gauge",
     "icmprun_exporter_render_seconds " .. fv(self.scrape_seconds),
+    "# HELP icmprun_exporter_max_send_delay_seconds The longest a probe was sent past its "
+      .. "scheduled time since the previous scrape.",
+    "# TYPE icmprun_exporter_max_send_delay_seconds gauge",
+    "icmprun_exporter_max_send_delay_seconds " .. fv(self.max_send_delay / 1000),
     "# HELP process_cpu_seconds_total User and system CPU time spent in seconds.",
     "# TYPE process_cpu_seconds_total counter",
     "process_cpu_seconds_total " .. fv(cpu),
@@ -272,13 +285,20 @@ end
 
 --- The Prometheus text of everything now, in pieces (see
 -- `metrics.render_pieces`).
+-- @tparam[opt] function pause see `metrics.render_pieces`
 -- @treturn {string,...}
-function Exporter:render_pieces()
+function Exporter:render_pieces(pause)
   local started = icmprun.now()
-  local pieces = metrics.render_pieces(self.order, self.buckets, icmprun.stats(),
-    self:own_lines())
+  local own = self:own_lines()
+  self.max_send_delay = 0 -- Reported: the next scrape says what came since.
+  local pieces = metrics.render_pieces(self.order, icmprun.stats(), own, pause)
   self.scrape_seconds = (icmprun.now() - started) / 1000
   return pieces
+end
+
+-- Lets the loop turn once: sends, replies and other tasks go on.
+local function let_loop_run()
+  icmprun.sleep(0)
 end
 
 --- The Prometheus text of everything now.
@@ -298,7 +318,19 @@ function Exporter:handle(req, respond, metrics_path)
     if req.method ~= "GET" then
       return respond(405, "text/plain", "use GET\n")
     end
-    return respond(200, "text/plain; version=0.0.4; charset=utf-8", self:render_pieces())
+    -- Rendered in a task that lets the loop run every few hundred targets:
+    -- a scrape of 10,000 targets takes a few hundred ms, which would
+    -- otherwise hold every probe due meanwhile.
+    icmprun.spawn(function()
+      local ok, pieces = pcall(self.render_pieces, self, let_loop_run)
+      if ok then
+        respond(200, "text/plain; version=0.0.4; charset=utf-8", pieces)
+      else
+        self.log("error while rendering the metrics: " .. tostring(pieces))
+        respond(500, "text/plain", "internal error\n")
+      end
+    end)
+    return
   elseif path == "/-/reload" then
     if req.method ~= "POST" and req.method ~= "PUT" then
       return respond(405, "text/plain", "use POST to reload\n")

@@ -144,12 +144,14 @@ local function run(tool, n_targets, seconds)
     }
     rows[#rows + 1] = row
     io.write(string.format("%6.0f s  CPU %5.1f%%  RSS %7.1f MB  scrape p50 %6.1f ms "
-      .. "p99 %6.1f ms max %6.1f ms  %7.2f MB  %8.0f probes/s\n", row.t, row.cpu,
-      rss / 1e6, row.p50 * 1000, row.p99 * 1000, row.max * 1000, size / 1e6, row.rate))
+      .. "p99 %6.1f ms max %6.1f ms  %7.2f MB  %8.0f probes/s%s\n", row.t, row.cpu,
+      rss / 1e6, row.p50 * 1000, row.p99 * 1000, row.max * 1000, size / 1e6, row.rate,
+      minute.delay and string.format("  sends late by %.0f ms at most", minute.delay * 1000)
+      or ""))
     io.flush()
     minute = { latencies = {}, cpu = cpu, t = t, sent = sent }
   end
-  local sent
+  local sent, max_delay
   while now() - started < seconds do
     local tick = now()
     local out = sh_read(string.format("curl -s -o %s -w '%%{time_total} %%{size_download}' "
@@ -160,6 +162,11 @@ local function run(tool, n_targets, seconds)
     all_latencies[#all_latencies + 1] = latency
     last_text = read_file(body)
     sent = sum_metric("\n" .. last_text, tool.sent_metric)
+    local delay = tonumber(last_text:match("\nicmprun_exporter_max_send_delay_seconds (%S+)"))
+    if delay then
+      minute.delay = math.max(minute.delay or 0, delay)
+      max_delay = math.max(max_delay or 0, delay)
+    end
     first_sent = first_sent or sent
     if tick - minute.t >= 60 then
       report_row(sent)
@@ -187,6 +194,10 @@ local function run(tool, n_targets, seconds)
     summary.cpu, summary.rss_first / 1e6, summary.rss_last / 1e6,
     summary.rss_last / summary.rss_first, summary.p50 * 1000, summary.p99 * 1000,
     summary.max * 1000))
+  if max_delay then
+    io.write(string.format("  probes sent late by %.1f ms at most (schedule kept while "
+      .. "scraped)\n", max_delay * 1000))
+  end
   if tool.check then
     for _, line in ipairs(check_counters(last_text, n_targets)) do io.write("  ", line, "\n") end
   end
@@ -222,7 +233,8 @@ local peer = run({ name = "smokeping_prober", listen = "127.0.0.1:19375",
     config) }, peer_targets, peer_seconds)
 os.remove(config)
 if mine and peer then
-  io.write(string.format("\nicmprun / smokeping_prober, %d targets: CPU x%.2f, final RSS "
-    .. "x%.2f, scrape p50 x%.2f, p99 x%.2f\n", peer_targets, mine.cpu / peer.cpu,
-    mine.rss_last / peer.rss_last, mine.p50 / peer.p50, mine.p99 / peer.p99))
+  io.write(string.format("\nsmokeping_prober / icmprun, %d targets: CPU x%.1f, final RSS "
+    .. "x%.1f, scrape p50 x%.1f, p99 x%.1f (above 1: icmprun uses less)\n", peer_targets,
+    peer.cpu / mine.cpu, peer.rss_last / mine.rss_last, peer.p50 / mine.p50,
+    peer.p99 / mine.p99))
 end

@@ -82,6 +82,34 @@ local function body_length(body)
   return length
 end
 
+-- Writes a body (a string, or a list of strings) and calls done(err). A
+-- list is written a slice of about SLICE_BYTES at a time, each slice's
+-- pieces as they are (one iovec a string, never joined), the next one from
+-- the callback of the one before: libuv writes as much as the socket takes
+-- at once, so one write of a 28 MB scrape to a fast reader would hold the
+-- loop, and every probe due meanwhile, for as long as the copy takes.
+local SLICE_BYTES = 256 * 1024
+local function write_slices(client, body, done)
+  if type(body) == "string" then
+    client:write(body, done)
+    return
+  end
+  local next_piece = 1
+  local function write_next(err)
+    if err or next_piece > #body then
+      done(err)
+      return
+    end
+    local first, bytes = next_piece, 0
+    while next_piece <= #body and bytes < SLICE_BYTES do
+      bytes = bytes + #body[next_piece]
+      next_piece = next_piece + 1
+    end
+    client:write(table.move(body, first, next_piece - 1, 1, {}), write_next)
+  end
+  write_next()
+end
+
 -- One connection: reads a request, calls the handler, writes, closes.
 local function serve(client, handler, on_error)
   local buffer, request, responded, closed = "", nil, false, false
@@ -108,10 +136,8 @@ local function serve(client, handler, on_error)
     -- A client that stops reading is dropped after WRITE_MS.
     timer:stop()
     timer:start(WRITE_MS, 0, close)
-    -- A list is written as it is (one iovec a string): a large scrape is
-    -- never joined into one string.
     client:write(response_head(status, content_type, body_length(body)))
-    client:write(body, function(err)
+    write_slices(client, body, function(err)
       if err or not client:shutdown(close) then
         close()
       end

@@ -29,7 +29,8 @@ local M = {}
 
 local ipairs, pairs, setmetatable = ipairs, pairs, setmetatable
 local string_format = string.format
-local table_concat, table_sort, table_unpack = table.concat, table.sort, table.unpack
+local table_concat, table_move = table.concat, table.move
+local table_sort, table_unpack = table.sort, table.unpack
 local bucket_index = prometheus.bucket_index
 local format_value, escape_label = prometheus.format_value, prometheus.escape_label
 
@@ -119,6 +120,10 @@ end
 -- thousands of C calls and as many strings.
 local SAMPLE = "%s%s%s%d"
 
+-- Targets rendered between two calls of a render's `pause`: about 2 ms of
+-- work here.
+local PAUSE_EVERY = 500
+
 local RESULTS_NAME = "\nicmprun_results_total"
 local RESULTS_TEMPLATE = string.rep(SAMPLE, #M.STATUSES)
 local STATUS_LABELS = {}
@@ -147,58 +152,78 @@ local function histogram_layout(buckets)
   return layout
 end
 
--- Appends the per-target families to out.
-local function render_targets(out, targets, buckets)
-  local n = #out
-  local function put(piece)
-    n = n + 1
-    out[n] = piece
-  end
-  put(header("smokeping_requests_total", "counter", "Probes sent."))
-  for _, t in ipairs(targets) do
-    put(string_format("\nsmokeping_requests_total%s} %d", t.key, t.sent))
-  end
+-- The per-target families: name, type, help, and a function giving one
+-- target's samples of it as one string (or nil for none). `args` is scratch
+-- space for string.format's arguments, shared by all.
+local args = {}
 
-  put(header("icmprun_results_total", "counter", "Probes that ended, by status."))
-  local args = {}
-  local statuses = M.STATUSES
-  for _, t in ipairs(targets) do
-    local key, results = t.key, t.results
-    for i = 1, #statuses do
-      local k = 4 * i
-      args[k - 3], args[k - 2], args[k - 1], args[k] = RESULTS_NAME, key, STATUS_LABELS[i],
-        results[statuses[i]]
+local function requests_samples(t)
+  return string_format("\nsmokeping_requests_total%s} %d", t.key, t.sent)
+end
+
+local function results_samples(t)
+  local key, results, statuses = t.key, t.results, M.STATUSES
+  for i = 1, #statuses do
+    local k = 4 * i
+    args[k - 3], args[k - 2], args[k - 1], args[k] = RESULTS_NAME, key, STATUS_LABELS[i],
+      results[statuses[i]]
+  end
+  return string_format(RESULTS_TEMPLATE, table_unpack(args, 1, 4 * #statuses))
+end
+
+local function histogram_samples(t)
+  local layout = histogram_layout(t.buckets)
+  local les, key, counts, running = layout.les, t.key, t.counts, 0
+  for i = 1, #les do
+    running = running + counts[i]
+    local k = 4 * i
+    args[k - 3], args[k - 2], args[k - 1], args[k] = BUCKET_NAME, key, les[i], running
+  end
+  local k = 4 * #les
+  args[k + 1], args[k + 2], args[k + 3], args[k + 4] = SUM_NAME, key, "} ",
+    format_value(t.rtt_sum)
+  args[k + 5], args[k + 6], args[k + 7], args[k + 8] = COUNT_NAME, key, "} ", t.replies
+  return string_format(layout.template, table_unpack(args, 1, k + 8))
+end
+
+local function ttl_samples(t)
+  return t.ttl and string_format("\nsmokeping_response_ttl%s} %d", t.key, t.ttl)
+end
+
+local function send_errors_samples(t)
+  return string_format("\nsmokeping_send_errors_total%s} %d", t.key, t.results.error)
+end
+
+local TARGET_FAMILIES = {
+  { "smokeping_requests_total", "counter", "Probes sent.", requests_samples },
+  { "icmprun_results_total", "counter", "Probes that ended, by status.", results_samples },
+  { HISTOGRAM, "histogram", "Round-trip time of the replies in seconds.", histogram_samples },
+  { "smokeping_response_ttl", "gauge", "The TTL (hop limit) of the last reply.", ttl_samples },
+  { "smokeping_send_errors_total", "counter", "Probes whose send failed.",
+    send_errors_samples },
+}
+
+-- Appends the per-target families to out. Each target's samples of every
+-- family are taken at once, between two pauses, so that they agree (its
+-- requests, results and histogram count); they are gathered per family and
+-- written family by family, as the format requires.
+local function render_targets(out, targets, pause)
+  local per_family = {}
+  for f = 1, #TARGET_FAMILIES do
+    per_family[f] = {}
+  end
+  for i, t in ipairs(targets) do
+    for f, family in ipairs(TARGET_FAMILIES) do
+      local list = per_family[f]
+      list[#list + 1] = family[4](t)
     end
-    put(string_format(RESULTS_TEMPLATE, table_unpack(args, 1, 4 * #statuses)))
-  end
-
-  put(header(HISTOGRAM, "histogram", "Round-trip time of the replies in seconds."))
-  local layout = histogram_layout(buckets)
-  local les, template = layout.les, layout.template
-  for _, t in ipairs(targets) do
-    local key, counts, running = t.key, t.counts, 0
-    for i = 1, #les do
-      running = running + counts[i]
-      local k = 4 * i
-      args[k - 3], args[k - 2], args[k - 1], args[k] = BUCKET_NAME, key, les[i], running
-    end
-    local k = 4 * #les
-    args[k + 1], args[k + 2], args[k + 3], args[k + 4] = SUM_NAME, key, "} ",
-      format_value(t.rtt_sum)
-    args[k + 5], args[k + 6], args[k + 7], args[k + 8] = COUNT_NAME, key, "} ", t.replies
-    put(string_format(template, table_unpack(args, 1, k + 8)))
-  end
-
-  put(header("smokeping_response_ttl", "gauge", "The TTL (hop limit) of the last reply."))
-  for _, t in ipairs(targets) do
-    if t.ttl then
-      put(string_format("\nsmokeping_response_ttl%s} %d", t.key, t.ttl))
+    if pause and i % PAUSE_EVERY == 0 then
+      pause()
     end
   end
-
-  put(header("smokeping_send_errors_total", "counter", "Probes whose send failed."))
-  for _, t in ipairs(targets) do
-    put(string_format("\nsmokeping_send_errors_total%s} %d", t.key, t.results.error))
+  for f, family in ipairs(TARGET_FAMILIES) do
+    out[#out + 1] = header(family[1], family[2], family[3])
+    table_move(per_family[f], 1, #per_family[f], #out + 1, out)
   end
 end
 
@@ -222,15 +247,18 @@ end
 -- their concatenation is the exposition, ending with a newline. An HTTP
 -- server can write the pieces as they are, without joining megabytes.
 -- @tparam {Target,...} targets in the order their series are written
--- @tparam {number,...} buckets the targets' bucket bounds
 -- @tparam[opt] table engine `icmprun.stats()`
 -- @tparam[opt] {string,...} extra more complete lines (such as the
 --   exporter's own gauges), written as they are
+-- @tparam[opt] function pause called every few hundred targets, to let
+--   the loop run meanwhile (such as `function() icmprun.sleep(0) end` in a
+--   task): a large render then never holds up probes for long. Each target
+--   is rendered whole between two pauses, so its own samples agree.
 -- @treturn {string,...}
-function M.render_pieces(targets, buckets, engine, extra)
+function M.render_pieces(targets, engine, extra, pause)
   local out = {}
   if #targets > 0 then
-    render_targets(out, targets, buckets)
+    render_targets(out, targets, pause)
   end
   if engine then
     render_engine(out, engine)
@@ -249,8 +277,8 @@ end
 
 --- Renders as `render_pieces` does, joined into one string.
 -- @treturn string
-function M.render(targets, buckets, engine, extra)
-  return table_concat(M.render_pieces(targets, buckets, engine, extra))
+function M.render(targets, engine, extra)
+  return table_concat(M.render_pieces(targets, engine, extra))
 end
 
 return M
