@@ -306,7 +306,8 @@ static void ir__count(ir_counters_t* counters, const ir_result_t* result) {
 void ir__probe_finish(ir_engine_t* engine, ir_probe_t* probe, ir_result_t* result) {
   ir_heap_remove(&engine->deadlines, &probe->deadline);
   if (probe->state == IR_PROBE_IN_FLIGHT) {
-    ir_table_remove(&engine->in_flight, &probe->spec.addr, probe->seq);
+    ir_table_remove_hashed(&engine->in_flight, &probe->spec.addr, probe->seq,
+                           probe->key_hash);
     /* Unless a newer probe in flight has taken the slot over. */
     ir_recent_t* slot = ir__recent_slot(engine, probe->token);
     if (slot != NULL &&

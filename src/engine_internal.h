@@ -46,6 +46,7 @@ typedef struct ir_probe_s {
   void* data;
   uint32_t token; /* Unique in this run; also in the payload cookie. */
   uint16_t seq;
+  uint32_t key_hash; /* ir_table_hash(spec.addr, seq), once seq is chosen. */
   uint8_t state;
   uint8_t send_attempts;
   bool has_seq;                  /* seq is chosen (kept across retried sends). */

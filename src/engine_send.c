@@ -15,8 +15,11 @@
 static bool ir__pick_seq(ir_engine_t* engine, ir_socket_t* sock, ir_probe_t* probe) {
   for (uint32_t tries = 0; tries <= UINT16_MAX; tries++) {
     uint16_t seq = sock->next_seq++;
-    if (ir_table_find(&engine->in_flight, &probe->spec.addr, seq) == NULL) {
+    uint32_t hash = ir_table_hash(&probe->spec.addr, seq);
+    if (ir_table_find_hashed(&engine->in_flight, &probe->spec.addr, seq, hash) ==
+        NULL) {
       probe->seq = seq;
+      probe->key_hash = hash;
       return true;
     }
   }
@@ -150,8 +153,8 @@ void ir__send_flush(ir_engine_t* engine, unsigned budget) {
       for (int i = 0; i < sent; i++) {
         ir_probe_t* probe = engine->send_head;
         ir__dequeue_head(engine);
-        if (ir_table_insert(&engine->in_flight, &probe->spec.addr, probe->seq, probe) !=
-            0) {
+        if (ir_table_insert_hashed(&engine->in_flight, &probe->spec.addr, probe->seq,
+                                   probe->key_hash, probe) != 0) {
           ir__fail_probe(engine, probe, -ENOMEM);
           continue;
         }

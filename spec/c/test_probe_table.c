@@ -38,8 +38,9 @@ static ir_addr_t numbered_addr(uint32_t n) {
 }
 
 /* The table's own invariants: a power-of-two capacity at most half full, a
- * correct count, and every entry reachable from its home slot without
- * crossing an empty slot (what backward-shift deletion must preserve). */
+ * correct count, the right stored hashes, and every entry reachable from its
+ * home slot without crossing an empty slot (what backward-shift deletion must
+ * preserve). */
 static bool table_is_valid(const ir_table_t* table) {
   uint32_t used = 0;
   uint32_t i;
@@ -53,6 +54,10 @@ static bool table_is_valid(const ir_table_t* table) {
     if (table->slots[i].item == NULL)
       continue;
     used++;
+    /* The stored hash, which growing and deleting rely on, must be the key's. */
+    if (table->slots[i].hash !=
+        ir_table_hash(&table->slots[i].addr, table->slots[i].seq))
+      return false;
     j = ir_addr_hash(&table->slots[i].addr, table->slots[i].seq) & table->mask;
     for (; j != i; j = (j + 1) & table->mask) {
       if (table->slots[j].item == NULL)
