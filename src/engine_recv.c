@@ -42,12 +42,13 @@ static void ir__parse_control(struct msghdr* msg, ir_ancillary_t* out) {
 }
 
 /* The round trip in milliseconds. The kernel stamps arrival with the realtime
- * clock, which can be stepped; the monotonic time elapsed until now is an
- * upper bound that cannot be. A stamp-based RTT outside [0, that bound] means
- * the clock moved, and the monotonic figure is reported instead. */
+ * clock, which can be stepped; the monotonic time elapsed until now_ns (read
+ * once the message was received) is an upper bound that cannot be. A
+ * stamp-based RTT outside [0, that bound] means the clock moved, and the
+ * monotonic figure is reported instead. */
 static double ir__rtt_ms(ir_engine_t* engine, const ir_probe_t* probe,
-                         const ir_ancillary_t* anc) {
-  double mono_ms = (double)(uv_hrtime() - probe->sent_mono_ns) / 1e6;
+                         const ir_ancillary_t* anc, uint64_t now_ns) {
+  double mono_ms = (double)(now_ns - probe->sent_mono_ns) / 1e6;
   if (!anc->has_stamp) {
     return mono_ms;
   }
@@ -126,7 +127,7 @@ static void ir__count_unmatched(ir_engine_t* engine, const ir_icmp_msg_t* msg,
 }
 
 static void ir__handle_reply(ir_socket_t* sock, const uint8_t* buf, size_t len,
-                             struct msghdr* hdr) {
+                             struct msghdr* hdr, uint64_t now_ns) {
   ir_engine_t* engine = sock->engine;
   bool raw_v4 = sock->kind == IR_KIND_RAW && sock->family == AF_INET;
   size_t kept = len < IR_RECV_BUFLEN ? len : IR_RECV_BUFLEN;
@@ -162,7 +163,7 @@ static void ir__handle_reply(ir_socket_t* sock, const uint8_t* buf, size_t len,
   ir__result_init(probe, IR_STATUS_REPLY, &result);
   result.from = from;
   result.has_from = true;
-  result.rtt_ms = ir__rtt_ms(engine, probe, &anc);
+  result.rtt_ms = ir__rtt_ms(engine, probe, &anc, now_ns);
   result.ttl = anc.ttl >= 0 ? anc.ttl : msg.ttl;
   result.bytes = (uint32_t)(raw_v4 ? len - (size_t)(buf[0] & 0x0f) * 4 : len);
   ir__probe_finish(engine, probe, &result);
@@ -199,8 +200,12 @@ static void ir__read_replies(ir_socket_t* sock) {
       }
       return; /* EAGAIN: drained. */
     }
+    /* One clock read serves the whole batch: it is later than every arrival
+     * in it, which is all the RTT check needs. */
+    uint64_t now_ns = uv_hrtime();
     for (int i = 0; i < n; i++) {
-      ir__handle_reply(sock, engine->recv_bufs[i], msgs[i].msg_len, &msgs[i].msg_hdr);
+      ir__handle_reply(sock, engine->recv_bufs[i], msgs[i].msg_len, &msgs[i].msg_hdr,
+                       now_ns);
     }
     if (n < IR_RECV_BATCH) {
       return;
@@ -253,7 +258,7 @@ static void ir__handle_error(ir_socket_t* sock, const uint8_t* buf, size_t len,
   if (ee->ee_origin == SO_EE_ORIGIN_ICMP || ee->ee_origin == SO_EE_ORIGIN_ICMP6) {
     result.icmp_type = ee->ee_type;
     result.icmp_code = ee->ee_code;
-    result.rtt_ms = ir__rtt_ms(engine, probe, &anc);
+    result.rtt_ms = ir__rtt_ms(engine, probe, &anc, uv_hrtime());
   }
   result.error = -(int)ee->ee_errno;
   const struct sockaddr* offender = SO_EE_OFFENDER(ee);
