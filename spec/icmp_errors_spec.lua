@@ -78,4 +78,21 @@ describe("ICMP errors from a router", function()
     assert.equal(before.replies, after.replies)
     assert.equal(before.timeouts, after.timeouts)
   end)
+
+  -- More probes than the engine sends in a turn, so that it reads answers
+  -- inline with its sockets out of epoll, where only a failed send tells it
+  -- of the errors waiting. IPv4 only: the router does not rate-limit those,
+  -- while its IPv6 errors would be too few for the tests above afterwards.
+  it("all come back during a sweep at full speed, one result per probe", function()
+    local results, errors = 0, 0
+    for r in icmprun.sweep(FAR[4], { rate = 0, count = 600, interval = 0, ttl = 1,
+      timeout = 1000 }) do
+      results = results + 1
+      assert.equal("ttl_exceeded", r.status)
+      assert.equal(ROUTER[4], r.from)
+      errors = errors + 1
+    end
+    assert.equal(600, results)
+    assert.equal(600, errors)
+  end)
 end)

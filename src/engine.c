@@ -136,10 +136,15 @@ void ir_engine_counters(const ir_engine_t* engine, ir_counters_t* out) {
   *out = engine->counters;
 }
 
-/* Watch for replies always; for writability only while a send is blocked, and
- * only then does the poll handle keep the loop alive. */
+/* Watch for replies, unless the flusher reads them inline; for writability
+ * only while a send is blocked, and only then does the poll handle keep the
+ * loop alive. */
 void ir__socket_update_poll(ir_socket_t* sock) {
-  if (!sock->poll_started) {
+  if (!sock->poll_started || sock->engine->closing) {
+    return;
+  }
+  if (sock->engine->reading_inline && !sock->want_writable) {
+    uv_poll_stop(&sock->poll);
     return;
   }
   int events = UV_READABLE | (sock->want_writable ? UV_WRITABLE : 0);
@@ -357,17 +362,59 @@ static void ir__on_kick(uv_idle_t* idle) {
   (void)idle; /* Being active is its whole job. */
 }
 
+/* Switches inline reading on or off: see ir__on_flush. */
+static void ir__set_reading_inline(ir_engine_t* engine, bool on) {
+  if (engine->reading_inline == on) {
+    return;
+  }
+  engine->reading_inline = on;
+  ir__socket_update_poll(&engine->v4);
+  ir__socket_update_poll(&engine->v6);
+}
+
+/* Reads the replies that have come in on either socket. */
+static void ir__read_inline(ir_engine_t* engine) {
+  if (engine->v4.fd >= 0) {
+    ir__read_replies(&engine->v4);
+  }
+  if (engine->v6.fd >= 0) {
+    ir__read_replies(&engine->v6);
+  }
+}
+
+/* Runs before the loop polls, on every turn. While probes stay queued from
+ * one turn to the next (a sweep at full speed), the loop never sleeps, and
+ * the replies are read here instead of announced: a socket in epoll costs
+ * the kernel a wake-up callback for every datagram that arrives, a few per
+ * cent of a loopback ping. Reading and sending then take turns a send batch
+ * at a time, as the bare sendmmsg/recvmmsg loop does, so the replies to one
+ * batch are read before the next goes out and the kernel's queue stays
+ * short. Once the queue is empty or blocked, the sockets go back into epoll
+ * (which reports what arrived in between), so an idle loop sleeps until a
+ * reply comes. An ICMP error that arrives meanwhile fails the next send,
+ * which reads the error queue. */
 static void ir__on_flush(uv_prepare_t* prepare) {
   ir_engine_t* engine = prepare->data;
-  ir__send_flush(engine, IR_SEND_BATCH);
+  if (engine->reading_inline) {
+    for (unsigned batch = 0; batch < IR_SEND_BATCH / IR_MMSG_BATCH &&
+                             engine->send_head != NULL && !engine->send_blocked;
+         batch++) {
+      ir__read_inline(engine);
+      ir__send_flush(engine, IR_MMSG_BATCH);
+    }
+  } else {
+    ir__send_flush(engine, IR_SEND_BATCH);
+  }
   if (engine->send_head == NULL) {
     uv_unref((uv_handle_t*)&engine->flusher);
   }
-  if (engine->send_head != NULL && !engine->send_blocked) {
+  bool busy = engine->send_head != NULL && !engine->send_blocked;
+  if (busy) {
     uv_idle_start(&engine->kicker, ir__on_kick);
   } else {
     uv_idle_stop(&engine->kicker);
   }
+  ir__set_reading_inline(engine, busy && !engine->closing);
 }
 
 static void ir__on_retry(uv_timer_t* timer) {

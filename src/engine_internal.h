@@ -10,8 +10,10 @@
 #include "packet.h"
 #include "probe_table.h"
 
-/* Replies are read in batches of this many datagrams per recvmmsg call. */
-#define IR_RECV_BATCH 64
+/* Replies are read in batches of this many datagrams per recvmmsg call: twice
+ * a send batch, so that the replies to one send batch come in one call, and
+ * a call that returns less than a full batch says the queue is empty. */
+#define IR_RECV_BATCH 128
 /* Bytes kept of each received datagram: enough for an IPv4 header with options,
  * the ICMP header and the cookie. Longer replies are counted by their real
  * length (MSG_TRUNC), since nothing past the cookie is looked at. */
@@ -123,6 +125,9 @@ struct ir_engine_s {
   uv_idle_t kicker;
   uv_timer_t retry_timer; /* After ENOBUFS, when no poll event will come. */
   bool send_blocked;      /* Waiting for writability or the retry timer. */
+  /* While probes stay queued turn after turn, the flusher reads the replies
+   * itself and the sockets are out of epoll: see ir__on_flush. */
+  bool reading_inline;
 
   ir_probe_t* free_probes;
   ir_probe_chunk_t* chunks;
@@ -166,6 +171,7 @@ void ir__send_flush(ir_engine_t* engine, unsigned budget);
 
 /* engine_recv.c */
 void ir__on_socket_event(uv_poll_t* handle, int status, int events);
+void ir__read_replies(ir_socket_t* sock);
 unsigned ir__drain_error_queue(ir_socket_t* sock);
 
 #endif

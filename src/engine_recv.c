@@ -170,7 +170,7 @@ static void ir__handle_reply(ir_socket_t* sock, const uint8_t* buf, size_t len,
 }
 
 /* Reads every queued reply, a batch per system call. */
-static void ir__read_replies(ir_socket_t* sock) {
+void ir__read_replies(ir_socket_t* sock) {
   struct mmsghdr msgs[IR_RECV_BATCH];
   struct iovec iovs[IR_RECV_BATCH][2];
   struct sockaddr_storage names[IR_RECV_BATCH];
