@@ -45,13 +45,14 @@ void ir_lua_push_keys(lua_State* L) {
   lua_setfield(L, LUA_REGISTRYINDEX, IR_KEYS); /* keys */
 }
 
-void ir_lua_set_key(lua_State* L, int keys, int key) {
-  lua_rawgeti(L, keys, key); /* t value key */
-  lua_insert(L, -2);         /* t key value */
+/* Every setter pushes the key before the value, so that rawset finds them in
+ * order with no rotation of the stack. */
+void ir_lua_set_integer(lua_State* L, int keys, int key, lua_Integer value) {
+  lua_rawgeti(L, keys, key); /* t key */
+  lua_pushinteger(L, value); /* t key value */
   lua_rawset(L, -3);         /* t */
 }
 
-/* The setters below push the key before the value, sparing the rotation. */
 void ir_lua_push_addr(lua_State* L, const ir_addr_t* addr) {
   char text[IR_ADDR_STRLEN];
   ir_addr_format(addr, text, sizeof(text));
@@ -64,9 +65,9 @@ static void ir__set_addr(lua_State* L, int keys, int key, const ir_addr_t* addr)
   lua_rawset(L, -3);         /* t */
 }
 
-static void ir__set_integer(lua_State* L, int keys, int key, lua_Integer value) {
+static void ir__set_string(lua_State* L, int keys, int key, const char* text) {
   lua_rawgeti(L, keys, key); /* t key */
-  lua_pushinteger(L, value); /* t key value */
+  lua_pushstring(L, text);   /* t key text */
   lua_rawset(L, -3);         /* t */
 }
 
@@ -74,10 +75,11 @@ void ir_lua_push_result(lua_State* L, int keys, const ir_result_t* r,
                         int extra_fields) {
   keys = lua_absindex(L, keys);
   lua_createtable(L, 0, 8 + extra_fields);                   /* t */
-  lua_rawgeti(L, keys, IR_KEY_STATUS_BASE + (int)r->status); /* t status */
-  ir_lua_set_key(L, keys, IR_KEY_STATUS);
-  lua_rawgeti(L, keys, IR_KEY_ADDR); /* t key */
-  ir_lua_push_addr(L, &r->addr);     /* t key addr */
+  lua_rawgeti(L, keys, IR_KEY_STATUS);                       /* t key */
+  lua_rawgeti(L, keys, IR_KEY_STATUS_BASE + (int)r->status); /* t key status */
+  lua_rawset(L, -3);                                         /* t */
+  lua_rawgeti(L, keys, IR_KEY_ADDR);                         /* t key */
+  ir_lua_push_addr(L, &r->addr);                             /* t key addr */
   if (r->has_from && ir_addr_equal(&r->from, &r->addr)) {
     /* The usual answer comes from the probed address: one string for both. */
     lua_rawgeti(L, keys, IR_KEY_FROM); /* t key addr fkey */
@@ -85,29 +87,29 @@ void ir_lua_push_result(lua_State* L, int keys, const ir_result_t* r,
     lua_rawset(L, -5);                 /* t key addr */
   }
   lua_rawset(L, -3); /* t */
-  ir__set_integer(L, keys, IR_KEY_SEQ, r->seq);
+  ir_lua_set_integer(L, keys, IR_KEY_SEQ, r->seq);
   if (r->has_from && !ir_addr_equal(&r->from, &r->addr)) {
     ir__set_addr(L, keys, IR_KEY_FROM, &r->from);
   }
   if (r->status == IR_STATUS_REPLY) {
-    lua_pushnumber(L, r->rtt_ms);
-    ir_lua_set_key(L, keys, IR_KEY_RTT);
-    ir__set_integer(L, keys, IR_KEY_BYTES, r->bytes);
+    lua_rawgeti(L, keys, IR_KEY_RTT); /* t key */
+    lua_pushnumber(L, r->rtt_ms);     /* t key rtt */
+    lua_rawset(L, -3);                /* t */
+    ir_lua_set_integer(L, keys, IR_KEY_BYTES, r->bytes);
   }
   if (r->ttl >= 0) {
-    ir__set_integer(L, keys, IR_KEY_TTL, r->ttl);
+    ir_lua_set_integer(L, keys, IR_KEY_TTL, r->ttl);
   }
   if (r->icmp_type >= 0) {
-    ir__set_integer(L, keys, IR_KEY_ICMP_TYPE, r->icmp_type);
-    ir__set_integer(L, keys, IR_KEY_ICMP_CODE, r->icmp_code);
+    ir_lua_set_integer(L, keys, IR_KEY_ICMP_TYPE, r->icmp_type);
+    ir_lua_set_integer(L, keys, IR_KEY_ICMP_CODE, r->icmp_code);
   }
   /* err says what went wrong: the ICMP error's meaning when one came back,
    * otherwise the system's message for the failed send. */
   if (r->icmp_type >= 0) {
-    lua_pushstring(L, ir_icmp_describe(r->addr.family, r->icmp_type, r->icmp_code));
-    ir_lua_set_key(L, keys, IR_KEY_ERR);
+    ir__set_string(L, keys, IR_KEY_ERR,
+                   ir_icmp_describe(r->addr.family, r->icmp_type, r->icmp_code));
   } else if (r->error != 0 && r->status != IR_STATUS_TIMEOUT) {
-    lua_pushstring(L, uv_strerror(r->error));
-    ir_lua_set_key(L, keys, IR_KEY_ERR);
+    ir__set_string(L, keys, IR_KEY_ERR, uv_strerror(r->error));
   }
 }

@@ -142,8 +142,8 @@ enum {
 void ir_lua_push_addr(lua_State* L, const ir_addr_t* addr);
 /* Pushes the keys table. */
 void ir_lua_push_keys(lua_State* L);
-/* t[key] = value, with t below the value on the stack; pops the value. */
-void ir_lua_set_key(lua_State* L, int keys, int key);
+/* t[key] = value, with t on top of the stack. */
+void ir_lua_set_integer(lua_State* L, int keys, int key, lua_Integer value);
 /* Pushes a result table with ping's fields, sized for extra_fields more. */
 void ir_lua_push_result(lua_State* L, int keys, const ir_result_t* r, int extra_fields);
 

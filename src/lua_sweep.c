@@ -33,6 +33,7 @@ typedef struct ir_sweep_s ir_sweep_t;
 typedef struct ir_source_s {
   char* text;
   size_t text_len;
+  uint64_t serial; /* Unique in its sweep: names the text's Lua string. */
   int refs;
   ir_block_t block;
   ir_walk_t walk;
@@ -101,6 +102,8 @@ struct ir_sweep_s {
   uint64_t expanded;      /* Addresses in all sources so far, for the limit. */
   ir_source_t* current;
   ir_source_t* next_source; /* Fetched ahead, so turns keep their order. */
+  uint64_t sources_made;    /* Serial of the last source. */
+  uint64_t target_serial;   /* Source whose text is the userdata's uservalue 2. */
   bool resolving;
   char resolving_name[256];
   uv_getaddrinfo_t resolve;
@@ -260,17 +263,33 @@ static bool ir__results_push(ir_sweep_t* s, const ir_result_t* result,
   return true;
 }
 
-/* Pushes the oldest result: ping's fields, plus target, n and attempts. */
-static void ir__results_pop(lua_State* L, ir_sweep_t* s, int keys) {
+/* Pushes the target text of a result. Results come in long runs from one
+ * target (a CIDR block), so the Lua string of the last one is kept as
+ * uservalue 2 of the sweep's userdata (at ud): one string made per target
+ * rather than one interned per result. */
+static void ir__push_target(lua_State* L, ir_sweep_t* s, int ud,
+                            const ir_source_t* source) {
+  if (s->target_serial == source->serial) {
+    lua_getiuservalue(L, ud, 2); /* text */
+    return;
+  }
+  lua_pushlstring(L, source->text, source->text_len); /* text */
+  lua_pushvalue(L, -1);                               /* text text */
+  lua_setiuservalue(L, ud, 2);                        /* text */
+  s->target_serial = source->serial;
+}
+
+/* Pushes the oldest result: ping's fields, plus target, n and attempts. The
+ * sweep's userdata is at ud. */
+static void ir__results_pop(lua_State* L, ir_sweep_t* s, int keys, int ud) {
   ir_sweep_result_t* item = &s->results[s->results_head];
-  ir_lua_push_result(L, keys, &item->result, 3);                  /* r */
-  lua_pushlstring(L, item->source->text, item->source->text_len); /* r target */
-  ir_lua_set_key(L, keys, IR_KEY_TARGET);                         /* r */
-  lua_pushinteger(L, item->n);
-  ir_lua_set_key(L, keys, IR_KEY_N);
+  ir_lua_push_result(L, keys, &item->result, 3); /* r */
+  lua_rawgeti(L, keys, IR_KEY_TARGET);           /* r key */
+  ir__push_target(L, s, ud, item->source);       /* r key target */
+  lua_rawset(L, -3);                             /* r */
+  ir_lua_set_integer(L, keys, IR_KEY_N, item->n);
   if (s->retries > 0) {
-    lua_pushinteger(L, item->attempt + 1);
-    ir_lua_set_key(L, keys, IR_KEY_ATTEMPTS);
+    ir_lua_set_integer(L, keys, IR_KEY_ATTEMPTS, item->attempt + 1);
   }
   ir__source_release(item->source);
   s->results_head = (s->results_head + 1) % s->results_cap;
@@ -526,6 +545,7 @@ static const char* ir__add_source(ir_sweep_t* s, const char* text,
   }
   source->text = copy;
   source->text_len = strlen(copy);
+  source->serial = ++s->sources_made;
   source->refs = 1;
   source->block = *block;
   ir_walk_init(&source->walk, block->count, s->random, s->seed ^ s->expanded);
@@ -683,7 +703,7 @@ static int ir__sweep_step(lua_State* L, int status, lua_KContext ctx) {
   }
   for (;;) {
     if (s->results_len > 0) {
-      ir__results_pop(L, s, lua_upvalueindex(1));
+      ir__results_pop(L, s, lua_upvalueindex(1), 1);
       return 1;
     }
     if (s->error != NULL) {
@@ -954,8 +974,9 @@ static int ir__l_sweep(lua_State* L) {
     }
   }
 
-  lua_pushvalue(L, lua_upvalueindex(2));                       /* next */
-  ir_sweep_ref_t* ref = lua_newuserdatauv(L, sizeof(*ref), 1); /* next ud */
+  lua_pushvalue(L, lua_upvalueindex(2)); /* next */
+  /* Uservalue 1: the targets; 2: the text of the last target handed out. */
+  ir_sweep_ref_t* ref = lua_newuserdatauv(L, sizeof(*ref), 2); /* next ud */
   ref->sweep = NULL;
   luaL_setmetatable(L, IR_SWEEP_META);
   lua_pushvalue(L, 1);         /* next ud targets */
