@@ -167,6 +167,13 @@ void ir_lua_register_sweep(lua_State* L, int module_index);
 /* lua_luv.c: makes `require "luv"` open luv on the runtime's loop. */
 void ir_lua_register_luv(lua_State* L, ir_lua_runtime_t* rt);
 
+/* lua_alloc.c: the icmprun command's allocator for its Lua state. The pool
+ * must outlive the state: free it only after lua_close. */
+typedef struct ir_lua_pool_s ir_lua_pool_t;
+ir_lua_pool_t* ir_lua_pool_new(void);
+void ir_lua_pool_free(ir_lua_pool_t* pool);
+void* ir_lua_pool_alloc(void* ud, void* ptr, size_t osize, size_t nsize);
+
 /* lua_embed.c */
 void ir_lua_register_embedded(lua_State* L);
 

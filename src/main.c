@@ -267,11 +267,16 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  lua_State* L = luaL_newstate();
+  /* luaL_newstate's panic and warning functions, with the pool's allocator
+   * from the first block the libraries allocate. */
+  ir_lua_pool_t* pool = ir_lua_pool_new();
+  lua_State* L = pool != NULL ? luaL_newstate() : NULL;
   if (L == NULL) {
+    ir_lua_pool_free(pool);
     fprintf(stderr, "icmprun: cannot create the Lua state: not enough memory\n");
     return 1;
   }
+  lua_setallocf(L, ir_lua_pool_alloc, pool);
   luaL_openlibs(L);
   /* The collector's mode of the stand-alone lua: generational collection
    * suits scripts that make many short-lived tables, as a sweep makes one per
@@ -293,6 +298,7 @@ int main(int argc, char** argv) {
     status = ir_run_script(L, argc, argv, &opts, &exit_code);
   }
   lua_close(L);
+  ir_lua_pool_free(pool);
   fflush(stdout);
   return status == LUA_OK ? exit_code : 1;
 }
