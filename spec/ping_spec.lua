@@ -67,6 +67,18 @@ describe("icmprun.ping", function()
       end)
     end
 
+    it("sends a probe larger than the path MTU in fragments", function()
+      -- The test host sits behind a 1,500-byte link, and the IPv4 socket
+      -- refuses to fragment: such a probe is sent again, fragmented, and the
+      -- kernel's note of the refusal is neither a result nor a count.
+      local before = icmprun.stats()
+      assert_reply(icmprun.ping(NORMAL4, { size = 1473 }), NORMAL4, 1481)
+      assert_reply(icmprun.ping(NORMAL4, { size = 3000 }), NORMAL4, 3008)
+      local after = icmprun.stats()
+      assert.equal(before.malformed, after.malformed)
+      assert.equal(before.send_errors, after.send_errors)
+    end)
+
     it("sends the largest datagram of each family", function()
       assert_reply(icmprun.ping("127.0.0.1", { size = 65507 }), "127.0.0.1", 65515)
       assert_reply(icmprun.ping("::1", { size = 65527 }), "::1", 65535)

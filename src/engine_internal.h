@@ -51,7 +51,8 @@ typedef struct ir_probe_s {
   uint32_t key_hash; /* ir_table_hash(spec.addr, seq), once seq is chosen. */
   uint8_t state;
   uint8_t send_attempts;
-  bool has_seq;                  /* seq is chosen (kept across retried sends). */
+  bool has_seq;  /* seq is chosen (kept across retried sends). */
+  bool fragment; /* Larger than the IPv4 path MTU: sent alone, fragmented. */
   struct timespec sent_realtime; /* Same clock as SO_TIMESTAMPNS. */
   uint64_t sent_mono_ns;
 } ir_probe_t;

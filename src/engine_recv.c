@@ -234,6 +234,11 @@ static void ir__handle_error(ir_socket_t* sock, const uint8_t* buf, size_t len,
   ir_engine_t* engine = sock->engine;
   ir_ancillary_t anc;
   ir__parse_control(hdr, &anc);
+  /* Our own kernel's note of a send it refused (EMSGSIZE), which the send
+   * path has already dealt with: nothing to match or count. */
+  if (anc.ee != NULL && anc.ee->ee_origin == SO_EE_ORIGIN_LOCAL) {
+    return;
+  }
   ir_icmp_msg_t msg;
   ir_addr_t dest;
   /* The queued payload is the echo request we sent (possibly cut short by the

@@ -69,6 +69,19 @@ static void ir__prepare_message(ir_engine_t* engine, ir_socket_t* sock,
   mmsg->msg_hdr.msg_controllen = control_len;
 }
 
+/* Sends one IPv4 probe larger than the path MTU. The socket refuses to
+ * fragment (see ir__configure in sockets.c), so this one send goes with the
+ * kernel's default strategy, which fragments it, as any ping does. */
+static int ir__send_fragmented(ir_socket_t* sock, struct mmsghdr* msg) {
+  int fragment = IP_PMTUDISC_WANT;
+  int refuse = IP_PMTUDISC_DO;
+  (void)setsockopt(sock->fd, IPPROTO_IP, IP_MTU_DISCOVER, &fragment, sizeof(fragment));
+  int sent = sendmmsg(sock->fd, msg, 1, MSG_DONTWAIT);
+  int err = errno;
+  (void)setsockopt(sock->fd, IPPROTO_IP, IP_MTU_DISCOVER, &refuse, sizeof(refuse));
+  return sent < 0 ? -err : sent;
+}
+
 /* Sends the first probes of the queue in one sendmmsg: consecutive probes of
  * the head's family, at most IR_MMSG_BATCH and `budget`, with sequence numbers.
  * A payload too large for a batch slot goes alone through the big buffer.
@@ -86,8 +99,9 @@ static int ir__send_batch(ir_engine_t* engine, ir_socket_t* sock, unsigned budge
        probe != NULL && n < budget && n < IR_MMSG_BATCH &&
        probe->spec.addr.family == sock->family;
        probe = probe->next) {
-    bool big = probe->spec.size > IR_SLOT_PAYLOAD;
-    if (big && n > 0) {
+    /* Alone: a payload too big for a slot, or one to fragment. */
+    bool alone = probe->spec.size > IR_SLOT_PAYLOAD || probe->fragment;
+    if (alone && n > 0) {
       break;
     }
     if (!probe->has_seq) {
@@ -100,7 +114,7 @@ static int ir__send_batch(ir_engine_t* engine, ir_socket_t* sock, unsigned budge
       probe->has_seq = true;
     }
     uint8_t* buf;
-    if (big) {
+    if (probe->spec.size > IR_SLOT_PAYLOAD) {
       if (engine->send_buf == NULL &&
           (engine->send_buf = malloc(IR_ICMP_HEADER_LEN + IR_MAX_SIZE_V6)) == NULL) {
         return -ENOMEM;
@@ -113,9 +127,12 @@ static int ir__send_batch(ir_engine_t* engine, ir_socket_t* sock, unsigned budge
     probe->sent_realtime = now_rt;
     probe->sent_mono_ns = mono;
     n++;
-    if (big) {
+    if (alone) {
       break;
     }
+  }
+  if (n == 1 && engine->send_head->fragment) {
+    return ir__send_fragmented(sock, msgs);
   }
   int sent = sendmmsg(sock->fd, msgs, n, MSG_DONTWAIT);
   return sent < 0 ? -errno : sent;
@@ -185,6 +202,13 @@ void ir__send_flush(ir_engine_t* engine, unsigned budget) {
       engine->counters.send_retries++;
       ir__send_retry_later(engine);
       return;
+    }
+    /* Larger than the path MTU, which the IPv4 socket refuses to fragment:
+     * send it again alone, fragmented. */
+    if (err == -EMSGSIZE && sock->family == AF_INET && !head->fragment) {
+      head->fragment = true;
+      engine->counters.send_retries++;
+      continue;
     }
     /* With IP_RECVERR, an ICMP error that arrived for an earlier probe is also
      * left pending on the socket, and the next send fails with it without
