@@ -454,6 +454,23 @@ targets:
     assert.matches("targets[1].size: big is not a whole number", r.stderr, 1, true)
   end)
 
+  it("takes hosts, interval, size and buckets from the command line", function()
+    server = exporter.start({ "-i", "100ms", "-s", "24", "--buckets", "0.001,0.5",
+      "127.0.0.1" })
+    assert.is_nil(server.failed, server.output)
+    local labels = 'host="127.0.0.1",ip="127.0.0.1"'
+    local s = eventually(10, function()
+      local s = server:scrape()
+      return (value(s, "smokeping_requests_total", labels) or 0) >= 5 and s
+    end)
+    assert.truthy(s, "not probed every 100 ms")
+    local h = "smokeping_response_duration_seconds_bucket"
+    assert.is_number(value(s, h, labels .. ',le="0.001"'))
+    assert.is_number(value(s, h, labels .. ',le="0.5"'))
+    assert.is_number(value(s, h, labels .. ',le="+Inf"'))
+    assert.is_nil(value(s, h, labels .. ',le="5e-05"')) -- not the default buckets
+  end)
+
   it("refuses a port that is taken", function()
     server = exporter.start({ "127.0.0.1" })
     assert.is_nil(server.failed, server.output)
