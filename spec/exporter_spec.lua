@@ -419,12 +419,17 @@ targets:
     path = yaml_file("targets:\n- hosts: [127.0.0.1]\n  interval: 100ms\n")
     server = exporter.start({ "--config", path })
     assert.is_nil(server.failed, server.output)
+    local started = server:scrape()
+    exporter.sleep(0.2)
     rewrite(path, "targets:\n- hosts: [127.0.0.1]\n  interval: soon\n")
     local code, body = server:request("/-/reload", "POST")
     assert.equal(500, code)
     assert.matches('targets[1].interval: "soon" is not a duration', body, 1, true)
     local s = server:scrape()
     assert.equal(0, s.smokeping_prober_config_last_reload_successful)
+    -- The success time is still that of the start.
+    assert.equal(started.smokeping_prober_config_last_reload_success_timestamp_seconds,
+      s.smokeping_prober_config_last_reload_success_timestamp_seconds)
     local one = 'host="127.0.0.1",ip="127.0.0.1"'
     local n = value(s, "smokeping_requests_total", one)
     exporter.sleep(0.5)

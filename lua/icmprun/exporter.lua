@@ -188,13 +188,13 @@ function Exporter:load()
   if groups then
     wanted, err = resolve_all(groups)
   end
-  self.reload_time = wall_clock()
   if not wanted then
     self.reload_ok = 0
     return nil, err
   end
   local added, kept, removed = self:apply(wanted)
   self.reload_ok = 1
+  self.reload_time = wall_clock()
   return #wanted, added, kept, removed
 end
 
@@ -257,7 +257,7 @@ function Exporter:own_lines()
     "# TYPE smokeping_prober_config_last_reload_successful gauge",
     "smokeping_prober_config_last_reload_successful " .. self.reload_ok,
     "# HELP smokeping_prober_config_last_reload_success_timestamp_seconds When the config "
-      .. "was last loaded, or failed to.",
+      .. "was last loaded successfully.",
     "# TYPE smokeping_prober_config_last_reload_success_timestamp_seconds gauge",
     "smokeping_prober_config_last_reload_success_timestamp_seconds " .. fv(self.reload_time),
     "# HELP icmprun_exporter_targets Targets being probed.",
