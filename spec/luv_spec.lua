@@ -45,4 +45,20 @@ describe("luv on icmprun's loop", function()
     assert.equal(0, r.code, r.stderr)
     assert.equal("reply\techo:hi\ttrue\n", r.stdout)
   end)
+
+  it("leaves luv on its own loop in stock Lua when it was opened first", function()
+    -- luv's own loop must stay luv's: nothing closes icmprun's loop twice.
+    local r = cli.lua_script([[
+      local uv = require "luv"
+      local icmprun = require "icmprun"
+      local fired = false
+      local timer = uv.new_timer()
+      timer:start(10, 0, function() fired = true; timer:close() end)
+      uv.run()
+      local status = icmprun.run(function() return icmprun.ping("127.0.0.1").status end)
+      print(status, fired)
+    ]])
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("reply\ttrue\n", r.stdout)
+  end)
 end)

@@ -16,6 +16,14 @@ static int ir__open_luv(lua_State* L) {
 }
 
 void ir_lua_register_luv(lua_State* L, ir_lua_runtime_t* rt) {
+  /* In stock Lua a script may have opened luv before icmprun: luv then runs
+   * a loop of its own, which its module table closes when collected. Moving
+   * luv to our loop would make that finalizer close ours instead, after the
+   * runtime freed it; so luv stays where it is. */
+  uv_loop_t* current = luv_context(rt->L)->loop;
+  if (current != NULL && current != &rt->loop) {
+    return;
+  }
   luv_set_loop(rt->L, &rt->loop);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE); /* preload */
   lua_pushcfunction(L, ir__open_luv);                        /* preload open */
