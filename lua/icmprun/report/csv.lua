@@ -7,6 +7,7 @@
 -- newline are quoted as RFC 4180 says (double quotes around, inner quotes
 -- doubled). Rows end with "\n" (or `opts.eol`, such as "\r\n").
 -- @module icmprun.report.csv
+local handle = require "icmprun.report.handle"
 local number = require "icmprun.report.number"
 
 local M = {}
@@ -157,13 +158,7 @@ Writer.__index = Writer
 --   end, default "\n")
 -- @treturn Writer
 function M.new(fh, opts)
-  if (type(fh) ~= "userdata" and type(fh) ~= "table") or fh.write == nil then
-    error("csv.new: file handle expected, got " .. type(fh), 2)
-  end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("csv.new: options must be a table, got " .. type(opts), 2)
-  end
-  opts = opts or {}
+  opts = handle.check("csv.new", fh, opts)
   local columns = opts.columns or M.COLUMNS
   if type(columns) ~= "table" or #columns == 0 then
     error("csv.new: option 'columns' must be a non-empty list of names", 2)
@@ -247,13 +242,7 @@ function Writer:close()
   if not ok then
     return nil, err
   end
-  if self.fh.flush then
-    ok, err = self.fh:flush()
-    if not ok then
-      return nil, err
-    end
-  end
-  return true
+  return handle.flush(self.fh)
 end
 
 return M

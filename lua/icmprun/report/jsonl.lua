@@ -32,6 +32,7 @@
 -- @module icmprun.report.jsonl
 local cjson = require "cjson"
 
+local handle = require "icmprun.report.handle"
 local number = require "icmprun.report.number"
 
 local M = {}
@@ -219,13 +220,7 @@ Writer.__index = Writer
 --   of a pipe; off by default)
 -- @treturn Writer
 function M.new(fh, opts)
-  if (type(fh) ~= "userdata" and type(fh) ~= "table") or fh.write == nil then
-    error("jsonl.new: file handle expected, got " .. type(fh), 2)
-  end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("jsonl.new: options must be a table, got " .. type(opts), 2)
-  end
-  opts = opts or {}
+  opts = handle.check("jsonl.new", fh, opts)
   if opts.clock ~= nil and type(opts.clock) ~= "function" then
     error("jsonl.new: option 'clock' must be a function", 2)
   end
@@ -244,11 +239,8 @@ local function write_line(self, line)
     return nil, err
   end
   self.lines = self.lines + 1
-  if self.flush_each and self.fh.flush then
-    ok, err = self.fh:flush()
-    if not ok then
-      return nil, err
-    end
+  if self.flush_each then
+    return handle.flush(self.fh)
   end
   return true
 end
@@ -296,13 +288,7 @@ end
 -- @treturn[1] true
 -- @return[2] nil, error message from the handle
 function Writer:close()
-  if self.fh.flush then
-    local ok, err = self.fh:flush()
-    if not ok then
-      return nil, err
-    end
-  end
-  return true
+  return handle.flush(self.fh)
 end
 
 return M
