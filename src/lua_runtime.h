@@ -11,6 +11,22 @@
 typedef struct ir_lua_runtime_s ir_lua_runtime_t;
 typedef struct ir_lua_task_s ir_lua_task_t;
 
+/* The common header of every binding object that owns libuv handles or
+ * requests (a sleep, a sweep, a name lookup, a signal watcher). The object
+ * links itself into its runtime's list when it opens its first handle and
+ * unlinks itself when it is freed. At shutdown the runtime calls each linked
+ * object's `shutdown`, which closes that object's own handles and cancels
+ * its own requests; the runtime never guesses an owner from a handle's type
+ * (luv's src/luv.c keeps one header per handle for the same reason). */
+typedef struct ir_lua_owner_s ir_lua_owner_t;
+struct ir_lua_owner_s {
+  ir_lua_owner_t* prev;
+  ir_lua_owner_t* next;
+  /* Closes the object's handles and cancels its requests; it is already
+   * unlinked when this runs. Its memory is freed by its close callbacks. */
+  void (*shutdown)(ir_lua_owner_t* self);
+};
+
 /* What a suspended task, or a blocking call, is waiting for, and what it gets
  * when the wait ends. Allocated by the primitive that waits; freed when both
  * the operation behind it has finished with it (`op_done`) and the waiting
@@ -79,7 +95,14 @@ struct ir_lua_runtime_s {
   bool failed;       /* A task raised an error: stop everything. */
   int error_ref;     /* Registry ref of that error's message. */
   bool closing;
+  ir_lua_owner_t owners; /* Sentinel of the list of live binding objects. */
 };
+
+/* lua_tasks.c: the owner list. Linking and unlinking are O(1); unlinking an
+ * object that is not linked does nothing. */
+void ir_lua_owner_link(ir_lua_runtime_t* rt, ir_lua_owner_t* owner,
+                       void (*shutdown)(ir_lua_owner_t* self));
+void ir_lua_owner_unlink(ir_lua_owner_t* owner);
 
 /* lua_tasks.c */
 ir_lua_runtime_t* ir_lua_runtime(lua_State* L);

@@ -37,6 +37,13 @@ static int ir__runtime_gc(lua_State* L) {
   ir__abandon_tasks(rt);
   ir_engine_close(rt->engine);
   rt->engine = NULL;
+  /* Each object closes what it opened; a shutdown may free or unlink other
+   * objects, so always take the list's first one afresh. */
+  while (rt->owners.next != &rt->owners) {
+    ir_lua_owner_t* owner = rt->owners.next;
+    ir_lua_owner_unlink(owner);
+    owner->shutdown(owner);
+  }
   uv_walk(&rt->loop, ir__walk_close, rt);
   /* Inside a callback of this loop (os.exit(n, true) from a task) the loop
    * cannot be run again; the process is exiting anyway. */
@@ -68,6 +75,25 @@ static void ir__walk_close(uv_handle_t* handle, void* arg) {
   }
 }
 
+void ir_lua_owner_link(ir_lua_runtime_t* rt, ir_lua_owner_t* owner,
+                       void (*shutdown)(ir_lua_owner_t* self)) {
+  owner->shutdown = shutdown;
+  owner->prev = &rt->owners;
+  owner->next = rt->owners.next;
+  rt->owners.next->prev = owner;
+  rt->owners.next = owner;
+}
+
+void ir_lua_owner_unlink(ir_lua_owner_t* owner) {
+  if (owner->next == NULL) {
+    return;
+  }
+  owner->prev->next = owner->next;
+  owner->next->prev = owner->prev;
+  owner->prev = NULL;
+  owner->next = NULL;
+}
+
 int ir_lua_runtime_init(lua_State* L) {
   if (ir_lua_runtime(L) != NULL) {
     return 0;
@@ -75,6 +101,8 @@ int ir_lua_runtime_init(lua_State* L) {
   ir_lua_runtime_t* rt = lua_newuserdatauv(L, sizeof(*rt), 0); /* rt */
   memset(rt, 0, sizeof(*rt));
   rt->error_ref = LUA_NOREF;
+  rt->owners.prev = &rt->owners;
+  rt->owners.next = &rt->owners;
   int err = uv_loop_init(&rt->loop);
   if (err != 0) {
     return luaL_error(L, "icmprun: cannot create the event loop: %s", uv_strerror(err));
