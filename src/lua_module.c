@@ -1,6 +1,9 @@
 /* The icmprun module table: the script-facing API, assembled from its parts. */
+#include <errno.h>
+#include <fcntl.h>
 #include <lauxlib.h>
 #include <lua.h>
+#include <unistd.h>
 
 #include "lua_runtime.h"
 
@@ -20,4 +23,22 @@ int ir_lua_open(lua_State* L) {
   ir_lua_register_luv(L, ir_lua_runtime(L));
   ir_lua_register_embedded(L);
   return 1;
+}
+
+int ir_lua_open_std_fds(void) {
+  for (int fd = 0; fd <= 2; fd++) {
+    if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) {
+      continue;
+    }
+    /* The lower ones are open by now, so open() returns fd itself. */
+    int got = open("/dev/null", O_RDWR);
+    if (got < 0) {
+      return -errno;
+    }
+    if (got != fd) {
+      close(got);
+      return -EBADF;
+    }
+  }
+  return 0;
 }

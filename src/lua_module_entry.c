@@ -1,10 +1,21 @@
 /* Entry point of icmprun.so, so that stock Lua can `require "icmprun"`. */
+#include <lauxlib.h>
 #include <lua.h>
+#include <string.h>
 
 #include "lua_runtime.h"
 
 LUAMOD_API int luaopen_icmprun(lua_State* L);
 
 LUAMOD_API int luaopen_icmprun(lua_State* L) {
+  /* Before the loop and the sockets are opened: a host program started with
+   * a standard stream closed would otherwise give its number to one. */
+  int err = ir_lua_open_std_fds();
+  if (err != 0) {
+    return luaL_error(L,
+                      "icmprun: a standard stream is closed and /dev/null "
+                      "cannot be opened in its place: %s",
+                      strerror(-err));
+  }
   return ir_lua_open(L);
 }

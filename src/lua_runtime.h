@@ -202,6 +202,11 @@ void ir_lua_register_embedded(lua_State* L);
 
 /* lua_module.c: builds the module table (used by main and by the C module). */
 int ir_lua_open(lua_State* L);
+/* lua_module.c: opens /dev/null on each of fds 0, 1 and 2 that is closed, so
+ * that no socket or loop descriptor takes a standard stream's number (print
+ * would write into it, and libuv refuses to close fds 0-2). Returns 0, or a
+ * negative errno when /dev/null cannot be opened. */
+int ir_lua_open_std_fds(void);
 
 /* Runs a function as a task and drives the loop until every task has
  * finished. The function is on L's stack with its nargs arguments above it;

@@ -242,6 +242,17 @@ static int ir_run_options(lua_State* L, char** argv, int stop) {
 }
 
 int main(int argc, char** argv) {
+  /* First of all: a socket or the loop must never take fd 0, 1 or 2 (print
+   * would write into it, and libuv aborts when it closes one of them). */
+  int fd_err = ir_lua_open_std_fds();
+  if (fd_err != 0) {
+    /* Lost if stderr is the closed one; the exit status still says it. */
+    fprintf(stderr,
+            "icmprun: a standard stream is closed and /dev/null cannot be "
+            "opened in its place: %s\n",
+            strerror(-fd_err));
+    return 1;
+  }
   ir_options_t opts = {0, false, false};
   bool has_e = false;
   if (ir_scan_options(argc, argv, &opts, &has_e) != 0) {
