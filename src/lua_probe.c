@@ -45,6 +45,7 @@ static void ir__submit(ir_lua_waiter_t* waiter) {
 
 static void ir__on_resolved(uv_getaddrinfo_t* req, int status, struct addrinfo* res) {
   ir_lua_waiter_t* waiter = req->data;
+  ir_lua_owner_unlink(&waiter->owner); /* The lookup is over. */
   if (waiter->rt->closing || waiter->consumed) {
     uv_freeaddrinfo(res);
     waiter->done = true;
@@ -78,13 +79,25 @@ int ir_lua_getaddrinfo(uv_loop_t* loop, uv_getaddrinfo_t* req, uv_getaddrinfo_cb
   return uv_getaddrinfo(loop, req, cb, name, NULL, &hints);
 }
 
+/* Shutdown of a lookup in flight: nobody will take its values. The lookup
+ * is cancelled if it has not started; either way ir__on_resolved runs while
+ * the runtime runs its loop to the end, and frees the waiter. */
+static void ir__lookup_shutdown(ir_lua_owner_t* owner) {
+  ir_lua_waiter_t* waiter = ir_lua_waiter_of_owner(owner);
+  waiter->task = NULL;
+  waiter->consumed = true;
+  (void)uv_cancel((uv_req_t*)&waiter->resolve);
+}
+
 /* Starts resolving waiter->target for the family (0, 4 or 6). */
 static void ir__start_resolve(ir_lua_runtime_t* rt, ir_lua_waiter_t* waiter,
                               int family) {
   waiter->resolve.data = waiter;
   int err = ir_lua_getaddrinfo(&rt->loop, &waiter->resolve, ir__on_resolved,
                                waiter->target, family);
-  if (err != 0) {
+  if (err == 0) {
+    ir_lua_owner_link(rt, &waiter->owner, ir__lookup_shutdown);
+  } else {
     snprintf(waiter->failure, sizeof(waiter->failure), "cannot resolve '%s': %s",
              waiter->target, uv_strerror(err));
     waiter->op_done = true;

@@ -4,6 +4,7 @@
 
 #include <lua.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <uv.h>
 
 #include "engine.h"
@@ -41,7 +42,12 @@ typedef enum ir_wait_kind_e {
 
 typedef struct ir_lua_waiter_s {
   ir_lua_runtime_t* rt;
-  ir_lua_task_t* task; /* NULL for a blocking call outside any task. */
+  /* NULL for a blocking call outside any task, and once the task was
+   * abandoned (detached): a detached waiter never reaches its task again. */
+  ir_lua_task_t* task;
+  /* Linked while a sleep's timer is open or a name lookup is in flight, so
+   * that shutdown closes the one and cancels the other. */
+  ir_lua_owner_t owner;
   ir_wait_kind_t kind;
   bool done; /* The values are ready. */
   bool op_done;
@@ -103,6 +109,11 @@ struct ir_lua_runtime_s {
 void ir_lua_owner_link(ir_lua_runtime_t* rt, ir_lua_owner_t* owner,
                        void (*shutdown)(ir_lua_owner_t* self));
 void ir_lua_owner_unlink(ir_lua_owner_t* owner);
+
+/* The waiter that an owner header belongs to (a sleep, a name lookup). */
+static inline ir_lua_waiter_t* ir_lua_waiter_of_owner(ir_lua_owner_t* owner) {
+  return (ir_lua_waiter_t*)((char*)owner - offsetof(ir_lua_waiter_t, owner));
+}
 
 /* lua_tasks.c */
 ir_lua_runtime_t* ir_lua_runtime(lua_State* L);
@@ -176,8 +187,6 @@ ir_lua_task_t* ir_lua_spawn(lua_State* L, ir_lua_runtime_t* rt, int nargs);
 
 /* lua_signal.c */
 void ir_lua_register_signal(lua_State* L, int module_index);
-/* Close callback of a signal watcher: frees it. */
-void ir_lua_signal_closed(uv_handle_t* handle);
 
 /* lua_probe.c: starts resolving name on libuv's thread pool (the loop never
  * blocks), for family 4, 6 or 0 (either). Returns 0 or a libuv error. */

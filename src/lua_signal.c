@@ -2,6 +2,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,10 +12,14 @@
 
 /* One watched signal. The handle comes first, so that the close callback can
  * free the whole from the handle's address. The registry table
- * IR_SIGNALS_KEY maps the signal number to the handler function. */
+ * IR_SIGNALS_KEY maps the signal number to the handler function, and minus
+ * the number to the watcher. Allocated by on_signal; closed by on_signal(nil)
+ * or by the runtime's shutdown through its owner header, and freed by the
+ * close callback. */
 typedef struct ir_signal_s {
   uv_signal_t handle;
   ir_lua_runtime_t* rt;
+  ir_lua_owner_t owner;
 } ir_signal_t;
 
 static const struct {
@@ -23,8 +28,19 @@ static const struct {
 } ir__signals[] = {{"INT", SIGINT},   {"TERM", SIGTERM}, {"HUP", SIGHUP},
                    {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"QUIT", SIGQUIT}};
 
-void ir_lua_signal_closed(uv_handle_t* handle) {
+static void ir__signal_closed(uv_handle_t* handle) {
   free(handle); /* The ir_signal_t that starts with it. */
+}
+
+static void ir__signal_close(ir_signal_t* watcher) {
+  ir_lua_owner_unlink(&watcher->owner);
+  uv_close((uv_handle_t*)&watcher->handle, ir__signal_closed);
+}
+
+/* Shutdown: the registry's entry is left to lua_close; on_signal refuses
+ * to run once the runtime is closing, so it is never used again. */
+static void ir__signal_shutdown(ir_lua_owner_t* owner) {
+  ir__signal_close((ir_signal_t*)((char*)owner - offsetof(ir_signal_t, owner)));
 }
 
 static const char* ir__signal_name(int signum) {
@@ -76,13 +92,16 @@ static int ir__l_on_signal(lua_State* L) {
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TFUNCTION);
   }
+  if (rt->closing) {
+    return luaL_error(L, "on_signal: icmprun is shutting down");
+  }
   lua_getfield(L, LUA_REGISTRYINDEX, IR_SIGNALS_KEY); /* signals */
   lua_rawgeti(L, -1, -signum);                        /* signals watcher? */
   ir_signal_t* watcher = lua_touserdata(L, -1);
   lua_pop(L, 1); /* signals */
   if (lua_isnoneornil(L, 2)) {
     if (watcher != NULL) {
-      uv_close((uv_handle_t*)&watcher->handle, ir_lua_signal_closed);
+      ir__signal_close(watcher);
       lua_pushnil(L);              /* signals nil */
       lua_rawseti(L, -2, -signum); /* signals */
     }
@@ -91,15 +110,16 @@ static int ir__l_on_signal(lua_State* L) {
     return 0;
   }
   if (watcher == NULL) {
-    watcher = malloc(sizeof(*watcher));
+    watcher = calloc(1, sizeof(*watcher));
     if (watcher == NULL) {
       return luaL_error(L, "on_signal: out of memory");
     }
     watcher->rt = rt;
     uv_signal_init(&rt->loop, &watcher->handle);
+    ir_lua_owner_link(rt, &watcher->owner, ir__signal_shutdown);
     int err = uv_signal_start(&watcher->handle, ir__on_signal, signum);
     if (err != 0) {
-      uv_close((uv_handle_t*)&watcher->handle, ir_lua_signal_closed);
+      ir__signal_close(watcher);
       return luaL_error(L, "on_signal: %s", uv_strerror(err));
     }
     uv_unref((uv_handle_t*)&watcher->handle);

@@ -17,6 +17,7 @@ static void ir__waiter_maybe_free(ir_lua_waiter_t* waiter);
 static void ir__abandon_tasks(ir_lua_runtime_t* rt);
 static int ir__copy_results(lua_State* L, ir_lua_task_t* task);
 static void ir__walk_close(uv_handle_t* handle, void* arg);
+static void ir__on_sleep_closed(uv_handle_t* handle);
 
 /* ---- Runtime ------------------------------------------------------------ */
 
@@ -27,10 +28,12 @@ ir_lua_runtime_t* ir_lua_runtime(lua_State* L) {
   return rt;
 }
 
-static int ir__runtime_gc(lua_State* L) {
-  ir_lua_runtime_t* rt = lua_touserdata(L, 1);
+/* Ends the runtime, once, at lua_close: abandons the tasks, closes the
+ * engine, has every owner close its own, closes what others left open on
+ * the loop (luv's handles) and runs the loop until it can be closed. */
+static void ir__runtime_shutdown(ir_lua_runtime_t* rt) {
   if (rt->engine == NULL) {
-    return 0;
+    return;
   }
   /* From here on, waiters that are woken are only freed: no task resumes. */
   rt->closing = true;
@@ -44,33 +47,32 @@ static int ir__runtime_gc(lua_State* L) {
     ir_lua_owner_unlink(owner);
     owner->shutdown(owner);
   }
-  uv_walk(&rt->loop, ir__walk_close, rt);
   /* Inside a callback of this loop (os.exit(n, true) from a task) the loop
    * cannot be run again; the process is exiting anyway. */
-  if (rt->running_depth == 0) {
-    uv_run(&rt->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&rt->loop);
+  if (rt->running_depth > 0) {
+    return;
   }
+  /* As luv's loop_gc: close whatever is still open and run the loop until it
+   * closes. A close callback of luv's may open a handle again, hence the
+   * walk on every round. */
+  do {
+    uv_walk(&rt->loop, ir__walk_close, NULL);
+    uv_run(&rt->loop, UV_RUN_DEFAULT);
+  } while (uv_loop_close(&rt->loop) == UV_EBUSY);
+}
+
+static int ir__runtime_gc(lua_State* L) {
+  ir__runtime_shutdown(lua_touserdata(L, 1));
   return 0;
 }
 
-static void ir__on_sleep_closed(uv_handle_t* handle);
-
-/* Closes what the binding still has open at shutdown. The engine has closed
- * its own handles already; every other timer is a sleep, whose waiter no task
- * will ever take now, so it is freed with the handle. */
+/* What is still open once every owner has closed its own is not the
+ * binding's: the runtime's resumer, and luv's handles, whose data is luv's
+ * and is not touched here (luv frees a handle in its close callback, or
+ * when its userdata is collected). */
 static void ir__walk_close(uv_handle_t* handle, void* arg) {
-  ir_lua_runtime_t* rt = arg;
-  if (uv_is_closing(handle)) {
-    return;
-  }
-  if (handle != (uv_handle_t*)&rt->resumer && handle->type == UV_TIMER) {
-    ir_lua_waiter_t* waiter = handle->data;
-    waiter->consumed = true;
-    uv_close(handle, ir__on_sleep_closed);
-  } else if (handle->type == UV_SIGNAL) {
-    uv_close(handle, ir_lua_signal_closed);
-  } else {
+  (void)arg;
+  if (!uv_is_closing(handle)) {
     uv_close(handle, NULL);
   }
 }
@@ -156,6 +158,7 @@ ir_lua_waiter_t* ir_lua_waiter_new(ir_lua_runtime_t* rt, ir_wait_kind_t kind,
 
 static void ir__waiter_maybe_free(ir_lua_waiter_t* waiter) {
   if (waiter->op_done && waiter->consumed) {
+    ir_lua_owner_unlink(&waiter->owner);
     free(waiter);
   }
 }
@@ -231,12 +234,12 @@ static int ir__copy_results(lua_State* L, ir_lua_task_t* task) {
   return n;
 }
 
-/* A task's waiter when the task will never resume: freed now if nothing else
- * refers to it, otherwise left for the operation to free when it ends. */
+/* A task's waiter when the task will never resume: detached from the task,
+ * which may be collected from now on, and freed now if nothing else refers to
+ * it, otherwise by the operation when it ends (a join's, when the joined
+ * task leaves its list of joiners). */
 static void ir__drop_waiter(ir_lua_waiter_t* waiter) {
-  if (waiter->kind == IR_WAIT_JOIN && !waiter->done) {
-    return; /* Still on the joined task's list, which frees it. */
-  }
+  waiter->task = NULL;
   waiter->consumed = true;
   ir__waiter_maybe_free(waiter);
 }
@@ -251,19 +254,14 @@ static void ir__abandon_tasks(ir_lua_runtime_t* rt) {
   lua_pushnil(S);                                   /* tasks nil */
   while (lua_next(S, -2) != 0) {                    /* tasks co task */
     ir_lua_task_t* task = lua_touserdata(S, -1);
-    /* Joins first: a joiner may be the waiter of a task not yet visited. A
-     * blocking join (no task) is freed by whichever of this and the call
-     * that waits in it lets go of it last. */
+    /* The joined side of each join ends here. A joiner is freed now if its
+     * own side is over too (its task was visited already, or its blocking
+     * call gave up), otherwise when its task is visited. */
     while (task->joiners != NULL) {
       ir_lua_waiter_t* joiner = task->joiners;
       task->joiners = joiner->next_joiner;
-      if (joiner->task != NULL) {
-        joiner->task->waiter = NULL;
-        free(joiner);
-      } else {
-        joiner->op_done = true; /* Freed here if its call has given up. */
-        ir__waiter_maybe_free(joiner);
-      }
+      joiner->op_done = true;
+      ir__waiter_maybe_free(joiner);
     }
     if (task->waiter != NULL) {
       ir__drop_waiter(task->waiter);
@@ -371,9 +369,20 @@ static void ir__task_finish(ir_lua_runtime_t* rt, ir_lua_task_t* task, int nresu
     ir_lua_waiter_t* next = joiner->next_joiner;
     joiner->op_done = true;
     ir_lua_wake(joiner);
+    ir__waiter_maybe_free(joiner); /* A blocking join that gave up. */
     joiner = next;
   }
   ir__unanchor(rt, task);
+}
+
+/* Pushes the text of a task's error that is not a string or a number: its
+ * __tostring's, or its type. Run under lua_pcall. */
+static int ir__describe_error(lua_State* L) {
+  if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
+    return 1; /* err text */
+  }
+  lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  return 1;
 }
 
 /* A task raised an error: keep its message with the task's traceback, and stop
@@ -383,13 +392,20 @@ static void ir__task_failed(ir_lua_runtime_t* rt, ir_lua_task_t* task) {
   lua_xmove(task->co, S, 1); /* err */
   const char* msg = lua_tostring(S, -1);
   if (msg == NULL) {
-    if (luaL_callmeta(S, -1, "__tostring") && lua_type(S, -1) == LUA_TSTRING) {
-      msg = lua_tostring(S, -1); /* err str */
-    } else {
-      msg = lua_pushfstring(S, "(error object is a %s value)", luaL_typename(S, 1));
-    }
+    /* The error's __tostring is the script's code and may raise in turn;
+     * nothing around the scheduler would catch that. */
+    lua_pushcfunction(S, ir__describe_error); /* err describe */
+    lua_pushvalue(S, -2);                     /* err describe err */
+    if (lua_pcall(S, 1, 1, 0) == LUA_OK) {    /* err text */
+      msg = lua_tostring(S, -1);
+    } else { /* err why */
+      const char* why = lua_tostring(S, -1);
+      msg =
+          lua_pushfstring(S, "(error object is a %s value whose __tostring raised: %s)",
+                          luaL_typename(S, -2), why != NULL ? why : "?");
+    } /* err text|(why text) */
   }
-  luaL_traceback(S, task->co, msg, 0); /* err [str] tb */
+  luaL_traceback(S, task->co, msg, 0); /* err ... tb */
   if (rt->error_ref == LUA_NOREF) {
     rt->error_ref = luaL_ref(S, LUA_REGISTRYINDEX); /* err [str] */
   }
@@ -481,14 +497,9 @@ static int ir__l_join(lua_State* L) {
   if (task->state == IR_TASK_DONE) {
     return ir__copy_results(L, task);
   }
-  ir_lua_task_t* self = ir_lua_current_task(L);
+  ir_lua_task_t* self = ir_lua_check_can_wait(L, task->rt, "join");
   if (self == task) {
     return luaL_error(L, "a task cannot join itself");
-  }
-  if (self == NULL && task->rt->running_depth > 0) {
-    return luaL_error(L,
-                      "join: called from a coroutine that icmprun did not start; "
-                      "use icmprun.spawn");
   }
   ir_lua_waiter_t* waiter = ir_lua_waiter_new(task->rt, IR_WAIT_JOIN, self);
   if (waiter == NULL) {
@@ -521,14 +532,42 @@ static void ir__on_sleep(uv_timer_t* timer) {
     return;
   }
   ir_lua_wake(waiter);
+  ir_lua_owner_unlink(&waiter->owner); /* The timer's close is under way. */
   uv_close((uv_handle_t*)timer, ir__on_sleep_closed);
 }
 
+/* Shutdown of a sleep that has not ended: nobody will take its values. */
+static void ir__sleep_shutdown(ir_lua_owner_t* owner) {
+  ir_lua_waiter_t* waiter = ir_lua_waiter_of_owner(owner);
+  waiter->task = NULL;
+  waiter->consumed = true;
+  uv_close((uv_handle_t*)&waiter->timer, ir__on_sleep_closed);
+}
+
 /* Whether a waiting primitive may run here: in a task it yields; outside any
- * task it blocks, but only while the loop is not already running. */
+ * task it blocks, but only while the loop is not already running. Checked
+ * before anything is started, so that a refused wait leaves nothing behind
+ * (a probe or a timer that would outlive the call and wake a task that
+ * never waited for it). */
 ir_lua_task_t* ir_lua_check_can_wait(lua_State* L, ir_lua_runtime_t* rt,
                                      const char* fname) {
+  /* Lua stops its collector while a finalizer runs, and lua_gc then answers
+   * -1 (Lua 5.4.4 and later): neither yielding nor driving the loop from
+   * inside the collector is safe. */
+  if (lua_gc(L, LUA_GCISRUNNING) < 0) {
+    luaL_error(L, "%s: cannot wait inside a __gc metamethod", fname);
+  }
+  if (rt->closing) {
+    luaL_error(L, "%s: icmprun is shutting down", fname);
+  }
   ir_lua_task_t* task = ir_lua_current_task(L);
+  if (task != NULL && !lua_isyieldable(L)) {
+    luaL_error(L,
+               "%s: cannot wait here: the task is inside a call from C that "
+               "cannot yield (a metamethod, or a function such as table.sort's "
+               "comparator); wait outside it",
+               fname);
+  }
   if (task == NULL && rt->running_depth > 0) {
     luaL_error(L,
                "%s: called from a coroutine that icmprun did not start; "
@@ -549,6 +588,7 @@ static int ir__l_sleep(lua_State* L) {
   }
   uv_timer_init(&rt->loop, &waiter->timer);
   waiter->timer.data = waiter;
+  ir_lua_owner_link(rt, &waiter->owner, ir__sleep_shutdown);
   waiter->due_ns = uv_hrtime() + (uint64_t)(ms * 1e6);
   uv_update_time(&rt->loop);
   uv_timer_start(&waiter->timer, ir__on_sleep, (uint64_t)ceil(ms), 0);
