@@ -1,6 +1,7 @@
 --- Lifetimes of the runtime's objects on the paths that crashed or leaked:
 -- waits where a task cannot yield, waiters of abandoned tasks, a task error
--- that cannot be printed, closed standard streams.
+-- that cannot be printed, closed standard streams, and luv handles still
+-- closing when stock Lua closes its state.
 --
 -- Every case runs in a process of its own, through stock lua5.4 with the
 -- module and through the icmprun command. In the sanitizer build the first
@@ -203,4 +204,59 @@ describe("a closed standard stream", function()
       end
     end)
   end
+end)
+
+describe("luv handles at exit", function()
+  it("ends cleanly when a handle is closed after icmprun.run returns", function()
+    local r = cli.lua_script([[
+      local icmprun = require "icmprun"
+      local uv = require "luv"
+      local timer
+      icmprun.run(function()
+        timer = uv.new_timer()
+        timer:start(5, 0, function() end)
+        icmprun.sleep(20)
+      end)
+      local tcp = uv.new_tcp()
+      timer:close(function() print("closed") end)
+      tcp:close()
+      print("done")
+    ]])
+    assert_clean(r)
+    -- The loop does not run again after run returned: the close callback
+    -- comes when the module ends the loop at exit.
+    assert.equal("done\nclosed\n", r.stdout)
+  end)
+
+  it("ends cleanly with a sweep left open and a luv handle opened after it", function()
+    local code = [[
+      local icmprun = require "icmprun"
+      local it, sweep = icmprun.sweep({ "127.0.0.1", "127.0.0.2" }, { rate = 0 })
+      print(it(sweep).status)
+      local uv = require "luv"
+      local timer = uv.new_timer()
+      timer:start(1000, 0, function() end)
+      local idle = uv.new_idle()
+      idle:close()
+      print("done")
+    ]]
+    local stock = cli.lua_script("require('icmprun').run(function()\n" .. code .. "\nend)")
+    local command = cli.icmprun_script(code)
+    for _, r in ipairs({ stock, command }) do
+      assert_clean(r)
+      assert.equal("reply\ndone\n", r.stdout)
+    end
+  end)
+
+  it("runs the exporter example to its end", function()
+    local preload = os.getenv("LD_PRELOAD")
+    local r = cli.sh(string.format(
+      "cd %s && %stimeout 60 %s examples/exporter.lua --seconds 1 --interval 100 "
+        .. "--listen 127.0.0.1:0 --print 127.0.0.1",
+      cli.quote(cli.source_dir),
+      preload and ("ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD=" .. cli.quote(preload) .. " ")
+        or "", cli.quote(cli.lua)))
+    assert_clean(r)
+    assert.matches('icmprun_results_total{[^}]*status="reply"} [1-9]', r.stdout)
+  end)
 end)

@@ -198,6 +198,9 @@ void ir_lua_register_sweep(lua_State* L, int module_index);
 
 /* lua_luv.c: makes `require "luv"` open luv on the runtime's loop. */
 void ir_lua_register_luv(lua_State* L, ir_lua_runtime_t* rt);
+/* lua_luv.c: runs the finalizers of luv handles that lua_close reached
+ * while their close was pending; call once the loop has run dry. */
+void ir_lua_luv_run_deferred_gc(lua_State* L);
 
 /* lua_alloc.c: the icmprun command's allocator for its Lua state. The pool
  * must outlive the state: free it only after lua_close. */

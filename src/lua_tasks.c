@@ -59,6 +59,8 @@ static void ir__runtime_shutdown(ir_lua_runtime_t* rt) {
     uv_walk(&rt->loop, ir__walk_close, NULL);
     uv_run(&rt->loop, UV_RUN_DEFAULT);
   } while (uv_loop_close(&rt->loop) == UV_EBUSY);
+  /* luv's handles whose close was pending are closed now: luv may free them. */
+  ir_lua_luv_run_deferred_gc(rt->scratch);
 }
 
 static int ir__runtime_gc(lua_State* L) {
@@ -68,8 +70,8 @@ static int ir__runtime_gc(lua_State* L) {
 
 /* What is still open once every owner has closed its own is not the
  * binding's: the runtime's resumer, and luv's handles, whose data is luv's
- * and is not touched here (luv frees a handle in its close callback, or
- * when its userdata is collected). */
+ * and is not touched here (luv frees a handle in its close callback, or in
+ * a finalizer that lua_luv.c puts off until the loop has run dry). */
 static void ir__walk_close(uv_handle_t* handle, void* arg) {
   (void)arg;
   if (!uv_is_closing(handle)) {
