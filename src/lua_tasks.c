@@ -637,6 +637,9 @@ int ir_lua_run_main(lua_State* L, int nargs) {
 static int ir__l_run(lua_State* L) {
   ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(1));
   luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (lua_gc(L, LUA_GCISRUNNING) < 0) { /* See ir_lua_check_can_wait. */
+    return luaL_error(L, "run: cannot run the loop inside a __gc metamethod");
+  }
   if (rt->running_depth > 0) {
     return luaL_error(L, "run: the loop is already running; use icmprun.spawn");
   }
