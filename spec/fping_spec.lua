@@ -224,6 +224,7 @@ describe("icmprun fping", function()
       "-r", "0", "2001:db8:4::2", "127.0.0.1" }, { drop_stderr = warning })
 
     it("are reported on stderr as fping reports them", function()
+      assert.equal(0, cli.sh("ip netns exec router sysctl -qw net.ipv4.icmp_ratelimit=0").code)
       local r = icmprun_fping({ "-c", "1", "-t", "200", "-H", "1", "192.0.2.130",
         "2001:db8:4::2", "2001:db8:5::1" })
       assert.equal(1, r.code, explain(r))
@@ -235,14 +236,21 @@ describe("icmprun fping", function()
         ["2001:db8:5::1"] = "^ICMPv6 Destination Unreachable %(No route to destination%) "
           .. "from 2001:db8:3::2 for ICMPv6 Echo Request sent to 2001:db8:5::1$",
       }
-      -- Whichever errors came back (see above) must read as fping's.
+      -- The router sends time exceeded without a rate limit (set below) and
+      -- its IPv6 unreachable errors without one (scripts/testnet), so every
+      -- error comes back, one line each, in fping's words.
+      local seen = {}
       for _, line in ipairs(normalize(r.stderr)) do
         if line:match("^ICMP") then
           local host = line:match("sent to (%S+)$")
           assert.truthy(formats[host], line)
           assert.matches(formats[host], line)
+          assert.is_nil(seen[host], "two lines for " .. host)
+          seen[host] = true
         end
       end
+      assert.same({ ["192.0.2.130"] = true, ["2001:db8:4::2"] = true,
+        ["2001:db8:5::1"] = true }, seen)
       assert.same(sorted({ "192.0.2.130   : [0], timed out (NaN avg, 100% loss)",
         "2001:db8:4::2 : [0], timed out (NaN avg, 100% loss)",
         "2001:db8:5::1 : [0], timed out (NaN avg, 100% loss)" }),

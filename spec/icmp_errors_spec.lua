@@ -64,10 +64,51 @@ describe("ICMP errors from a router", function()
         assert.matches("^raw\tttl_exceeded\t" .. ROUTER[family]:gsub("%.", "%%.") ..
           "\t" .. EXCEEDED[family].type .. "\t0\t", raw_ping(FAR[family], 1))
         assert.matches("^raw\tunreachable\t" .. ROUTER[family]:gsub("%.", "%%.") ..
-          "\t" .. UNREACH[family].type .. "\t", raw_ping(BEYOND[family], 64))
+          "\t" .. UNREACH[family].type .. "\t" .. UNREACH[family].code .. "\t",
+          raw_ping(BEYOND[family], 64))
       end)
     end)
   end
+
+  -- A code other than 0 on both families, so that a socket that loses the
+  -- ICMP code (and reports 0 for every error) cannot pass: the router
+  -- refuses these addresses as administratively prohibited (IPv4 type 3
+  -- code 13, IPv6 type 1 code 1).
+  describe("name the reason an address is unreachable", function()
+    local PROHIBITED = { [4] = "192.0.2.241", [6] = "2001:db8:5::f:1" }
+    -- The messages are iputils ping's words for these codes.
+    local PROHIBIT = {
+      [4] = { type = 3, code = 13, says = "Packet filtered" },
+      [6] = { type = 1, code = 1, says = "[Pp]rohibited" },
+    }
+    setup(function()
+      assert(cli.sh("ip netns exec router ip route add prohibit 192.0.2.240/28").code == 0)
+      assert(cli.sh("ip netns exec router ip -6 route add prohibit 2001:db8:5::f:0/112")
+        .code == 0)
+    end)
+    teardown(function()
+      cli.sh("ip netns exec router ip route del prohibit 192.0.2.240/28")
+      cli.sh("ip netns exec router ip -6 route del prohibit 2001:db8:5::f:0/112")
+    end)
+
+    for _, family in ipairs({ 4, 6 }) do
+      local want = PROHIBIT[family]
+      it("through a datagram socket (IPv" .. family .. ")", function()
+        local r = icmprun.ping(PROHIBITED[family], { timeout = 1000 })
+        assert.equal("unreachable", r.status)
+        assert.equal(ROUTER[family], r.from)
+        assert.equal(want.type, r.icmp_type)
+        assert.equal(want.code, r.icmp_code)
+        assert.matches(want.says, r.err)
+      end)
+
+      it("through a raw socket (IPv" .. family .. ")", function()
+        assert.matches("^raw\tunreachable\t" .. ROUTER[family]:gsub("%.", "%%.") ..
+          "\t" .. want.type .. "\t" .. want.code .. "\t.*" .. want.says,
+          raw_ping(PROHIBITED[family], 64))
+      end)
+    end
+  end)
 
   it("are counted as ICMP errors, never as replies or timeouts", function()
     local before = icmprun.stats()

@@ -172,7 +172,8 @@ describe("icmprun.report.jsonl", function()
       w:write({ type = "start", targets = 3, name = "campaign" })
     end)
     assert.equal('{"type":"start","name":"campaign","targets":3}', lines[1])
-    assert.has_error(function() jsonl.new(memory_file()):write({ x = 1 }) end)
+    assert.has_error(function() jsonl.new(memory_file()):write({ x = 1 }) end,
+      "jsonl writer:write: table with a string 'type' expected")
   end)
 
   it("stamps lines with the wall clock by default", function()

@@ -1,0 +1,86 @@
+--- Counts the probes that leave this namespace, by the header fields they
+-- carry, with nftables counters on the output hook. Specs use it to assert
+-- that every probe carried the TOS, TTL and size asked for, rather than only
+-- that a reply came back (a reply comes back whatever the TOS was).
+-- Needs the private namespace of scripts/netns (root inside it).
+-- @module nftcount
+local cli = require "cli"
+
+local M = {}
+
+local TABLE = "icmprun_probes"
+
+local function nft(script)
+  local r = cli.sh("nft -f -", script)
+  assert(r.code == 0, "nft failed: " .. r.stderr .. "\n" .. script)
+end
+
+--- The header match of an echo request to `addr` (IPv4 or IPv6).
+local function echo_to(addr)
+  if addr:find(":", 1, true) then
+    return "ip6 daddr " .. addr .. " icmpv6 type echo-request"
+  end
+  return "ip daddr " .. addr .. " icmp type echo-request"
+end
+
+--- Starts counting echo requests to `addr`: all of them, and those whose TOS
+-- (IPv4) or traffic class (IPv6) byte, TTL / hop limit, and size are the ones
+-- given. `size` is the ICMP payload in bytes. Replaces any earlier counting.
+-- @tparam string addr a literal address
+-- @tparam table want {tos = n, ttl = n, size = n}; each is optional
+function M.start(addr, want)
+  local v6 = addr:find(":", 1, true) ~= nil
+  local base = echo_to(addr)
+  -- The TOS byte is bits 8..15 of the IPv4 header; the traffic class is
+  -- bits 4..11 of the IPv6 header. Raw payload matches compare the whole
+  -- byte, where `ip dscp` would ignore the two ECN bits.
+  local rules = { "counter name n_all" }
+  local counters = { "all" }
+  if want.tos then
+    rules[#rules + 1] = (v6 and "@nh,4,8 " or "@nh,8,8 ") .. want.tos .. " counter name n_tos"
+    counters[#counters + 1] = "tos"
+  end
+  if want.ttl then
+    rules[#rules + 1] = (v6 and "ip6 hoplimit " or "ip ttl ") .. want.ttl .. " counter name n_ttl"
+    counters[#counters + 1] = "ttl"
+  end
+  if want.size then
+    -- IPv4 counts the whole datagram (20-byte header, 8-byte ICMP header);
+    -- IPv6 counts the payload after its fixed header.
+    local length = v6 and want.size + 8 or want.size + 28
+    rules[#rules + 1] = (v6 and "ip6 length " or "ip length ") .. length .. " counter name n_size"
+    counters[#counters + 1] = "size"
+  end
+  local lines = { "table inet " .. TABLE .. " {" }
+  -- Counter names get a prefix: "all" and "size" are nft keywords.
+  for _, name in ipairs(counters) do
+    lines[#lines + 1] = "  counter n_" .. name .. " { }"
+  end
+  lines[#lines + 1] = "  chain out {"
+  lines[#lines + 1] = "    type filter hook output priority 0; policy accept;"
+  for _, rule in ipairs(rules) do
+    lines[#lines + 1] = "    " .. base .. " " .. rule
+  end
+  lines[#lines + 1] = "  }"
+  lines[#lines + 1] = "}"
+  M.stop()
+  nft(table.concat(lines, "\n") .. "\n")
+end
+
+--- The packet count of each counter: {all = n, tos = n, ttl = n, size = n}.
+function M.read()
+  local r = cli.sh("nft list counters table inet " .. TABLE)
+  assert(r.code == 0, "nft list failed: " .. r.stderr)
+  local counts = {}
+  for name, packets in r.stdout:gmatch("counter n_(%w+) {%s*packets (%d+)") do
+    counts[name] = tonumber(packets)
+  end
+  return counts
+end
+
+--- Stops counting (removes the table, if there is one).
+function M.stop()
+  cli.sh("nft delete table inet " .. TABLE .. " 2>/dev/null")
+end
+
+return M
