@@ -55,7 +55,9 @@ typedef struct ir_result_s {
   uint32_t bytes; /* ICMP bytes received (header and data). */
   int icmp_type;  /* Of an ICMP error, -1 otherwise. */
   int icmp_code;
-  int error;  /* Negative errno for ERROR, and for a failed send. */
+  /* Negative errno (or libuv error) for ERROR and for a failed send; the
+   * kernel's errno for an ICMP error (EHOSTUNREACH, ...). */
+  int error;
   void* data; /* The caller's pointer given to ir_engine_probe. */
 } ir_result_t;
 
@@ -125,5 +127,10 @@ void ir_engine_close(ir_engine_t* engine);
 
 /* "reply", "timeout", "unreachable", "ttl_exceeded" or "error". */
 const char* ir_status_name(ir_status_t status);
+
+/* The symbolic name of a negative errno or libuv error: "EACCES",
+ * "EHOSTUNREACH", "EAI_NONAME"... Never NULL; "UNKNOWN" for a value neither
+ * glibc nor libuv names. */
+const char* ir_error_name(int err);
 
 #endif

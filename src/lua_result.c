@@ -25,6 +25,7 @@ static const char* const ir__key_names[] = {
     [IR_KEY_ICMP_CODE] = "icmp_code",
     [IR_KEY_ERR] = "err",
     [IR_KEY_ATTEMPTS] = "attempts",
+    [IR_KEY_CODE] = "code",
 };
 
 void ir_lua_push_keys(lua_State* L) {
@@ -105,11 +106,16 @@ void ir_lua_push_result(lua_State* L, int keys, const ir_result_t* r,
     ir_lua_set_integer(L, keys, IR_KEY_ICMP_CODE, r->icmp_code);
   }
   /* err says what went wrong: the ICMP error's meaning when one came back,
-   * otherwise the system's message for the failed send. */
+   * otherwise the system's message for the failed send. code names it for
+   * programs: the errno the kernel gave (for an ICMP error, the one it maps
+   * that error to). */
   if (r->icmp_type >= 0) {
     ir__set_string(L, keys, IR_KEY_ERR,
                    ir_icmp_describe(r->addr.family, r->icmp_type, r->icmp_code));
-  } else if (r->error != 0 && r->status != IR_STATUS_TIMEOUT) {
+  } else if (r->error != 0) {
     ir__set_string(L, keys, IR_KEY_ERR, uv_strerror(r->error));
+  }
+  if (r->error != 0) {
+    ir__set_string(L, keys, IR_KEY_CODE, ir_error_name(r->error));
   }
 }

@@ -29,8 +29,9 @@ local error, getmetatable, ipairs, next, pairs = error, getmetatable, ipairs, ne
 local setmetatable, tonumber, tostring, type = setmetatable, tonumber, tostring, type
 local table_sort = table.sort
 
---- Every status a result can have, in the order reports list them.
-M.STATUSES = { "reply", "timeout", "unreachable", "ttl_exceeded", "error" }
+--- Every status a result can have, in the order reports list them: the
+-- engine's own list (a copy, so that no caller can change the engine's).
+M.STATUSES = { table.unpack(require("icmprun").STATUSES) }
 
 --- The histogram's geometry: the bound of bucket 0 (ms) and buckets per doubling.
 M.HISTOGRAM_BASE_MS = 0.05

@@ -46,8 +46,9 @@ for i = 0, 19 do
   M.DEFAULT_BUCKETS[i + 1] = 0.00005 * 2 ^ i
 end
 
---- The statuses always exposed by `icmprun_responses_total`, in order.
-M.STATUSES = { "reply", "timeout", "unreachable", "ttl_exceeded", "error" }
+--- The statuses always exposed by `icmprun_responses_total`, in order: every
+-- status the engine gives.
+M.STATUSES = { table.unpack(require("icmprun").STATUSES) }
 
 -- HELP texts for the counters entries and the engine usually have.
 local COUNTER_HELP = {
