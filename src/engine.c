@@ -191,6 +191,7 @@ static ir_probe_t* ir__probe_alloc(ir_engine_t* engine) {
   engine->free_probes = probe->next;
   memset(probe, 0, sizeof(*probe));
   probe->deadline.index = IR_HEAP_NONE;
+  probe->corrupt_offset = -1;
   return probe;
 }
 
@@ -301,6 +302,7 @@ void ir__result_init(const ir_probe_t* probe, ir_status_t status, ir_result_t* o
   out->ttl = -1;
   out->icmp_type = -1;
   out->icmp_code = -1;
+  out->corrupt_offset = probe->corrupt_offset;
   out->data = probe->data;
 }
 
@@ -370,6 +372,9 @@ static void ir__on_expire(uv_timer_t* timer) {
     expired = probe->next;
     ir_result_t result;
     ir__result_init(probe, IR_STATUS_TIMEOUT, &result);
+    if (probe->corrupt_offset >= 0) {
+      result.error = -EBADMSG; /* Only a damaged answer came back. */
+    }
     ir__probe_finish(engine, probe, &result);
   }
   ir__expirer_rearm(engine);

@@ -270,10 +270,14 @@ static int ir__l_stats(lua_State* L) {
                 {"malformed", c.malformed},
                 {"clock_steps", c.clock_steps},
                 {"pending", rt->engine != NULL ? ir_engine_pending(rt->engine) : 0}};
-  lua_createtable(L, 0, (int)IR_ARRAY_SIZE(fields)); /* t */
+  lua_createtable(L, 0, (int)IR_ARRAY_SIZE(fields) + 1); /* t */
   for (size_t i = 0; i < IR_ARRAY_SIZE(fields); i++) {
     lua_pushinteger(L, (lua_Integer)fields[i].value); /* t v */
     lua_setfield(L, -2, fields[i].name);              /* t */
+  }
+  if (c.corrupted > 0) {
+    lua_pushinteger(L, (lua_Integer)c.corrupt_offset); /* t v */
+    lua_setfield(L, -2, "corrupt_offset");             /* t */
   }
   return 1;
 }
@@ -301,7 +305,8 @@ static void ir__push_limits(lua_State* L) {
                 {"max_ttl", 255},
                 {"max_tos", 255},
                 {"default_size", IR_DEFAULT_SIZE},
-                {"default_timeout", IR_DEFAULT_TIMEOUT_MS}};
+                {"default_timeout", IR_DEFAULT_TIMEOUT_MS},
+                {"checked_payload", IR_CHECKED_PAYLOAD}};
   lua_createtable(L, 0, (int)IR_ARRAY_SIZE(limits)); /* t */
   for (size_t i = 0; i < IR_ARRAY_SIZE(limits); i++) {
     lua_pushinteger(L, limits[i].value); /* t v */

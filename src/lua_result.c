@@ -1,6 +1,8 @@
 /* Result tables, as ping and sweep hand them to scripts. */
 #include <lauxlib.h>
+#include <errno.h>
 #include <lua.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lua_runtime.h"
@@ -26,6 +28,7 @@ static const char* const ir__key_names[] = {
     [IR_KEY_ERR] = "err",
     [IR_KEY_ATTEMPTS] = "attempts",
     [IR_KEY_CODE] = "code",
+    [IR_KEY_CORRUPT_OFFSET] = "corrupt_offset",
 };
 
 void ir_lua_push_keys(lua_State* L) {
@@ -105,13 +108,22 @@ void ir_lua_push_result(lua_State* L, int keys, const ir_result_t* r,
     ir_lua_set_integer(L, keys, IR_KEY_ICMP_TYPE, r->icmp_type);
     ir_lua_set_integer(L, keys, IR_KEY_ICMP_CODE, r->icmp_code);
   }
+  if (r->corrupt_offset >= 0) {
+    ir_lua_set_integer(L, keys, IR_KEY_CORRUPT_OFFSET, r->corrupt_offset);
+  }
   /* err says what went wrong: the ICMP error's meaning when one came back,
-   * otherwise the system's message for the failed send. code names it for
-   * programs: the errno the kernel gave (for an ICMP error, the one it maps
-   * that error to). */
+   * otherwise the system's message for the failed send, or the damage to
+   * the only answer. code names it for programs: the errno the kernel gave
+   * (for an ICMP error, the one it maps that error to). */
   if (r->icmp_type >= 0) {
     ir__set_string(L, keys, IR_KEY_ERR,
                    ir_icmp_describe(r->addr.family, r->icmp_type, r->icmp_code));
+  } else if (r->error == -EBADMSG && r->corrupt_offset >= 0) {
+    char text[96];
+    snprintf(text, sizeof(text),
+             "the answer's payload differs from what was sent at byte %d",
+             (int)r->corrupt_offset);
+    ir__set_string(L, keys, IR_KEY_ERR, text);
   } else if (r->error != 0) {
     ir__set_string(L, keys, IR_KEY_ERR, uv_strerror(r->error));
   }

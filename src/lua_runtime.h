@@ -161,6 +161,7 @@ enum {
   IR_KEY_ERR,
   IR_KEY_ATTEMPTS,
   IR_KEY_CODE,
+  IR_KEY_CORRUPT_OFFSET,
   IR_KEY_STATUS_BASE /* Status strings follow, indexed by ir_status_t. */
 };
 /* Pushes an address as text. */
