@@ -95,10 +95,14 @@ void ir_lua_push_result(lua_State* L, int keys, const ir_result_t* r,
   if (r->has_from && !ir_addr_equal(&r->from, &r->addr)) {
     ir__set_addr(L, keys, IR_KEY_FROM, &r->from);
   }
-  if (r->status == IR_STATUS_REPLY) {
+  /* An ICMP error is an answer too: its RTT is the router's, from the
+   * kernel's receive timestamp of the error, as a reply's is. */
+  if (r->status == IR_STATUS_REPLY || r->icmp_type >= 0) {
     lua_rawgeti(L, keys, IR_KEY_RTT); /* t key */
     lua_pushnumber(L, r->rtt_ms);     /* t key rtt */
     lua_rawset(L, -3);                /* t */
+  }
+  if (r->status == IR_STATUS_REPLY) {
     ir_lua_set_integer(L, keys, IR_KEY_BYTES, r->bytes);
   }
   if (r->ttl >= 0) {
