@@ -613,6 +613,14 @@ describe("icmprun.report.prometheus", function()
     assert.same({}, families.icmprun_engine_sent_total.samples[1].labels)
   end)
 
+  it("renders the corrupt offset as a gauge, not a counter", function()
+    local engine = { corrupted = 2, corrupt_offset = 28 }
+    local families, order = exposition.parse(prometheus.render({}, { engine = engine }))
+    assert.same({ "icmprun_engine_corrupt_offset", "icmprun_engine_corrupted_total" }, order)
+    assert.equal("gauge", families.icmprun_engine_corrupt_offset.type)
+    assert.equal(28, families.icmprun_engine_corrupt_offset.samples[1].value)
+  end)
+
   it("renders nothing for nothing", function()
     assert.equal("", prometheus.render({}))
   end)
