@@ -14,18 +14,23 @@ local function explain(r)
     r.stderr)
 end
 
---- Runs a script through icmprun in a new network namespace with only
--- loopback up, after the shell commands of `setup`; `env` is prepended
--- to the command (settings such as "ICMPRUN_SOCKET=dgram ").
-local function run_isolated(code, setup, env)
-  local path = cli.temp_file(code, ".lua")
+--- Runs icmprun with args in a new network namespace with only loopback
+-- up, after the shell commands of `setup`; `env` is prepended to the
+-- command (settings such as "ICMPRUN_SOCKET=dgram ").
+local function run_isolated_args(args, setup, env)
   local inner = table.concat({
     "set -e",
     "ip link set lo up",
     setup or ":",
-    "exec env " .. (env or "") .. cli.icmprun_cmdline({ path }),
+    "exec env " .. (env or "") .. cli.icmprun_cmdline(args),
   }, "\n")
-  local r = cli.sh("unshare --net sh -c " .. cli.quote(inner))
+  return cli.sh("unshare --net sh -c " .. cli.quote(inner))
+end
+
+--- The same for a script.
+local function run_isolated(code, setup, env)
+  local path = cli.temp_file(code, ".lua")
+  local r = run_isolated_args({ path }, setup, env)
   os.remove(path)
   return r
 end
@@ -129,6 +134,17 @@ describe("the error contract", function()
         "unreachable\tEHOSTUNREACH\tstring\tnil\tnil",
         "6\t6",
       }, "\n") .. "\n", r.stdout)
+    end)
+
+    it("reads as strerror's text in icmprun fping, chosen by the code", function()
+      local r = run_isolated_args({ "fping", "-r", "0", "-t", "100", "192.0.2.1",
+        "192.0.2.2", "2001:db8::3" }, ROUTES)
+      assert.equal(1, r.code, explain(r))
+      assert.equal(table.concat({
+        "192.0.2.1: error while sending ping: Permission denied",
+        "192.0.2.2: error while sending ping: Invalid argument",
+        "2001:db8::3: error while sending ping: No route to host",
+      }, "\n") .. "\n", r.stderr)
     end)
   end)
 
