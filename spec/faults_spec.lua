@@ -1,8 +1,9 @@
 --- Wrong answers never become results: a TUN test host (spec/helpers/
 -- tun_responder.c) answers echo requests twice, too late, with a corrupted
--- payload, a wrong sequence number, from another address, or with a bad
--- checksum. Each probe ends in exactly one result (the truthful one), and
--- the wrong answers are counted in icmprun.stats().
+-- payload (cookie, filler, last byte, or cut short), a wrong sequence
+-- number, from another address, or with a bad checksum. Each probe ends in
+-- exactly one result (the truthful one), the wrong answers are counted in
+-- icmprun.stats(), and a damaged answer's first differing byte is named.
 local icmprun = require "icmprun"
 local cli = require "cli"
 
@@ -18,6 +19,24 @@ local HOSTS = {
     corrupted = "2001:db8:9::24", wrong_seq = "2001:db8:9::25", foreign = "2001:db8:9::26",
     bad_checksum = "2001:db8:9::28" },
 }
+
+--- Addresses whose answers carry the right cookie but a damaged payload:
+-- a bit flipped in byte 28 (the filler), in the last byte, or one byte
+-- short. Only the whole-payload check can tell these from replies.
+local DAMAGED = {
+  [4] = { byte28 = "192.0.2.41", last = "192.0.2.42", short = "192.0.2.43" },
+  [6] = { byte28 = "2001:db8:9::29", last = "2001:db8:9::2a", short = "2001:db8:9::2b" },
+}
+
+--- Asserts that r is the one result of a probe whose only answer was
+-- damaged from payload byte `offset` on.
+local function assert_damaged(r, offset)
+  assert.equal("timeout", r.status)
+  assert.equal("EBADMSG", r.code)
+  assert.equal(offset, r.corrupt_offset)
+  assert.truthy(r.err:find("byte " .. offset, 1, true), r.err)
+  assert.is_nil(r.rtt)
+end
 
 --- Counter changes across fn().
 local function counting(fn)
@@ -39,7 +58,9 @@ setup(function()
   responder.pid = responder.pipe:read("l")
   assert.equal("ready", responder.pipe:read("l"))
   for _, cmd in ipairs({
-    "ip link set " .. DEVICE .. " up",
+    -- Room for payloads of icmprun.limits.checked_payload bytes and more,
+    -- unfragmented: the responder answers whole datagrams only.
+    "ip link set " .. DEVICE .. " mtu 9000 up",
     "ip route add 192.0.2.32/27 dev " .. DEVICE,
     "ip -6 route add 2001:db8:9::/64 dev " .. DEVICE,
   }) do
@@ -95,8 +116,58 @@ describe("a TUN host answering wrongly", function()
           assert.equal(1, delta.results)
           assert.equal(0, delta.replies)
           assert.equal(1, delta[case])
+          if case == "corrupted" then
+            assert_damaged(r, 0) -- The responder flips the cookie's first byte.
+            assert.equal(0, icmprun.stats().corrupt_offset)
+          end
         end)
       end
+
+      it("never takes an answer with a bit flipped at byte 28 of 56 for a reply", function()
+        local r, delta = counting(function()
+          return icmprun.ping(DAMAGED[family].byte28, { timeout = 200 })
+        end)
+        assert_damaged(r, 28)
+        assert.equal(1, delta.results)
+        assert.equal(0, delta.replies)
+        assert.equal(1, delta.corrupted)
+        assert.equal(28, icmprun.stats().corrupt_offset)
+      end)
+
+      it("compares every byte up to limits.checked_payload", function()
+        local last = icmprun.limits.checked_payload
+        for _, size in ipairs({ 9, 16, 17, 56, 300, last }) do
+          local r, delta = counting(function()
+            return icmprun.ping(DAMAGED[family].last, { timeout = 200, size = size })
+          end)
+          assert_damaged(r, size - 1)
+          assert.equal(1, delta.corrupted, size)
+          assert.equal(size - 1, icmprun.stats().corrupt_offset)
+        end
+      end)
+
+      it("does not compare bytes past limits.checked_payload", function()
+        local size = icmprun.limits.checked_payload + 1
+        local r = icmprun.ping(DAMAGED[family].last, { timeout = 1000, size = size })
+        assert.equal("reply", r.status)
+        assert.equal(size + 8, r.bytes)
+      end)
+
+      it("never takes an answer one byte short for a reply", function()
+        local r, delta = counting(function()
+          return icmprun.ping(DAMAGED[family].short, { timeout = 200 })
+        end)
+        assert_damaged(r, 55)
+        assert.equal(1, delta.corrupted)
+      end)
+
+      it("still takes the control host's long replies", function()
+        local r = icmprun.ping(hosts.good, { timeout = 1000,
+          size = icmprun.limits.checked_payload })
+        assert.equal("reply", r.status)
+        assert.is_nil(r.corrupt_offset)
+        assert.is_nil(r.code)
+      end)
 
       it("never sees an answer with a bad checksum", function()
         local r, delta = counting(function()
@@ -130,10 +201,26 @@ describe("a TUN host answering wrongly", function()
       assert.equal("raw\ttimeout\t1\t1\t1\tmalformed=1\n", r.stdout)
     end)
 
+  it("finds the damaged byte the same way on raw sockets", function()
+    local r = cli.sh("ICMPRUN_SOCKET=raw " .. cli.quote(cli.icmprun) .. " -e " .. cli.quote([[
+      local icmprun = require "icmprun"
+      for _, addr in ipairs({ "192.0.2.41", "2001:db8:9::29", "192.0.2.33" }) do
+        local r = icmprun.ping(addr, { timeout = 300 })
+        print(icmprun.info().ipv4, r.status, r.code, r.corrupt_offset)
+      end
+      local r = icmprun.ping("192.0.2.42", { timeout = 300, size = 1500 })
+      print(r.status, r.corrupt_offset, icmprun.stats().corrupted)
+    ]]))
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("raw\ttimeout\tEBADMSG\t28\nraw\ttimeout\tEBADMSG\t28\n" ..
+      "raw\treply\tnil\tnil\ntimeout\t1499\t3\n", r.stdout)
+  end)
+
   it("keeps every probe to one result while many go wrong at once", function()
     local targets = {}
     for _, family in ipairs({ 4, 6 }) do
       for _, addr in pairs(HOSTS[family]) do targets[#targets + 1] = addr end
+      for _, addr in pairs(DAMAGED[family]) do targets[#targets + 1] = addr end
     end
     local results, delta = counting(function()
       local seen, n = {}, 0
@@ -151,7 +238,7 @@ describe("a TUN host answering wrongly", function()
     assert.equal(2 * 2 * 20, delta.replies) -- the control and duplicate hosts
     assert.equal(2 * 20, delta.duplicates)
     assert.equal(2 * 20, delta.late)
-    assert.equal(2 * 20, delta.corrupted)
+    assert.equal(2 * 20 + 2 * 3 * 20, delta.corrupted) -- cookie, and DAMAGED
     assert.equal(2 * 20, delta.wrong_seq)
     assert.equal(2 * 20, delta.foreign)
   end)

@@ -49,12 +49,16 @@ local RESULTS = {
   { status = "reply", target = "127.0.0.0/30", addr = "127.0.0.1", n = 1, rtt = 0.0123456789,
     ttl = 64, seq = 1, bytes = 64, from = "127.0.0.1", attempts = 1 },
   { status = "timeout", target = "127.0.0.0/30", addr = "127.0.0.2", n = 1, seq = 2, attempts = 3 },
+  { status = "timeout", target = "192.0.2.41", addr = "192.0.2.41", n = 1, seq = 5,
+    err = "the answer's payload differs from what was sent at byte 28", code = "EBADMSG",
+    corrupt_offset = 28 },
   { status = "unreachable", target = "192.0.2.9", addr = "192.0.2.9", n = 2, seq = 3,
-    from = "192.0.2.1", icmp_type = 3, icmp_code = 1 },
+    from = "192.0.2.1", icmp_type = 3, icmp_code = 1, rtt = 0.25, code = "EHOSTUNREACH",
+    err = "Destination Host Unreachable" },
   { status = "ttl_exceeded", target = "2001:db8::9", addr = "2001:db8::9", n = 1, seq = 4,
-    from = "2001:db8::1", icmp_type = 3, icmp_code = 0 },
+    from = "2001:db8::1", icmp_type = 3, icmp_code = 0, rtt = 0.5, code = "EHOSTUNREACH" },
   { status = "error", target = "::1", addr = "::1", n = 1,
-    err = 'sendto: "bad", worse\nand a line' },
+    err = 'sendto: "bad", worse\nand a line', code = "EINVAL" },
 }
 
 describe("icmprun.report.jsonl", function()
@@ -82,8 +86,8 @@ describe("icmprun.report.jsonl", function()
       local expected = {
         type = "result", time = 1700000000.25, target = r.target, addr = r.addr, n = r.n,
         status = r.status, rtt_ms = r.rtt, ttl = r.ttl, seq = r.seq, bytes = r.bytes,
-        from = r.from, err = r.err, icmp_type = r.icmp_type, icmp_code = r.icmp_code,
-        attempts = r.attempts,
+        from = r.from, err = r.err, code = r.code, icmp_type = r.icmp_type,
+        icmp_code = r.icmp_code, corrupt_offset = r.corrupt_offset, attempts = r.attempts,
       }
       assert.same(expected, obj)
     end
@@ -257,7 +261,7 @@ describe("icmprun.report.csv", function()
       assert.equal(r.err or "", row[10])
     end
     -- The error message holds a quote, a comma and a newline.
-    assert.equal('sendto: "bad", worse\nand a line', records[6][10])
+    assert.equal('sendto: "bad", worse\nand a line', records[#RESULTS + 1][10])
   end)
 
   it("quotes only the fields that need it", function()
@@ -608,6 +612,14 @@ describe("icmprun.report.prometheus", function()
     assert.equal(1, families.icmprun_engine_pending.samples[1].value)
     assert.equal(10, families.icmprun_engine_sent_total.samples[1].value)
     assert.same({}, families.icmprun_engine_sent_total.samples[1].labels)
+  end)
+
+  it("renders the corrupt offset as a gauge, not a counter", function()
+    local engine = { corrupted = 2, corrupt_offset = 28 }
+    local families, order = exposition.parse(prometheus.render({}, { engine = engine }))
+    assert.same({ "icmprun_engine_corrupt_offset", "icmprun_engine_corrupted_total" }, order)
+    assert.equal("gauge", families.icmprun_engine_corrupt_offset.type)
+    assert.equal(28, families.icmprun_engine_corrupt_offset.samples[1].value)
   end)
 
   it("renders nothing for nothing", function()

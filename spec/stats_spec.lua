@@ -379,6 +379,15 @@ describe("icmprun.stats", function()
       assert.same({ sent = 5, late = 1, duplicates = 4, pending = 1 }, stats.delta(before, after))
     end)
 
+    it("keep the corrupt offset only when corrupted answers came in between", function()
+      local before = { corrupted = 1, corrupt_offset = 28 }
+      assert.same({ corrupted = 0 }, stats.delta(before, { corrupted = 1, corrupt_offset = 28 }))
+      assert.same({ corrupted = 2, corrupt_offset = 5 },
+        stats.delta(before, { corrupted = 3, corrupt_offset = 5 }))
+      assert.same({ corrupted = 1, corrupt_offset = 0 },
+        stats.delta({ corrupted = 0 }, { corrupted = 1, corrupt_offset = 0 }))
+    end)
+
     it("refuse what is not a table", function()
       assert.has_error(function() stats.new():add_counters(3) end,
         "stats:add_counters: table expected, got number")

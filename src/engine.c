@@ -7,12 +7,10 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "engine_internal.h"
 
 #define IR_PROBES_PER_CHUNK 1024
-
-#define ir__container_of(ptr, type, member) \
-  ((type*)((char*)(ptr)-offsetof(type, member)))
 
 static void ir__on_expire(uv_timer_t* timer);
 static void ir__on_flush(uv_prepare_t* prepare);
@@ -32,6 +30,25 @@ const char* ir_status_name(ir_status_t status) {
       return "error";
   }
   return "error";
+}
+
+const char* ir_error_name(int err) {
+  /* libuv's own codes (getaddrinfo's EAI_*, EOF) are not errno values, and
+   * libuv names a value it does not know with a string it allocates, so
+   * plain errno values are named by glibc. */
+  const char* name = err < 0 && err > -4096 ? strerrorname_np(-err) : NULL;
+  if (name != NULL) {
+    return name;
+  }
+  switch (err) {
+#define IR_UV_NAME(code, _) \
+  case UV_##code:           \
+    return #code;
+    UV_ERRNO_MAP(IR_UV_NAME)
+#undef IR_UV_NAME
+    default:
+      return "UNKNOWN";
+  }
 }
 
 int ir_engine_new(uv_loop_t* loop, const ir_engine_config_t* config,
@@ -174,6 +191,7 @@ static ir_probe_t* ir__probe_alloc(ir_engine_t* engine) {
   engine->free_probes = probe->next;
   memset(probe, 0, sizeof(*probe));
   probe->deadline.index = IR_HEAP_NONE;
+  probe->corrupt_offset = -1;
   return probe;
 }
 
@@ -238,7 +256,7 @@ static void ir__expirer_rearm(ir_engine_t* engine) {
   uint64_t wait_ns = first->key > now ? first->key - now : 0;
   /* Round up: the timer has millisecond resolution and must never fire before
    * the deadline; a timer that fires early anyway just re-arms. */
-  uint64_t wait_ms = (wait_ns + 999999) / 1000000;
+  uint64_t wait_ms = ir_ns_to_ms_ceil(wait_ns);
   uv_timer_start(&engine->expirer, ir__on_expire, wait_ms, 0);
   engine->expirer_due_ns = first->key;
 }
@@ -284,6 +302,7 @@ void ir__result_init(const ir_probe_t* probe, ir_status_t status, ir_result_t* o
   out->ttl = -1;
   out->icmp_type = -1;
   out->icmp_code = -1;
+  out->corrupt_offset = probe->corrupt_offset;
   out->data = probe->data;
 }
 
@@ -343,7 +362,7 @@ static void ir__on_expire(uv_timer_t* timer) {
       break;
     }
     ir_heap_pop(&engine->deadlines);
-    ir_probe_t* probe = ir__container_of(first, ir_probe_t, deadline);
+    ir_probe_t* probe = IR_CONTAINER_OF(first, ir_probe_t, deadline);
     *tail = probe;
     tail = &probe->next;
   }
@@ -353,6 +372,9 @@ static void ir__on_expire(uv_timer_t* timer) {
     expired = probe->next;
     ir_result_t result;
     ir__result_init(probe, IR_STATUS_TIMEOUT, &result);
+    if (probe->corrupt_offset >= 0) {
+      result.error = -EBADMSG; /* Only a damaged answer came back. */
+    }
     ir__probe_finish(engine, probe, &result);
   }
   ir__expirer_rearm(engine);
@@ -465,7 +487,7 @@ unsigned ir_engine_cancel_group(ir_engine_t* engine, const void* group) {
   /* In flight: collected first, since finishing reorders the heap. */
   for (uint32_t i = 0; i < engine->deadlines.len; i++) {
     ir_probe_t* probe =
-        ir__container_of(engine->deadlines.nodes[i], ir_probe_t, deadline);
+        IR_CONTAINER_OF(engine->deadlines.nodes[i], ir_probe_t, deadline);
     if (probe->spec.group == group) {
       probe->next = cancelled;
       cancelled = probe;
@@ -511,7 +533,7 @@ void ir_engine_close(ir_engine_t* engine) {
   ir__cancel_list(engine, queued);
   ir_heap_node_t* node;
   while ((node = ir_heap_pop(&engine->deadlines)) != NULL) {
-    ir_probe_t* probe = ir__container_of(node, ir_probe_t, deadline);
+    ir_probe_t* probe = IR_CONTAINER_OF(node, ir_probe_t, deadline);
     probe->next = NULL;
     ir__cancel_list(engine, probe);
   }

@@ -14,6 +14,10 @@
 #define IR_MAX_SIZE_V6 65527
 #define IR_DEFAULT_SIZE 56
 #define IR_DEFAULT_TIMEOUT_MS 1000
+/* Payload bytes of every reply compared with what was sent (cookie, send
+ * stamp and filler): an Ethernet MTU's worth and more. Bytes past it are
+ * counted by length only. */
+#define IR_CHECKED_PAYLOAD 1500
 
 typedef struct ir_engine_s ir_engine_t;
 
@@ -55,7 +59,13 @@ typedef struct ir_result_s {
   uint32_t bytes; /* ICMP bytes received (header and data). */
   int icmp_type;  /* Of an ICMP error, -1 otherwise. */
   int icmp_code;
-  int error;  /* Negative errno for ERROR, and for a failed send. */
+  /* Negative errno (or libuv error) for ERROR and for a failed send; the
+   * kernel's errno for an ICMP error (EHOSTUNREACH, ...); -EBADMSG for a
+   * timeout after an answer whose payload was not what was sent. */
+  int error;
+  /* First payload byte (from 0, after the ICMP header) that differed in a
+   * corrupted answer to this probe, -1 when none came. */
+  int32_t corrupt_offset;
   void* data; /* The caller's pointer given to ir_engine_probe. */
 } ir_result_t;
 
@@ -79,9 +89,12 @@ typedef struct ir_counters_s {
   uint64_t duplicates;   /* Second replies to probes that had a reply. */
   uint64_t foreign;      /* Not ours at all, or ours from the wrong source. */
   uint64_t corrupted;    /* To a probe in flight, but its payload is not ours. */
-  uint64_t wrong_seq;    /* Ours, from the right source, wrong sequence. */
-  uint64_t malformed;    /* Packets that do not decode or fail the checksum. */
-  uint64_t clock_steps;  /* RTTs taken from the monotonic clock instead. */
+  /* First differing payload byte of the last corrupted answer that could be
+   * told apart from a foreign one (valid once corrupted > 0). */
+  uint64_t corrupt_offset;
+  uint64_t wrong_seq;   /* Ours, from the right source, wrong sequence. */
+  uint64_t malformed;   /* Packets that do not decode or fail the checksum. */
+  uint64_t clock_steps; /* RTTs taken from the monotonic clock instead. */
 } ir_counters_t;
 
 /* Creates an engine on loop. Sockets open on first use of each family.
@@ -125,5 +138,10 @@ void ir_engine_close(ir_engine_t* engine);
 
 /* "reply", "timeout", "unreachable", "ttl_exceeded" or "error". */
 const char* ir_status_name(ir_status_t status);
+
+/* The symbolic name of a negative errno or libuv error: "EACCES",
+ * "EHOSTUNREACH", "EAI_NONAME"... Never NULL; "UNKNOWN" for a value neither
+ * glibc nor libuv names. */
+const char* ir_error_name(int err);
 
 #endif

@@ -14,10 +14,13 @@
  * a send batch, so that the replies to one send batch come in one call, and
  * a call that returns less than a full batch says the queue is empty. */
 #define IR_RECV_BATCH 128
-/* Bytes kept of each received datagram: enough for an IPv4 header with options,
- * the ICMP header and the cookie. Longer replies are counted by their real
- * length (MSG_TRUNC), since nothing past the cookie is looked at. */
-#define IR_RECV_BUFLEN 256
+/* Bytes kept of each received datagram: an IPv4 header with options, the
+ * ICMP header and IR_CHECKED_PAYLOAD bytes of payload, every one of which is
+ * compared with what was sent. Longer replies are counted by their real
+ * length, and their bytes past that are not compared. */
+#define IR_MAX_IPV4_HEADER_LEN 60
+#define IR_RECV_BUFLEN \
+  (IR_MAX_IPV4_HEADER_LEN + IR_ICMP_HEADER_LEN + IR_CHECKED_PAYLOAD)
 /* Outcomes remembered of recently ended probes, to tell a late reply from a
  * duplicate one. A power of two; older probes only count as late. */
 #define IR_RECENT_SLOTS 65536
@@ -53,6 +56,9 @@ typedef struct ir_probe_s {
   uint8_t send_attempts;
   bool has_seq;  /* seq is chosen (kept across retried sends). */
   bool fragment; /* Larger than the IPv4 path MTU: sent alone, fragmented. */
+  /* First differing payload byte of a corrupted answer, or -1: its final
+   * result says so, since the answer itself never becomes one. */
+  int32_t corrupt_offset;
   struct timespec sent_realtime; /* Same clock as SO_TIMESTAMPNS. */
   uint64_t sent_mono_ns;
 } ir_probe_t;

@@ -126,6 +126,32 @@ static void ir__count_unmatched(ir_engine_t* engine, const ir_icmp_msg_t* msg,
   }
 }
 
+/* Compares an answer's payload with what probe sent: `have` bytes of it are in
+ * the buffer, out of `total`. A difference in those bytes, or a length other
+ * than the probe's, is noted on the probe (its result will say where) and in
+ * the counters. Returns true when the payload is not what was sent. */
+static bool ir__note_corrupt(ir_engine_t* engine, ir_probe_t* probe,
+                             const uint8_t* payload, size_t have, size_t total) {
+  size_t sent = probe->spec.size;
+  size_t checked = have < sent ? have : sent;
+  if (checked > IR_CHECKED_PAYLOAD) {
+    checked = IR_CHECKED_PAYLOAD; /* The same limit whatever the IP header. */
+  }
+  uint64_t stamp_ns = (uint64_t)probe->sent_realtime.tv_sec * 1000000000u +
+                      (uint64_t)probe->sent_realtime.tv_nsec;
+  size_t at = ir_packet_payload_mismatch(payload, checked, engine->run_cookie,
+                                         probe->token, stamp_ns);
+  if (at == IR_PAYLOAD_SAME && total != sent) {
+    at = total < sent ? total : sent; /* Cut short, or longer than sent. */
+  }
+  if (at == IR_PAYLOAD_SAME) {
+    return false;
+  }
+  probe->corrupt_offset = (int32_t)at;
+  engine->counters.corrupt_offset = at;
+  return true;
+}
+
 static void ir__handle_reply(ir_socket_t* sock, const uint8_t* buf, size_t len,
                              struct msghdr* hdr, uint64_t now_ns) {
   ir_engine_t* engine = sock->engine;
@@ -152,9 +178,25 @@ static void ir__handle_reply(ir_socket_t* sock, const uint8_t* buf, size_t len,
     engine->counters.malformed++;
     return;
   }
+  /* Where the echo payload starts in buf, and how long it is in all. */
+  size_t ip_len = raw_v4 ? (size_t)(buf[0] & 0x0f) * 4 : 0;
+  const uint8_t* payload = buf + ip_len + IR_ICMP_HEADER_LEN;
+  size_t payload_len = len - ip_len - IR_ICMP_HEADER_LEN;
   ir_probe_t* probe = ir_table_find(&engine->in_flight, &from, msg.seq);
   if (probe == NULL || !ir__cookie_matches(engine, probe, &msg)) {
+    uint64_t corrupted = engine->counters.corrupted;
     ir__count_unmatched(engine, &msg, &from, probe);
+    if (probe != NULL && engine->counters.corrupted != corrupted) {
+      ir__note_corrupt(engine, probe, payload, kept - ip_len - IR_ICMP_HEADER_LEN,
+                       payload_len);
+    }
+    return;
+  }
+  /* The cookie says whose answer this is; the rest of the payload must be
+   * what was sent too, or the path damaged it: counted, never a reply. */
+  if (ir__note_corrupt(engine, probe, payload, kept - ip_len - IR_ICMP_HEADER_LEN,
+                       payload_len)) {
+    engine->counters.corrupted++;
     return;
   }
   ir_ancillary_t anc;
@@ -165,7 +207,7 @@ static void ir__handle_reply(ir_socket_t* sock, const uint8_t* buf, size_t len,
   result.has_from = true;
   result.rtt_ms = ir__rtt_ms(engine, probe, &anc, now_ns);
   result.ttl = anc.ttl >= 0 ? anc.ttl : msg.ttl;
-  result.bytes = (uint32_t)(raw_v4 ? len - (size_t)(buf[0] & 0x0f) * 4 : len);
+  result.bytes = (uint32_t)(len - ip_len);
   ir__probe_finish(engine, probe, &result);
 }
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common.h"
 #include "lua_runtime.h"
 
 /* Options every probe takes; anything else in the table is a caller mistake. */
@@ -63,7 +64,7 @@ int ir_lua_probe_options(lua_State* L, int opts, ir_probe_spec_t* spec,
   if (!lua_isnoneornil(L, opts)) {
     luaL_checktype(L, opts, LUA_TTABLE);
     ir_lua_check_option_names(L, opts, extra);
-    ir_lua_opt_number(L, opts, "timeout", 0, 86400000, false, &timeout);
+    ir_lua_opt_number(L, opts, "timeout", 0, IR_MAX_WAIT_MS, false, &timeout);
     ir_lua_opt_number(L, opts, "size", 0, IR_MAX_SIZE_V6, true, &size);
     ir_lua_opt_number(L, opts, "ttl", 1, 255, true, &ttl);
     ir_lua_opt_number(L, opts, "tos", 0, 255, true, &tos);

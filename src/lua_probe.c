@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common.h"
 #include "lua_runtime.h"
 
 static void ir__on_probe_result(ir_engine_t* engine, const ir_result_t* result) {
@@ -24,11 +25,15 @@ static void ir__on_probe_result(ir_engine_t* engine, const ir_result_t* result) 
 static void ir__submit(ir_lua_waiter_t* waiter) {
   ir_lua_runtime_t* rt = waiter->rt;
   uint32_t max = waiter->spec.addr.family == AF_INET ? IR_MAX_SIZE_V4 : IR_MAX_SIZE_V6;
-  int err = -EINVAL;
+  int err;
   if (waiter->spec.size > max) {
+    /* Only a name that resolved to IPv4 gets here: the option allowed IPv6's
+     * larger size, and the address decides. */
+    err = -EMSGSIZE;
     snprintf(waiter->failure, sizeof(waiter->failure),
              "size %u is over the IPv4 maximum of %u", waiter->spec.size, max);
   } else if (rt->engine == NULL) {
+    err = -ECANCELED;
     snprintf(waiter->failure, sizeof(waiter->failure), "icmprun is shutting down");
   } else {
     err = ir_engine_probe(rt->engine, &waiter->spec, ir__on_probe_result, waiter);
@@ -39,6 +44,7 @@ static void ir__submit(ir_lua_waiter_t* waiter) {
     snprintf(waiter->failure, sizeof(waiter->failure), "%s",
              why != NULL ? why : uv_strerror(err));
   }
+  waiter->failure_code = err;
   waiter->op_done = true;
   ir_lua_wake(waiter);
 }
@@ -54,8 +60,11 @@ static void ir__on_resolved(uv_getaddrinfo_t* req, int status, struct addrinfo* 
   }
   if (status != 0 || res == NULL ||
       ir_addr_from_sockaddr(res->ai_addr, &waiter->spec.addr) != 0) {
+    /* A lookup that succeeds with no usable address is what getaddrinfo
+     * itself calls EAI_NODATA. */
+    waiter->failure_code = status != 0 ? status : UV_EAI_NODATA;
     snprintf(waiter->failure, sizeof(waiter->failure), "cannot resolve '%s': %s",
-             waiter->target, status != 0 ? uv_strerror(status) : "no address");
+             waiter->target, uv_strerror(waiter->failure_code));
     uv_freeaddrinfo(res);
     waiter->op_done = true;
     ir_lua_wake(waiter);
@@ -100,6 +109,7 @@ static void ir__start_resolve(ir_lua_runtime_t* rt, ir_lua_waiter_t* waiter,
   } else {
     snprintf(waiter->failure, sizeof(waiter->failure), "cannot resolve '%s': %s",
              waiter->target, uv_strerror(err));
+    waiter->failure_code = err;
     waiter->op_done = true;
     waiter->done = true;
   }
@@ -107,7 +117,8 @@ static void ir__start_resolve(ir_lua_runtime_t* rt, ir_lua_waiter_t* waiter,
 
 /* Checks the target argument and whether a literal address fits the forced
  * family. Returns true with *literal filled for an address; false for a name.
- * Pushes nil, message and sets *mismatch when the family does not fit. */
+ * Pushes nil, message, code and sets *mismatch when the family does not fit:
+ * the code getaddrinfo gives for a name without an address of the family. */
 static bool ir__check_target(lua_State* L, int family, ir_addr_t* literal,
                              bool* mismatch) {
   size_t len;
@@ -120,12 +131,13 @@ static bool ir__check_target(lua_State* L, int family, ir_addr_t* literal,
   if (family != 0 && literal->family != (family == 4 ? AF_INET : AF_INET6)) {
     lua_pushnil(L);
     lua_pushfstring(L, "%s is not an IPv%d address", target, family);
+    lua_pushstring(L, ir_error_name(UV_EAI_ADDRFAMILY));
     *mismatch = true;
   }
   return true;
 }
 
-/* icmprun.ping(target, opts) -> result table | nil, message */
+/* icmprun.ping(target, opts) -> result table | nil, message, code */
 static int ir__l_ping(lua_State* L) {
   ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(1));
   ir_probe_spec_t spec;
@@ -134,7 +146,7 @@ static int ir__l_ping(lua_State* L) {
   bool mismatch;
   bool is_literal = ir__check_target(L, family, &literal, &mismatch);
   if (mismatch) {
-    return 2;
+    return 3;
   }
   /* The size range checked with the options is IPv6's; IPv4's is smaller, and
    * known here when the target or the forced family is IPv4. */
@@ -162,7 +174,7 @@ static int ir__l_ping(lua_State* L) {
   return ir_lua_wait(L, waiter);
 }
 
-/* icmprun.resolve(name, {family = 4|6}) -> address text | nil, message */
+/* icmprun.resolve(name, {family = 4|6}) -> address text | nil, message, code */
 static int ir__l_resolve(lua_State* L) {
   ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(1));
   double family = 0;
@@ -175,7 +187,7 @@ static int ir__l_resolve(lua_State* L) {
   bool mismatch;
   bool is_literal = ir__check_target(L, (int)family, &literal, &mismatch);
   if (mismatch) {
-    return 2;
+    return 3;
   }
   ir_lua_task_t* task = ir_lua_check_can_wait(L, rt, "resolve");
   ir_lua_waiter_t* waiter = ir_lua_waiter_new(rt, IR_WAIT_RESOLVE, task);
@@ -195,9 +207,10 @@ static int ir__l_resolve(lua_State* L) {
 
 int ir_lua_push_probe_values(lua_State* L, ir_lua_waiter_t* waiter) {
   if (waiter->failure[0] != '\0') {
-    lua_pushnil(L);                     /* nil */
-    lua_pushstring(L, waiter->failure); /* nil msg */
-    return 2;
+    lua_pushnil(L);                                         /* nil */
+    lua_pushstring(L, waiter->failure);                     /* nil msg */
+    lua_pushstring(L, ir_error_name(waiter->failure_code)); /* nil msg code */
+    return 3;
   }
   if (waiter->kind == IR_WAIT_RESOLVE) {
     ir_lua_push_addr(L, &waiter->spec.addr); /* addr */
@@ -210,11 +223,12 @@ int ir_lua_push_probe_values(lua_State* L, ir_lua_waiter_t* waiter) {
 }
 
 static void ir__push_family_info(lua_State* L, ir_lua_runtime_t* rt, int family,
-                                 const char* kind_key, const char* error_key) {
+                                 const char* kind_key, const char* error_key,
+                                 const char* code_key) {
   if (rt->engine == NULL) {
     return;
   }
-  (void)ir_engine_open(rt->engine, family);
+  int err = ir_engine_open(rt->engine, family);
   const char* kind = ir_engine_socket_kind(rt->engine, family);
   const char* error = ir_engine_socket_error(rt->engine, family);
   if (kind != NULL) {
@@ -225,15 +239,20 @@ static void ir__push_family_info(lua_State* L, ir_lua_runtime_t* rt, int family,
     lua_pushstring(L, error);
     lua_setfield(L, -2, error_key);
   }
+  if (err != 0) {
+    lua_pushstring(L, ir_error_name(err));
+    lua_setfield(L, -2, code_key);
+  }
 }
 
-/* icmprun.info() -> { ipv4 = "dgram"|"raw"|nil, ipv6 = ..., ipv4_error = msg, ... }
+/* icmprun.info() -> { ipv4 = "dgram"|"raw"|nil, ipv6 = ..., ipv4_error = msg,
+ * ipv4_code = "EACCES", ... }
  * Opens both sockets, so a script can check its permissions up front. */
 static int ir__l_info(lua_State* L) {
   ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(1));
   lua_createtable(L, 0, 4); /* info */
-  ir__push_family_info(L, rt, AF_INET, "ipv4", "ipv4_error");
-  ir__push_family_info(L, rt, AF_INET6, "ipv6", "ipv6_error");
+  ir__push_family_info(L, rt, AF_INET, "ipv4", "ipv4_error", "ipv4_code");
+  ir__push_family_info(L, rt, AF_INET6, "ipv6", "ipv6_error", "ipv6_code");
   return 1;
 }
 
@@ -264,23 +283,63 @@ static int ir__l_stats(lua_State* L) {
                 {"malformed", c.malformed},
                 {"clock_steps", c.clock_steps},
                 {"pending", rt->engine != NULL ? ir_engine_pending(rt->engine) : 0}};
-  lua_createtable(L, 0, (int)(sizeof(fields) / sizeof(fields[0]))); /* t */
-  for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+  lua_createtable(L, 0, (int)IR_ARRAY_SIZE(fields) + 1); /* t */
+  for (size_t i = 0; i < IR_ARRAY_SIZE(fields); i++) {
     lua_pushinteger(L, (lua_Integer)fields[i].value); /* t v */
     lua_setfield(L, -2, fields[i].name);              /* t */
+  }
+  if (c.corrupted > 0) {
+    lua_pushinteger(L, (lua_Integer)c.corrupt_offset); /* t v */
+    lua_setfield(L, -2, "corrupt_offset");             /* t */
   }
   return 1;
 }
 
+/* icmprun.STATUSES: the result statuses in the engine's order, so that
+ * scripts and the library list them from one place. */
+static void ir__push_statuses(lua_State* L) {
+  lua_createtable(L, IR_STATUS_ERROR + 1, 0); /* t */
+  for (int status = IR_STATUS_REPLY; status <= IR_STATUS_ERROR; status++) {
+    lua_pushstring(L, ir_status_name((ir_status_t)status)); /* t name */
+    lua_rawseti(L, -2, status + 1);                         /* t */
+  }
+}
+
+/* icmprun.limits: the largest values the options accept, from the constants
+ * the checks themselves use. */
+static void ir__push_limits(lua_State* L) {
+  static const struct {
+    const char* name;
+    lua_Integer value;
+  } limits[] = {{"max_size_v4", IR_MAX_SIZE_V4},
+                {"max_size_v6", IR_MAX_SIZE_V6},
+                {"max_timeout", IR_MAX_WAIT_MS},
+                {"max_interval", IR_MAX_WAIT_MS},
+                {"max_ttl", 255},
+                {"max_tos", 255},
+                {"default_size", IR_DEFAULT_SIZE},
+                {"default_timeout", IR_DEFAULT_TIMEOUT_MS},
+                {"checked_payload", IR_CHECKED_PAYLOAD}};
+  lua_createtable(L, 0, (int)IR_ARRAY_SIZE(limits)); /* t */
+  for (size_t i = 0; i < IR_ARRAY_SIZE(limits); i++) {
+    lua_pushinteger(L, limits[i].value); /* t v */
+    lua_setfield(L, -2, limits[i].name); /* t */
+  }
+}
+
 void ir_lua_register_probe(lua_State* L, int module_index) {
   module_index = lua_absindex(L, module_index);
+  ir__push_statuses(L);                      /* STATUSES */
+  lua_setfield(L, module_index, "STATUSES"); /* */
+  ir__push_limits(L);                        /* limits */
+  lua_setfield(L, module_index, "limits");   /* */
   static const luaL_Reg funcs[] = {{"ping", ir__l_ping},
                                    {"resolve", ir__l_resolve},
                                    {"info", ir__l_info},
                                    {"stats", ir__l_stats},
                                    {NULL, NULL}};
-  lua_pushvalue(L, module_index);                        /* M */
-  lua_getfield(L, LUA_REGISTRYINDEX, "icmprun.runtime"); /* M rt */
-  luaL_setfuncs(L, funcs, 1);                            /* M */
-  lua_pop(L, 1);                                         /* */
+  lua_pushvalue(L, module_index);                     /* M */
+  lua_getfield(L, LUA_REGISTRYINDEX, IR_RUNTIME_KEY); /* M rt */
+  luaL_setfuncs(L, funcs, 1);                         /* M */
+  lua_pop(L, 1);                                      /* */
 }

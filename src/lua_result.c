@@ -1,6 +1,8 @@
 /* Result tables, as ping and sweep hand them to scripts. */
 #include <lauxlib.h>
+#include <errno.h>
 #include <lua.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lua_runtime.h"
@@ -25,6 +27,8 @@ static const char* const ir__key_names[] = {
     [IR_KEY_ICMP_CODE] = "icmp_code",
     [IR_KEY_ERR] = "err",
     [IR_KEY_ATTEMPTS] = "attempts",
+    [IR_KEY_CODE] = "code",
+    [IR_KEY_CORRUPT_OFFSET] = "corrupt_offset",
 };
 
 void ir_lua_push_keys(lua_State* L) {
@@ -91,10 +95,14 @@ void ir_lua_push_result(lua_State* L, int keys, const ir_result_t* r,
   if (r->has_from && !ir_addr_equal(&r->from, &r->addr)) {
     ir__set_addr(L, keys, IR_KEY_FROM, &r->from);
   }
-  if (r->status == IR_STATUS_REPLY) {
+  /* An ICMP error is an answer too: its RTT is the router's, from the
+   * kernel's receive timestamp of the error, as a reply's is. */
+  if (r->status == IR_STATUS_REPLY || r->icmp_type >= 0) {
     lua_rawgeti(L, keys, IR_KEY_RTT); /* t key */
     lua_pushnumber(L, r->rtt_ms);     /* t key rtt */
     lua_rawset(L, -3);                /* t */
+  }
+  if (r->status == IR_STATUS_REPLY) {
     ir_lua_set_integer(L, keys, IR_KEY_BYTES, r->bytes);
   }
   if (r->ttl >= 0) {
@@ -104,12 +112,26 @@ void ir_lua_push_result(lua_State* L, int keys, const ir_result_t* r,
     ir_lua_set_integer(L, keys, IR_KEY_ICMP_TYPE, r->icmp_type);
     ir_lua_set_integer(L, keys, IR_KEY_ICMP_CODE, r->icmp_code);
   }
+  if (r->corrupt_offset >= 0) {
+    ir_lua_set_integer(L, keys, IR_KEY_CORRUPT_OFFSET, r->corrupt_offset);
+  }
   /* err says what went wrong: the ICMP error's meaning when one came back,
-   * otherwise the system's message for the failed send. */
+   * otherwise the system's message for the failed send, or the damage to
+   * the only answer. code names it for programs: the errno the kernel gave
+   * (for an ICMP error, the one it maps that error to). */
   if (r->icmp_type >= 0) {
     ir__set_string(L, keys, IR_KEY_ERR,
                    ir_icmp_describe(r->addr.family, r->icmp_type, r->icmp_code));
-  } else if (r->error != 0 && r->status != IR_STATUS_TIMEOUT) {
+  } else if (r->error == -EBADMSG && r->corrupt_offset >= 0) {
+    char text[96];
+    snprintf(text, sizeof(text),
+             "the answer's payload differs from what was sent at byte %d",
+             (int)r->corrupt_offset);
+    ir__set_string(L, keys, IR_KEY_ERR, text);
+  } else if (r->error != 0) {
     ir__set_string(L, keys, IR_KEY_ERR, uv_strerror(r->error));
+  }
+  if (r->error != 0) {
+    ir__set_string(L, keys, IR_KEY_CODE, ir_error_name(r->error));
   }
 }

@@ -56,7 +56,8 @@ typedef struct ir_lua_waiter_s {
   ir_probe_spec_t spec;
   char target[256]; /* The name being resolved, for messages. */
   ir_result_t result;
-  char failure[384]; /* Non-empty: the call returns nil, failure. */
+  char failure[384]; /* Non-empty: the call returns nil, failure, code. */
+  int failure_code;  /* Negative errno or libuv error named by that code. */
   uv_getaddrinfo_t resolve;
   /* IR_WAIT_SLEEP */
   uv_timer_t timer;
@@ -170,6 +171,8 @@ enum {
   IR_KEY_ICMP_CODE,
   IR_KEY_ERR,
   IR_KEY_ATTEMPTS,
+  IR_KEY_CODE,
+  IR_KEY_CORRUPT_OFFSET,
   IR_KEY_STATUS_BASE /* Status strings follow, indexed by ir_status_t. */
 };
 /* Pushes an address as text. */

@@ -1,6 +1,7 @@
 /* ICMP/ICMPv6 echo request encoding, reply decoding and the Internet checksum. */
 #include "packet.h"
 
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -123,6 +124,46 @@ size_t ir_packet_encode_echo(uint8_t* buf, size_t cap, int family, uint16_t id,
     memcpy(buf + 2, &sum, 2);
   }
   return IR_ICMP_HEADER_LEN + data_len;
+}
+
+/* The first offset below len where a and b differ, or IR_PAYLOAD_SAME. */
+static size_t first_difference(const uint8_t* a, const uint8_t* b, size_t len) {
+  if (memcmp(a, b, len) == 0) {
+    return IR_PAYLOAD_SAME;
+  }
+  size_t i = 0;
+  while (a[i] == b[i])
+    i++;
+  return i;
+}
+
+size_t ir_packet_payload_mismatch(const uint8_t* payload, size_t len,
+                                  uint32_t run_cookie, uint32_t token,
+                                  uint64_t stamp_ns) {
+  uint8_t head[IR_COOKIE_LEN + IR_STAMP_LEN];
+  size_t at;
+
+  /* The same bytes the encoder wrote, recomputed rather than kept per probe:
+   * the head from the probe's own values, the filler from its one period. */
+  put_be32(head, run_cookie);
+  put_be32(head + 4, token);
+  put_be64(head + 8, stamp_ns);
+  at = first_difference(payload, head, len < sizeof(head) ? len : sizeof(head));
+  if (at != IR_PAYLOAD_SAME) {
+    return at;
+  }
+  for (size_t i = sizeof(head); i < len;) {
+    size_t offset = i % sizeof(filler_period);
+    size_t chunk = sizeof(filler_period) - offset;
+    if (chunk > len - i)
+      chunk = len - i;
+    at = first_difference(payload + i, filler_period + offset, chunk);
+    if (at != IR_PAYLOAD_SAME) {
+      return i + at;
+    }
+    i += chunk;
+  }
+  return IR_PAYLOAD_SAME;
 }
 
 int ir_packet_decode(const uint8_t* buf, size_t len, int family, bool has_ip_header,

@@ -56,6 +56,17 @@ size_t ir_packet_encode_echo(uint8_t* buf, size_t cap, int family, uint16_t id,
                              uint16_t seq, uint32_t run_cookie, uint32_t token,
                              uint64_t stamp_ns, size_t data_len);
 
+/* Returned by ir_packet_payload_mismatch when the bytes are as sent. */
+#define IR_PAYLOAD_SAME SIZE_MAX
+
+/* Compares `len` bytes of a received echo payload (from its first byte, after
+ * the ICMP header) with the first `len` bytes of the payload that
+ * ir_packet_encode_echo writes for these values: cookie, stamp and filler.
+ * Returns the offset of the first byte that differs, or IR_PAYLOAD_SAME. */
+size_t ir_packet_payload_mismatch(const uint8_t* payload, size_t len,
+                                  uint32_t run_cookie, uint32_t token,
+                                  uint64_t stamp_ns);
+
 /* Decodes a received ICMP message. With `has_ip_header` (raw IPv4 sockets) buf
  * starts with the IPv4 header, whose TTL is reported. With `verify_checksum`
  * the ICMPv4 checksum must hold (raw IPv4 sockets; the kernel checks it for

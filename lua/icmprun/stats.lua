@@ -29,8 +29,9 @@ local error, getmetatable, ipairs, next, pairs = error, getmetatable, ipairs, ne
 local setmetatable, tonumber, tostring, type = setmetatable, tonumber, tostring, type
 local table_sort = table.sort
 
---- Every status a result can have, in the order reports list them.
-M.STATUSES = { "reply", "timeout", "unreachable", "ttl_exceeded", "error" }
+--- Every status a result can have, in the order reports list them: the
+-- engine's own list (a copy, so that no caller can change the engine's).
+M.STATUSES = { table.unpack(require("icmprun").STATUSES) }
 
 --- The histogram's geometry: the bound of bucket 0 (ms) and buckets per doubling.
 M.HISTOGRAM_BASE_MS = 0.05
@@ -183,7 +184,8 @@ end
 
 --- The change of engine counters between two `icmprun.stats()` snapshots:
 -- `after[k] - before[k]` for every counter, except `pending`, a level rather
--- than a count, which is taken from `after`.
+-- than a count, which is taken from `after`, and `corrupt_offset`, an
+-- offset, taken from `after` only when corrupted answers came in between.
 -- @tparam table before
 -- @tparam table after
 -- @treturn table
@@ -196,6 +198,10 @@ function M.delta(before, after)
     if type(value) == "number" then
       if name == "pending" then
         d[name] = value
+      elseif name == "corrupt_offset" then
+        -- Not a count: the last corrupted answer's, if it came in between.
+        local corrupted = (after.corrupted or 0) - (tonumber(before.corrupted) or 0)
+        d[name] = corrupted > 0 and value or nil
       else
         d[name] = value - (tonumber(before[name]) or 0)
       end

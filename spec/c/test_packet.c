@@ -409,6 +409,43 @@ static void test_is_echo_reply(void) {
   CHECK(!ir_packet_is_echo_reply(AF_UNIX, 0));
 }
 
+/* Every payload the encoder writes compares equal with itself, and flipping
+ * any one byte of it (cookie, stamp or filler, across the filler's 256-byte
+ * period) is found at exactly that offset. */
+static void test_payload_mismatch(void) {
+  static uint8_t buf[IR_ICMP_HEADER_LEN + 1600];
+  const uint32_t cookie = 0xa1b2c3d4u, token = 0x01020304u;
+  const uint64_t stamp = 0x1122334455667788ull;
+  size_t sizes[] = {0, 1, 7, 8, 9, 15, 16, 17, 56, 255, 256, 257, 272, 1500, 1600};
+  for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+    size_t size = sizes[s];
+    size_t len = ir_packet_encode_echo(buf, sizeof(buf), AF_INET, 7, 9, cookie, token,
+                                       stamp, size);
+    CHECK_EQ_INT(len, IR_ICMP_HEADER_LEN + size);
+    uint8_t* payload = buf + IR_ICMP_HEADER_LEN;
+    CHECK(ir_packet_payload_mismatch(payload, size, cookie, token, stamp) ==
+          IR_PAYLOAD_SAME);
+    size_t wrong = 0;
+    for (size_t at = 0; at < size; at++) {
+      payload[at] ^= 0x10;
+      wrong += ir_packet_payload_mismatch(payload, size, cookie, token, stamp) != at;
+      payload[at] ^= 0x10;
+    }
+    CHECK_EQ_INT(wrong, 0);
+  }
+  /* Another probe's values differ in the cookie or the stamp. */
+  ir_packet_encode_echo(buf, sizeof(buf), AF_INET6, 7, 9, cookie, token, stamp, 56);
+  uint8_t* payload = buf + IR_ICMP_HEADER_LEN;
+  CHECK_EQ_INT(ir_packet_payload_mismatch(payload, 56, cookie ^ 1, token, stamp), 3);
+  CHECK_EQ_INT(ir_packet_payload_mismatch(payload, 56, cookie, token + 1, stamp), 7);
+  CHECK_EQ_INT(ir_packet_payload_mismatch(payload, 56, cookie, token, stamp + 256), 14);
+  /* Only the bytes asked for are compared. */
+  payload[40] ^= 1;
+  CHECK_EQ_INT(ir_packet_payload_mismatch(payload, 56, cookie, token, stamp), 40);
+  CHECK(ir_packet_payload_mismatch(payload, 40, cookie, token, stamp) ==
+        IR_PAYLOAD_SAME);
+}
+
 static void test_describe(void) {
   CHECK(strcmp(ir_icmp_describe(AF_INET, 3, 1), "Destination Host Unreachable") == 0);
   CHECK(strcmp(ir_icmp_describe(AF_INET, 3, 13), "Packet filtered") == 0);
@@ -434,6 +471,7 @@ int main(void) {
   test_bad_headers();
   test_corruption();
   test_is_echo_reply();
+  test_payload_mismatch();
   test_describe();
   return check_summary();
 }

@@ -13,6 +13,10 @@
  *   5  a reply with the sequence number plus one
  *   6  a correct reply, but from the address ending in 7 (foreign source)
  *   8  a reply with a wrong ICMP checksum
+ *   9  a reply with one bit flipped in payload byte 28 (in the filler after
+ *      cookie and stamp), checksum made valid again
+ *  10  a reply with one bit flipped in the last payload byte, checksum valid
+ *  11  a reply one payload byte shorter than the request, checksum valid
  *   anything else: no reply.
  * It exits when its parent does, or on SIGTERM. */
 #ifndef _GNU_SOURCE
@@ -140,6 +144,27 @@ static void answer(responder_t* r, uint8_t* packet, size_t len) {
       icmp[7] = (uint8_t)seq;
       break;
     }
+    case 9: /* Damage the filler, as a bad link would, behind the cookie. */
+      if (icmp_len > 8 + 28)
+        icmp[8 + 28] ^= 0x10;
+      break;
+    case 10: /* Damage the very last byte, however long the payload. */
+      if (icmp_len > 8)
+        icmp[icmp_len - 1] ^= 0x01;
+      break;
+    case 11: /* Cut the payload short by one byte, lengths made to agree. */
+      if (icmp_len > 8) {
+        len--;
+        icmp_len--;
+        if (v6) {
+          packet[4] = (uint8_t)((len - 40) >> 8);
+          packet[5] = (uint8_t)(len - 40);
+        } else {
+          packet[2] = (uint8_t)(len >> 8);
+          packet[3] = (uint8_t)len;
+        }
+      }
+      break;
     case 6: /* From the neighbouring address. */
       src[alen - 1] = (uint8_t)((src[alen - 1] & ~0x1f) | 7);
       break;
@@ -160,6 +185,9 @@ static void answer(responder_t* r, uint8_t* packet, size_t len) {
     case 4:
     case 5:
     case 6:
+    case 9:
+    case 10:
+    case 11:
       emit(r, packet, len);
       break;
     case 2:

@@ -68,7 +68,7 @@ local function build_parser()
   parser:option("-i --ping.interval", "Interval of the hosts given as arguments.", "1s")
     :target("interval"):convert(duration("--ping.interval"))
   parser:option("-s --ping.size", "Payload bytes of the hosts given as arguments.", "56")
-    :target("size"):convert(cli.number_in("--ping.size", 0, 65507, true))
+    :target("size"):convert(cli.number_in("--ping.size", 0, icmprun.limits.max_size_v4, true))
   parser:flag("--privileged", "Accepted for smokeping_prober's sake; icmprun picks "
     .. "datagram or raw sockets itself.")
   return parser

@@ -30,24 +30,25 @@ local math_min, math_max = math.min, math.max
 -- Loop mode: probes per address until Ctrl-C (more than a year at -p 10).
 local LOOP_COUNT = 1000000000
 
--- libuv's names for send errors, and strerror's.
+-- glibc's strerror texts (what fping prints) for send errors, by a
+-- result's code.
 local ERRNO_MESSAGES = {
-  ["host is unreachable"] = "No route to host",
-  ["network is unreachable"] = "Network is unreachable",
-  ["permission denied"] = "Permission denied",
-  ["operation not permitted"] = "Operation not permitted",
-  ["message too long"] = "Message too long",
-  ["no buffer space available"] = "No buffer space available",
-  ["invalid argument"] = "Invalid argument",
-  ["address not available"] = "Cannot assign requested address",
-  ["host is down"] = "Host is down",
-  ["connection refused"] = "Connection refused",
+  EHOSTUNREACH = "No route to host",
+  ENETUNREACH = "Network is unreachable",
+  EACCES = "Permission denied",
+  EPERM = "Operation not permitted",
+  EMSGSIZE = "Message too long",
+  ENOBUFS = "No buffer space available",
+  EINVAL = "Invalid argument",
+  EADDRNOTAVAIL = "Cannot assign requested address",
+  EHOSTDOWN = "Host is down",
+  ECONNREFUSED = "Connection refused",
 }
 
---- strerror's text for an error message from the engine.
-local function errno_message(err)
-  err = err or "unknown error"
-  return ERRNO_MESSAGES[err] or (err:sub(1, 1):upper() .. err:sub(2))
+--- strerror's text for a failed result: by its code, else its own message.
+local function errno_message(r)
+  local text = ERRNO_MESSAGES[r.code] or r.err or "unknown error"
+  return text:sub(1, 1):upper() .. text:sub(2)
 end
 
 -- fping 5.1's names for ICMP errors, by type (and code for unreachables).
@@ -289,7 +290,7 @@ function Run:on_alive_result(h, r)
   else
     self:count(h, nil)
     if o.verbose then
-      self.err:write(report.send_error(h.name, errno_message(r.err)))
+      self.err:write(report.send_error(h.name, errno_message(r)))
     end
   end
 end
@@ -445,24 +446,22 @@ local function run(o, operands)
   if #self.hosts == 0 then
     return self.unknown > 0 and 2 or 1
   end
-  local info = icmprun.info()
-  if not info.ipv4 and not info.ipv6 or o.family == 6 and not info.ipv6 then
-    self.err:write(string_format("%s: can't create socket (%s)\n", o.prog,
-      info.ipv6_error or info.ipv4_error or "unknown error"))
-    return 4
+  -- Every family the hosts need must have its socket before anything is
+  -- sent (the sweep could not send to it at all): fping's system-call
+  -- failure, status 4, with the reason icmprun.info() gives.
+  local info, need = icmprun.info(), {}
+  for _, h in ipairs(self.hosts) do
+    need[h.addr:find(":", 1, true) and "ipv6" or "ipv4"] = true
+  end
+  for _, family in ipairs({ "ipv4", "ipv6" }) do
+    if need[family] and not info[family] then
+      self.err:write(string_format("%s: can't create socket (%s)\n", o.prog,
+        info[family .. "_error"] or "unknown error"))
+      return 4
+    end
   end
   self:watch()
-  -- The sweep raises "sweep: ..." when it cannot send at all (no socket
-  -- for a family): fping's system-call failure, status 4.
-  local ok, why = pcall(self.sweep, self)
-  if not ok then
-    if type(why) ~= "string" or not why:match("^sweep: ") then
-      error(why, 0)
-    end
-    self.finished = true
-    self.err:write(string_format("%s: %s\n", o.prog, why))
-    return 4
-  end
+  self:sweep()
   return self:finish()
 end
 

@@ -11,11 +11,14 @@
 -- * `addr` (string): the address probed;
 -- * `n` (integer): the probe number for this address, from 1 (sweep);
 -- * `status` (string): `reply`, `timeout`, `unreachable`, `ttl_exceeded` or `error`;
--- * `rtt_ms` (number): the round-trip time in milliseconds (replies);
+-- * `rtt_ms` (number): the round-trip time in milliseconds (replies, and
+--   ICMP errors: the round trip to the router that sent the error);
 -- * `ttl`, `seq`, `bytes` (integers): from the reply;
 -- * `from` (string): who answered (the target, or a router for ICMP errors);
 -- * `err` (string): the error message (`error` results);
+-- * `code` (string): the error's errno name beside `err` (`"EHOSTUNREACH"`);
 -- * `icmp_type`, `icmp_code` (integers): of an ICMP error;
+-- * `corrupt_offset` (integer): the first differing byte of a damaged answer;
 -- * `attempts` (integer): probes sent for this result, retries included;
 -- * `time` (number): the result's own `time` if it has one, else when the
 --   line was written: Unix time in seconds with a fraction (microseconds
@@ -47,7 +50,7 @@ local json = cjson.new()
 --- The keys of a result line, in order.
 M.RESULT_FIELDS = {
   "type", "target", "addr", "n", "status", "rtt_ms", "ttl", "seq", "bytes", "from", "err",
-  "icmp_type", "icmp_code", "attempts", "time",
+  "code", "icmp_type", "icmp_code", "corrupt_offset", "attempts", "time",
 }
 
 --- The keys of a summary line, in order.
@@ -185,7 +188,8 @@ function M.result_record(r, time)
     type = "result",
     target = r.target, addr = r.addr, n = r.n, status = r.status, rtt_ms = r.rtt,
     ttl = r.ttl, seq = r.seq, bytes = r.bytes, from = r.from, err = r.err,
-    icmp_type = r.icmp_type, icmp_code = r.icmp_code, attempts = r.attempts,
+    code = r.code, icmp_type = r.icmp_type, icmp_code = r.icmp_code,
+    corrupt_offset = r.corrupt_offset, attempts = r.attempts,
     time = time,
   }
 end

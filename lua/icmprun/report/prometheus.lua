@@ -46,8 +46,9 @@ for i = 0, 19 do
   M.DEFAULT_BUCKETS[i + 1] = 0.00005 * 2 ^ i
 end
 
---- The statuses always exposed by `icmprun_responses_total`, in order.
-M.STATUSES = { "reply", "timeout", "unreachable", "ttl_exceeded", "error" }
+--- The statuses always exposed by `icmprun_responses_total`, in order: every
+-- status the engine gives.
+M.STATUSES = { table.unpack(require("icmprun").STATUSES) }
 
 -- HELP texts for the counters entries and the engine usually have.
 local COUNTER_HELP = {
@@ -289,7 +290,8 @@ end
 
 --- The lines (without newlines) of the engine's counters, from
 -- `icmprun.stats()`: `icmprun_engine_<name>_total` (counters, no labels) for
--- each, except `icmprun_engine_pending` (a gauge), by name.
+-- each, except `icmprun_engine_pending` and `icmprun_engine_corrupt_offset`
+-- (gauges), by name.
 -- @tparam table engine
 -- @treturn {string,...}
 function M.engine_lines(engine)
@@ -310,6 +312,9 @@ function M.engine_lines(engine)
   for _, name in ipairs(names) do
     if name == "pending" then
       add("icmprun_engine_pending", "gauge", "Probes in flight. Engine-wide.", engine.pending)
+    elseif name == "corrupt_offset" then
+      add("icmprun_engine_corrupt_offset", "gauge", "First differing payload byte of the "
+        .. "last corrupted answer. Engine-wide.", engine.corrupt_offset)
     else
       add("icmprun_engine_" .. name .. "_total", "counter",
         (COUNTER_HELP[name] or ("Counter '" .. name .. "'.")) .. " Engine-wide, since it started.",

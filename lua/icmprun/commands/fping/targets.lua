@@ -17,28 +17,26 @@ local fail, atoi = options.fail, options.atoi
 
 local MAX_GENERATE = 100000
 
--- libuv's names for getaddrinfo failures, and glibc's (what fping prints).
+-- glibc's gai_strerror texts (what fping prints), by the code that
+-- icmprun.resolve returns for a failed lookup.
 local GAI_MESSAGES = {
-  ["address family not supported"] = "Address family for hostname not supported",
-  ["temporary failure"] = "Temporary failure in name resolution",
-  ["bad ai_flags value"] = "Bad value for ai_flags",
-  ["permanent failure"] = "Non-recoverable failure in name resolution",
-  ["ai_family not supported"] = "ai_family not supported",
-  ["out of memory"] = "Memory allocation failure",
-  ["no address"] = "No address associated with hostname",
-  ["unknown node or service"] = "Name or service not known",
-  ["service not available for socket type"] = "Servname not supported for ai_socktype",
-  ["socket type not supported"] = "ai_socktype not supported",
-  ["argument buffer overflow"] = "Result too large for supplied buffer",
+  EAI_ADDRFAMILY = "Address family for hostname not supported",
+  EAI_AGAIN = "Temporary failure in name resolution",
+  EAI_BADFLAGS = "Bad value for ai_flags",
+  EAI_FAIL = "Non-recoverable failure in name resolution",
+  EAI_FAMILY = "ai_family not supported",
+  EAI_MEMORY = "Memory allocation failure",
+  EAI_NODATA = "No address associated with hostname",
+  EAI_NONAME = "Name or service not known",
+  EAI_SERVICE = "Servname not supported for ai_socktype",
+  EAI_SOCKTYPE = "ai_socktype not supported",
+  EAI_OVERFLOW = "Result too large for supplied buffer",
 }
 
---- What fping prints for a name that icmprun.resolve could not resolve.
-local function resolve_message(err)
-  if err:match(" is not an IPv[46] address$") then
-    return "Address family for hostname not supported"
-  end
-  local why = err:match(": ([^:]*)$") or err
-  return GAI_MESSAGES[why] or why
+--- What fping prints for a name that icmprun.resolve could not resolve,
+-- from the failure's code (its message when the code is not a lookup's).
+local function resolve_message(message, code)
+  return GAI_MESSAGES[code] or message
 end
 
 --- Parses a dotted-quad IPv4 address into an integer, or nil.
@@ -156,12 +154,12 @@ function M.each(o, operands, add, unknown)
     names = operands
   end
   for _, name in ipairs(names) do
-    local ok, addr, why = pcall(icmprun.resolve, name, { family = o.family })
+    local ok, addr, why, code = pcall(icmprun.resolve, name, { family = o.family })
     if ok and addr then
       add(name, addr)
     else
       -- icmprun.resolve raises for what cannot be a name at all ("").
-      unknown(name, ok and resolve_message(why) or "Name or service not known")
+      unknown(name, ok and resolve_message(why, code) or "Name or service not known")
     end
   end
 end
