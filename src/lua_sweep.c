@@ -67,13 +67,17 @@ typedef struct ir_sweep_result_s {
   uint32_t attempt;
 } ir_sweep_result_t;
 
-/* Allocated by icmprun.sweep; referenced by its userdata until that is closed
- * or collected, and by every probe the engine still holds. Freed when both
- * are gone and its timer handle has closed. */
+/* Allocated by icmprun.sweep. Its references (`refs`) are its userdata
+ * until that is closed or collected, its two handles until both have closed,
+ * every probe the engine still holds, and a name lookup until its callback
+ * has run: freed on the last of them. It is linked into its runtime's owner
+ * list for all its life, so that shutdown closes its handles and cancels its
+ * lookup (ir__sweep_shutdown) however the script left it. */
 struct ir_sweep_s {
+  ir_lua_owner_t owner;
   ir_lua_runtime_t* rt;
   int refs;
-  bool closed;
+  bool closed;  /* Closed or shut down: nothing more is sent or handed out. */
   bool stopped; /* stop(): nothing more is sent; what is known still comes. */
   bool pumping;
   char* error;        /* Set: the iterator raises it at once. */
@@ -129,7 +133,12 @@ struct ir_sweep_s {
   uint32_t results_head;
   uint32_t results_len;
 
-  ir_lua_waiter_t* waiter; /* The iterator, while it waits. */
+  /* Calls of the iterator that wait, oldest first: several tasks may pull
+   * from one sweep. Each wake ends all their waits; each resumed call takes
+   * a result if one is left, or waits again (see ir__sweep_step). */
+  ir_lua_waiter_t** waiters;
+  uint32_t waiters_len;
+  uint32_t waiters_cap;
 
   /* Recycled jobs and shots: a sweep makes one of each per probe. */
   ir_job_t* free_jobs;
@@ -169,6 +178,8 @@ static void ir__sweep_target_error(ir_sweep_t* s, const char* message) {
 }
 
 static void ir__sweep_free(ir_sweep_t* s) {
+  ir_lua_owner_unlink(&s->owner);
+  free(s->waiters);
   free(s->target_error);
   while (s->free_shots != NULL) {
     ir_shot_t* shot = s->free_shots;
@@ -186,23 +197,26 @@ static void ir__sweep_free(ir_sweep_t* s) {
   free(s);
 }
 
-static void ir__on_handle_closed(uv_handle_t* handle) {
-  ir_sweep_t* s = handle->data;
-  if (--s->closing_handles == 0) {
+static void ir__sweep_release(ir_sweep_t* s) {
+  if (--s->refs == 0) {
     ir__sweep_free(s);
   }
 }
 
-static void ir__sweep_release(ir_sweep_t* s) {
-  if (--s->refs > 0) {
-    return;
+/* The handles hold one reference together, dropped when both have closed. */
+static void ir__on_handle_closed(uv_handle_t* handle) {
+  ir_sweep_t* s = handle->data;
+  if (--s->closing_handles == 0) {
+    ir__sweep_release(s);
   }
+}
+
+static void ir__sweep_close_handles(ir_sweep_t* s) {
   if (s->handles_open) {
+    s->handles_open = false;
     s->closing_handles = 2;
     uv_close((uv_handle_t*)&s->timer, ir__on_handle_closed);
     uv_close((uv_handle_t*)&s->refill, ir__on_handle_closed);
-  } else {
-    ir__sweep_free(s);
   }
 }
 
@@ -218,13 +232,29 @@ static void ir__job_release(ir_job_t* job) {
   }
 }
 
-/* Wakes the iterator if it waits: there are results, or it must act. */
+/* Wakes every call of the iterator that waits: there are results, or one
+ * of them must act. Finishing a wait never runs Lua, so the list cannot
+ * change under this loop. */
 static void ir__sweep_wake(ir_sweep_t* s) {
-  ir_lua_waiter_t* waiter = s->waiter;
-  if (waiter != NULL) {
-    s->waiter = NULL;
-    ir_lua_finish_wait(waiter);
+  uint32_t n = s->waiters_len;
+  s->waiters_len = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    ir_lua_finish_wait(s->waiters[i]);
   }
+}
+
+static bool ir__sweep_add_waiter(ir_sweep_t* s, ir_lua_waiter_t* waiter) {
+  if (s->waiters_len == s->waiters_cap) {
+    uint32_t cap = s->waiters_cap ? s->waiters_cap * 2 : 4;
+    ir_lua_waiter_t** grown = realloc(s->waiters, cap * sizeof(*grown));
+    if (grown == NULL) {
+      return false;
+    }
+    s->waiters = grown;
+    s->waiters_cap = cap;
+  }
+  s->waiters[s->waiters_len++] = waiter;
+  return true;
 }
 
 static void ir__sweep_fail(ir_sweep_t* s, const char* message) {
@@ -445,7 +475,10 @@ static void ir__sweep_pump(ir_sweep_t* s) {
   if (s->pumping) {
     return;
   }
-  if (s->closed || s->stopped || s->error != NULL || s->rt->engine == NULL) {
+  if (s->closed) {
+    return; /* Its handles are closing or closed. */
+  }
+  if (s->stopped || s->error != NULL || s->rt->engine == NULL) {
     uv_idle_stop(&s->refill);
     return;
   }
@@ -693,20 +726,26 @@ static ir_sweep_ref_t* ir__check_sweep(lua_State* L) {
   return ref;
 }
 
+/* One call of the iterator. Several tasks may pull from one sweep: each
+ * result goes to exactly one of them, in the order they are resumed, and
+ * every one of them sees the end (nil) or the sweep's error once the results
+ * are out. */
 static int ir__sweep_step(lua_State* L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
   ir_sweep_ref_t* ref = ir__check_sweep(L);
-  ir_sweep_t* s = ref->sweep;
-  if (s == NULL || s->closed) {
-    return luaL_error(L, "sweep: used after it was closed");
-  }
   for (;;) {
+    /* Looked up afresh after every wait: another task may have closed it. */
+    ir_sweep_t* s = ref->sweep;
+    if (s == NULL || s->closed) {
+      return luaL_error(L, "sweep: used after it was closed");
+    }
     if (s->results_len > 0) {
       ir__results_pop(L, s, lua_upvalueindex(1), 1);
       return 1;
     }
     if (s->error != NULL) {
+      ir__sweep_wake(s); /* The other pullers raise it too. */
       return luaL_error(L, "%s", s->error);
     }
     ir__pull_targets(L, s, 1);
@@ -720,6 +759,9 @@ static int ir__sweep_step(lua_State* L, int status, lua_KContext ctx) {
       continue;
     }
     if (ir__sweep_finished(s)) {
+      /* This call may have ended it (its targets ran out): the others that
+       * wait would otherwise never hear of it. */
+      ir__sweep_wake(s);
       if (s->target_error != NULL) {
         return luaL_error(L, "%s", s->target_error);
       }
@@ -730,7 +772,11 @@ static int ir__sweep_step(lua_State* L, int status, lua_KContext ctx) {
     if (waiter == NULL) {
       return luaL_error(L, "sweep: out of memory");
     }
-    s->waiter = waiter;
+    if (!ir__sweep_add_waiter(s, waiter)) {
+      waiter->consumed = true;
+      ir_lua_waiter_op_done(waiter); /* Frees it. */
+      return luaL_error(L, "sweep: out of memory");
+    }
     if (task != NULL) {
       return ir_lua_wait_k(L, waiter, 0, ir__sweep_step);
     }
@@ -799,15 +845,15 @@ static int ir__l_sweep_stop(lua_State* L) {
   return 0;
 }
 
-/* __close and __gc: nothing more is sent; what is in flight is cancelled,
- * and nothing more is handed out. */
-static int ir__l_sweep_close(lua_State* L) {
-  ir_sweep_ref_t* ref = luaL_checkudata(L, 1, IR_SWEEP_META);
-  ir_sweep_t* s = ref->sweep;
-  if (s == NULL) {
-    return 0;
+/* Ends a sweep for good, for close and for the runtime's shutdown: nothing
+ * more is sent, what is in flight is cancelled, nothing more is handed out,
+ * a name lookup is cancelled and the handles close. The lookup's callback
+ * still runs (with UV_EAI_CANCELED, or its answer when it had started
+ * already) and drops the lookup's reference; until then the struct stays. */
+static void ir__sweep_end(ir_sweep_t* s) {
+  if (s->closed) {
+    return;
   }
-  ref->sweep = NULL;
   s->closed = true;
   ir__sweep_wind_down(s);
   while (s->results_len > 0) {
@@ -815,7 +861,28 @@ static int ir__l_sweep_close(lua_State* L) {
     s->results_head = (s->results_head + 1) % s->results_cap;
     s->results_len--;
   }
+  if (s->resolving) {
+    uv_cancel((uv_req_t*)&s->resolve); /* UV_EBUSY once it runs: then it ends. */
+  }
+  ir__sweep_close_handles(s);
   ir__sweep_wake(s);
+}
+
+/* The runtime shuts down (ir__runtime_gc): the userdata may live on until
+ * lua_close collects it, and then only drops its reference. */
+static void ir__sweep_shutdown(ir_lua_owner_t* owner) {
+  ir__sweep_end(ir__container_of(owner, ir_sweep_t, owner));
+}
+
+/* __close and __gc: see ir__sweep_end. */
+static int ir__l_sweep_close(lua_State* L) {
+  ir_sweep_ref_t* ref = luaL_checkudata(L, 1, IR_SWEEP_META);
+  ir_sweep_t* s = ref->sweep;
+  if (s == NULL) {
+    return 0;
+  }
+  ref->sweep = NULL;
+  ir__sweep_end(s);
   ir__sweep_release(s);
   return 0;
 }
@@ -981,13 +1048,17 @@ static int ir__l_sweep(lua_State* L) {
   luaL_setmetatable(L, IR_SWEEP_META);
   lua_pushvalue(L, 1);         /* next ud targets */
   lua_setiuservalue(L, -2, 1); /* next ud */
+  if (rt->engine == NULL) {
+    return luaL_error(L, "sweep: the icmprun runtime has shut down");
+  }
   ir_sweep_t* s = malloc(sizeof(*s));
   if (s == NULL) {
     return luaL_error(L, "sweep: out of memory");
   }
   *s = probe_opts;
   s->rt = rt;
-  s->refs = 1;
+  s->refs = 2; /* The userdata and the handles. */
+  ir_lua_owner_link(rt, &s->owner, ir__sweep_shutdown);
   s->next_index = 1;
   s->tokens = fmin(IR_SWEEP_MAX_BURST, fmax(1.0, s->rate / 100.0));
   s->tokens_at_ns = uv_hrtime();
