@@ -74,10 +74,6 @@ typedef struct ir_counters_s {
   uint64_t timeouts;
   uint64_t icmp_errors;  /* Unreachable and time exceeded, from error queues. */
   uint64_t send_errors;  /* Sends that failed and became results. */
-  /* Probes ended (cancelled or the engine closed) before they were sent:
-   * their results are ERROR -ECANCELED. Never counted in `sent`, so that
-   * sent + cancelled + send_errors == results once nothing is pending. */
-  uint64_t cancelled;
   uint64_t send_retries; /* Sends repeated after EAGAIN/ENOBUFS/queued errors. */
   uint64_t late;         /* Replies to our probes that had already ended. */
   uint64_t duplicates;   /* Second replies to probes that had a reply. */
@@ -86,6 +82,10 @@ typedef struct ir_counters_s {
   uint64_t wrong_seq;    /* Ours, from the right source, wrong sequence. */
   uint64_t malformed;    /* Packets that do not decode or fail the checksum. */
   uint64_t clock_steps;  /* RTTs taken from the monotonic clock instead. */
+  /* Probes ended (cancelled, or the engine closed) before they were sent;
+   * their results are ERROR -ECANCELED. Never counted in `sent`, so that
+   * sent + cancelled + send_errors == results once nothing is pending. */
+  uint64_t cancelled;
 } ir_counters_t;
 
 /* Creates an engine on loop. Sockets open on first use of each family.

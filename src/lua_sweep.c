@@ -65,6 +65,9 @@ typedef struct ir_sweep_result_s {
   ir_source_t* source;
   uint32_t n;
   uint32_t attempt;
+  /* Not 0: the source is a name that did not resolve, and this is the
+   * libuv error (UV_EAI_*); the result has no address and no probe. */
+  int resolve_error;
 } ir_sweep_result_t;
 
 /* Allocated by icmprun.sweep. Its references (`refs`) are its userdata
@@ -266,8 +269,8 @@ static void ir__sweep_fail(ir_sweep_t* s, const char* message) {
 
 /* ---- Results ------------------------------------------------------------- */
 
-static bool ir__results_push(ir_sweep_t* s, const ir_result_t* result,
-                             ir_shot_t* shot) {
+/* A new slot at the end of the ring, or NULL when out of memory. */
+static ir_sweep_result_t* ir__results_append(ir_sweep_t* s) {
   if (s->results_len == s->results_cap) {
     uint32_t cap = s->results_cap ? s->results_cap * 2 : 256;
     ir_sweep_result_t* grown = malloc(cap * sizeof(*grown));
@@ -282,14 +285,22 @@ static bool ir__results_push(ir_sweep_t* s, const ir_result_t* result,
     s->results_cap = cap;
     s->results_head = 0;
   }
-  ir_sweep_result_t* slot =
-      &s->results[(s->results_head + s->results_len) % s->results_cap];
+  s->results_len++;
+  return &s->results[(s->results_head + s->results_len - 1) % s->results_cap];
+}
+
+static bool ir__results_push(ir_sweep_t* s, const ir_result_t* result,
+                             ir_shot_t* shot) {
+  ir_sweep_result_t* slot = ir__results_append(s);
+  if (slot == NULL) {
+    return false;
+  }
   slot->result = *result;
   slot->source = shot->job->source;
   slot->source->refs++;
   slot->n = shot->n;
   slot->attempt = shot->attempt;
-  s->results_len++;
+  slot->resolve_error = 0;
   return true;
 }
 
@@ -309,18 +320,39 @@ static void ir__push_target(lua_State* L, ir_sweep_t* s, int ud,
   s->target_serial = source->serial;
 }
 
+/* Pushes the result of a target name that did not resolve: status "error",
+ * err the message ping would return, code libuv's name of the error (such as
+ * "EAI_NONAME"), and no address, probe number or attempts. */
+static void ir__push_resolve_failure(lua_State* L, int keys,
+                                     const ir_sweep_result_t* item) {
+  lua_createtable(L, 0, 4);                                   /* r */
+  lua_rawgeti(L, keys, IR_KEY_STATUS);                        /* r key */
+  lua_rawgeti(L, keys, IR_KEY_STATUS_BASE + IR_STATUS_ERROR); /* r key status */
+  lua_rawset(L, -3);                                          /* r */
+  lua_rawgeti(L, keys, IR_KEY_ERR);                           /* r key */
+  lua_pushfstring(L, "cannot resolve '%s': %s", item->source->text,
+                  uv_strerror(item->resolve_error));   /* r key err */
+  lua_rawset(L, -3);                                   /* r */
+  lua_pushstring(L, uv_err_name(item->resolve_error)); /* r code */
+  lua_setfield(L, -2, "code");                         /* r */
+}
+
 /* Pushes the oldest result: ping's fields, plus target, n and attempts. The
  * sweep's userdata is at ud. */
 static void ir__results_pop(lua_State* L, ir_sweep_t* s, int keys, int ud) {
   ir_sweep_result_t* item = &s->results[s->results_head];
-  ir_lua_push_result(L, keys, &item->result, 3); /* r */
-  lua_rawgeti(L, keys, IR_KEY_TARGET);           /* r key */
-  ir__push_target(L, s, ud, item->source);       /* r key target */
-  lua_rawset(L, -3);                             /* r */
-  ir_lua_set_integer(L, keys, IR_KEY_N, item->n);
-  if (s->retries > 0) {
-    ir_lua_set_integer(L, keys, IR_KEY_ATTEMPTS, item->attempt + 1);
+  if (item->resolve_error != 0) {
+    ir__push_resolve_failure(L, keys, item);
+  } else {
+    ir_lua_push_result(L, keys, &item->result, 3); /* r */
+    ir_lua_set_integer(L, keys, IR_KEY_N, item->n);
+    if (s->retries > 0) {
+      ir_lua_set_integer(L, keys, IR_KEY_ATTEMPTS, item->attempt + 1);
+    }
   }
+  lua_rawgeti(L, keys, IR_KEY_TARGET);     /* r key */
+  ir__push_target(L, s, ud, item->source); /* r key target */
+  lua_rawset(L, -3);                       /* r */
   ir__source_release(item->source);
   s->results_head = (s->results_head + 1) % s->results_cap;
   s->results_len--;
@@ -564,22 +596,47 @@ static void ir__sweep_pump(ir_sweep_t* s) {
 
 /* ---- Targets --------------------------------------------------------------- */
 
-static const char* ir__add_source(ir_sweep_t* s, const char* text,
-                                  const ir_block_t* block) {
-  if (block->count > s->limit - s->expanded || s->expanded > s->limit) {
-    return "over the limit";
-  }
+/* A source for text with one reference, or NULL when out of memory. */
+static ir_source_t* ir__source_new(ir_sweep_t* s, const char* text) {
   ir_source_t* source = calloc(1, sizeof(*source));
   char* copy = strdup(text);
   if (source == NULL || copy == NULL) {
     free(source);
     free(copy);
-    return "out of memory";
+    return NULL;
   }
   source->text = copy;
   source->text_len = strlen(copy);
   source->serial = ++s->sources_made;
   source->refs = 1;
+  return source;
+}
+
+/* A target name that did not resolve (status, a libuv error) becomes one
+ * result rather than an error that ends the sweep: the other targets go on. */
+static void ir__push_resolve_error(ir_sweep_t* s, const char* name, int status) {
+  ir_source_t* source = ir__source_new(s, name);
+  ir_sweep_result_t* slot = source != NULL ? ir__results_append(s) : NULL;
+  if (slot == NULL) {
+    ir__source_release(source);
+    ir__sweep_fail(s, "sweep: out of memory for results");
+    return;
+  }
+  memset(slot, 0, sizeof(*slot));
+  slot->source = source;
+  slot->resolve_error = status;
+  ir__sweep_wake(s);
+}
+
+static const char* ir__add_source(ir_sweep_t* s, const char* text,
+                                  const ir_block_t* block) {
+  if (block->count > s->limit - s->expanded || s->expanded > s->limit) {
+    return "over the limit";
+  }
+  ir_source_t* source = ir__source_new(s, text);
+  if (source == NULL) {
+    return "out of memory";
+  }
   source->block = *block;
   ir_walk_init(&source->walk, block->count, s->random, s->seed ^ s->expanded);
   s->expanded += block->count;
@@ -601,12 +658,8 @@ static void ir__on_target_resolved(uv_getaddrinfo_t* req, int status,
   if (!s->closed && !s->stopped) {
     if (status != 0 || res == NULL ||
         ir_addr_from_sockaddr(res->ai_addr, &block.first)) {
-      char message[512];
-      snprintf(message, sizeof(message),
-               "sweep: target '%s' is not an address, CIDR block, range or a host "
-               "name that resolves (%s)",
-               s->resolving_name, status != 0 ? uv_strerror(status) : "no address");
-      ir__sweep_target_error(s, message);
+      ir__push_resolve_error(s, s->resolving_name,
+                             status != 0 ? status : UV_EAI_NODATA);
     } else if (ir__add_source(s, s->resolving_name, &block) != NULL) {
       ir__sweep_target_error(s, "sweep: more addresses than the limit allows");
     } else {
@@ -685,9 +738,7 @@ static void ir__pull_targets(lua_State* L, ir_sweep_t* s, int ud) {
         int err = ir_lua_getaddrinfo(&s->rt->loop, &s->resolve, ir__on_target_resolved,
                                      s->resolving_name, s->family);
         if (err != 0) {
-          snprintf(message, sizeof(message), "sweep: cannot resolve '%s': %s", text,
-                   uv_strerror(err));
-          ir__sweep_target_error(s, message);
+          ir__push_resolve_error(s, text, err);
           break;
         }
         s->resolving = true;
