@@ -47,6 +47,29 @@ describe("one sweep pulled by several callers", function()
     assert.equal(0, icmprun.stats().pending)
   end)
 
+  it("takes turns between two tasks whose loops never wait", function()
+    -- The case of the issue: two tasks pull from one iterator and do nothing
+    -- else; each used to finish, one of them with nothing.
+    local got = { {}, {} }
+    local it, s = icmprun.sweep("127.0.0.0/24", { rate = 0 })
+    local tasks = {}
+    for i = 1, 2 do
+      tasks[i] = icmprun.spawn(function()
+        for r in it, s do
+          got[i][#got[i] + 1] = r.addr .. "#" .. r.n
+        end
+        return "done"
+      end)
+    end
+    assert.equal("done", tasks[1]:join())
+    assert.equal("done", tasks[2]:join())
+    assert_partition(256, got[1], got[2])
+    -- They take turns whenever both are ready: neither gets a small share.
+    assert.is_true(#got[1] >= 64 and #got[2] >= 64,
+      string.format("shares of %d and %d", #got[1], #got[2]))
+    s:close()
+  end)
+
   it("shares results between four tasks that only wait for them", function()
     -- No yield in the body: each task takes what is there when it resumes,
     -- and all four end with the sweep.

@@ -62,6 +62,9 @@ typedef struct ir_lua_sweep_s {
   ir_lua_waiter_t** waiters;
   uint32_t waiters_len;
   uint32_t waiters_cap;
+  /* Calls woken, or stepped aside, that have not run again yet: a call that
+   * finds a result while others are about to run lets them go first. */
+  uint32_t ready_pullers;
 } ir_lua_sweep_t;
 
 typedef struct ir_sweep_ref_s {
@@ -107,6 +110,7 @@ static void ir__sweep_close_handles(ir_lua_sweep_t* s) {
 static void ir__sweep_wake(ir_lua_sweep_t* s) {
   uint32_t n = s->waiters_len;
   s->waiters_len = 0;
+  s->ready_pullers += n;
   for (uint32_t i = 0; i < n; i++) {
     ir_lua_finish_wait(s->waiters[i]);
   }
@@ -435,14 +439,32 @@ static ir_sweep_ref_t* ir__check_sweep(lua_State* L) {
   return ref;
 }
 
+/* How a call of the iterator (re)starts: the continuation's context. */
+enum { IR_STEP_CALLED = 0, IR_STEP_WOKEN, IR_STEP_STEPPED_ASIDE };
+
+/* Whether a fresh call that finds a result should first let the pullers
+ * that are about to run take theirs: only in a task, which can yield. */
+static bool ir__should_step_aside(lua_State* L, ir_lua_sweep_t* s) {
+  if (s->ready_pullers == 0 || !lua_isyieldable(L)) {
+    return false;
+  }
+  ir_lua_task_t* task = ir_lua_current_task(L);
+  return task != NULL && task->state == IR_TASK_RUNNING;
+}
+
 /* One call of the iterator. Several tasks may pull from one sweep: each
- * result goes to exactly one of them, in the order they are resumed, and
- * every one of them sees the end (nil) or the sweep's error once the results
- * are out. */
+ * result goes to exactly one of them, and every one of them sees the end
+ * (nil) or the sweep's error once the results are out. They take turns: a
+ * call that finds a result while other pullers are about to run (woken, or
+ * stepped aside themselves) yields once to let them go first, so a task
+ * whose loop body never waits does not take every result. A single puller
+ * never steps aside. */
 static int ir__sweep_step(lua_State* L, int status, lua_KContext ctx) {
   (void)status;
-  (void)ctx;
   ir_sweep_ref_t* ref = ir__check_sweep(L);
+  if (ctx != IR_STEP_CALLED && ref->sweep != NULL && ref->sweep->ready_pullers > 0) {
+    ref->sweep->ready_pullers--;
+  }
   for (;;) {
     /* Looked up afresh after every wait: another task may have closed it. */
     ir_lua_sweep_t* s = ref->sweep;
@@ -451,6 +473,10 @@ static int ir__sweep_step(lua_State* L, int status, lua_KContext ctx) {
     }
     const ir_sweep_item_t* item = ir_sweep_peek(s->core);
     if (item != NULL) {
+      if (ctx == IR_STEP_CALLED && ir__should_step_aside(L, s)) {
+        s->ready_pullers++;
+        return lua_yieldk(L, 0, IR_STEP_STEPPED_ASIDE, ir__sweep_step);
+      }
       ir__results_pop(L, s, lua_upvalueindex(1), 1, item);
       return 1;
     }
@@ -489,14 +515,17 @@ static int ir__sweep_step(lua_State* L, int status, lua_KContext ctx) {
       return luaL_error(L, "sweep: out of memory");
     }
     if (task != NULL) {
-      return ir_lua_wait_k(L, waiter, 0, ir__sweep_step);
+      return ir_lua_wait_k(L, waiter, IR_STEP_WOKEN, ir__sweep_step);
     }
     ir_lua_wait(L, waiter); /* Blocks, running the loop; pushes nothing. */
+    if (ref->sweep != NULL && ref->sweep->ready_pullers > 0) {
+      ref->sweep->ready_pullers--; /* This call was woken, and runs again. */
+    }
   }
 }
 
 static int ir__l_sweep_next(lua_State* L) {
-  return ir__sweep_step(L, LUA_OK, 0);
+  return ir__sweep_step(L, LUA_OK, IR_STEP_CALLED);
 }
 
 /* sweep:stop(): nothing more is sent, probes in flight are cancelled and end
