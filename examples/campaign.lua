@@ -111,10 +111,18 @@ local started = icmprun.now()
 
 local results = 0
 
+-- The first thing that makes the campaign fail: an error a wave raised, or a
+-- target name that did not resolve.
+local failure
+
 --- One wave: waits for its start, then sweeps every target.
 local function wave(k)
   icmprun.sleep(math.max(0, started + (k - 1) * args.wave_interval - icmprun.now()))
   for r in icmprun.sweep(targets, opts) do
+    if r.addr == nil then
+      -- A name that did not resolve: the campaign reports it and fails.
+      failure = failure or string.format("target '%s': %s", r.target, r.err)
+    end
     per_target[r.target]:add(r)
     local record = jsonl.result_record(r)
     record.wave = k
@@ -124,9 +132,8 @@ local function wave(k)
   end
 end
 
--- An error in a task ends the whole run, so each wave catches its own (a
--- name that does not resolve, say) and the campaign reports the first.
-local failure
+-- An error in a task ends the whole run, so each wave catches its own and
+-- the campaign reports the first.
 local waves = {}
 for k = 1, args.waves do
   waves[k] = icmprun.spawn(function()

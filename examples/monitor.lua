@@ -54,13 +54,15 @@ local started = icmprun.now()
 local rounds_done = 0
 
 local function stats_of(r)
-  local s = per_addr[r.addr]
+  -- A name that did not resolve has no address: its row is the name.
+  local addr = r.addr or r.target
+  local s = per_addr[addr]
   if not s then
     s = stats.new()
-    per_addr[r.addr] = s
-    order[#order + 1] = r.addr
-    if r.target ~= r.addr then
-      names[r.addr] = r.target
+    per_addr[addr] = s
+    order[#order + 1] = addr
+    if r.target ~= addr then
+      names[addr] = r.target
     end
   end
   return s

@@ -23,7 +23,8 @@ for r in icmprun.sweep(args.targets, { rate = 10000, timeout = 500, retries = 1 
     silent = silent + 1
   else
     other = other + 1
-    print(string.format("%-40s %s", r.addr, r.err or r.status))
+    -- A target name that did not resolve has no address.
+    print(string.format("%-40s %s", r.addr or r.target, r.err or r.status))
   end
 end
 print(string.format("%d alive, %d silent, %d other", alive, silent, other))

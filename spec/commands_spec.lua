@@ -471,6 +471,13 @@ describe("icmprun sweep", function()
       assert.equal(2, r.code, explain(r))
       assert.equal("127.0.0.1\n", r.stdout)
     end)
+
+    it("after sweeping the targets behind a name that does not resolve", function()
+      local r = run("sweep", "no-such-host.invalid", "127.0.0.1")
+      assert.equal(2, r.code, explain(r))
+      assert.equal("127.0.0.1\n", r.stdout)
+      assert.matches("^sweep: target 'no%-such%-host%.invalid' is not an address", r.stderr)
+    end)
   end)
 
   it("prints its help with --help and exits 0", function()

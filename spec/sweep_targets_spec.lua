@@ -5,6 +5,7 @@
 -- are the only addresses probed. Sweeps of /0 blocks are created and closed,
 -- never iterated.
 local icmprun = require "icmprun"
+local cli = require "cli"
 
 --- Runs a sweep to its end; returns its results.
 local function collect(targets, opts)
@@ -228,21 +229,75 @@ describe("icmprun.sweep targets", function()
   end)
 
   describe("that do not resolve", function()
-    it("raise from the loop, naming the target", function()
-      -- "a-b" is a host name by its syntax, and no name resolves here.
-      local ok, err = pcall(icmprun.sweep, "a-b")
-      assert.is_true(ok, "raised at the call: " .. tostring(err))
-      local _
-      _, err = collect_until_error("a-b")
-      assert_mentions(err, "sweep: target 'a-b' is not an address, CIDR block, range "
-        .. "or a host name that resolves (")
+    --- Asserts that r is the result of target name that did not resolve.
+    local function assert_unresolved(name, r)
+      assert.equal("error", r.status)
+      assert.equal(name, r.target)
+      assert.is_nil(r.addr)
+      assert.is_nil(r.n)
+      assert.matches("^cannot resolve '" .. name:gsub("%-", "%%-") .. "': .", r.err)
+      -- libuv's name of the resolver's error: no name resolves here, so
+      -- it is one of these, depending on how the resolver fails.
+      assert.is_truthy(({ EAI_NONAME = true, EAI_AGAIN = true, EAI_FAIL = true,
+        EAI_NODATA = true })[r.code], "code " .. tostring(r.code))
+    end
+
+    it("become one error result each, with err and code, and the sweep goes on",
+      function()
+        local ok, err = pcall(icmprun.sweep, "a-b")
+        assert.is_true(ok, "raised at the call: " .. tostring(err))
+        local results = collect({ "127.0.0.1", "a-b", "127.0.0.2", "c-d" }, { count = 2,
+          interval = 10 })
+        assert.equal(6, #results)
+        local by_target = {}
+        for _, r in ipairs(results) do
+          by_target[r.target] = by_target[r.target] or {}
+          table.insert(by_target[r.target], r)
+        end
+        assert.equal(1, #by_target["a-b"], "a name that does not resolve has one result")
+        assert.equal(1, #by_target["c-d"])
+        assert_unresolved("a-b", by_target["a-b"][1])
+        assert_unresolved("c-d", by_target["c-d"][1])
+        for _, t in ipairs({ "127.0.0.1", "127.0.0.2" }) do
+          assert.equal(2, #by_target[t])
+          assert.equal("reply", by_target[t][1].status)
+        end
+        assert.equal(0, icmprun.stats().pending)
+      end)
+
+    it("become error results inside a task and from an iterator", function()
+      local results
+      icmprun.run(function()
+        local list, i = { "a-b", "127.0.0.1" }, 0
+        results = collect(function()
+          i = i + 1
+          return list[i]
+        end)
+      end)
+      assert.equal(2, #results)
+      assert_unresolved("a-b", results[1])
+      assert.equal("reply", results[2].status)
     end)
 
-    it("raise from the loop inside a table and inside a task", function()
-      local ok, err = pcall(icmprun.run, collect, { "127.0.0.1", "a-b" })
-      assert.is_false(ok)
-      assert_mentions(tostring(err), "sweep: target 'a-b' is not an address")
-      assert.equal(0, icmprun.stats().pending)
+    it("say EAI_NONAME where the resolver knows the name does not exist", function()
+      -- Hosts from files only, in a mount namespace of this run's own: the
+      -- resolver answers at once that the name is unknown.
+      local conf = cli.temp_file("hosts: files\n")
+      local script = cli.temp_file([[
+        local icmprun = require "icmprun"
+        for r in icmprun.sweep({ "no-such-host.invalid", "localhost" }, { family = 4 }) do
+          print(r.target, r.status, r.code, r.err, r.addr)
+        end
+      ]], ".lua")
+      local r = cli.sh(string.format("unshare --mount sh -c %s", cli.quote(string.format(
+        "mount --bind %s /etc/nsswitch.conf && exec %s %s", cli.quote(conf),
+        cli.quote(cli.icmprun), cli.quote(script)))))
+      os.remove(conf)
+      os.remove(script)
+      assert.equal(0, r.code, r.stderr)
+      assert.equal("no-such-host.invalid\terror\tEAI_NONAME\tcannot resolve "
+        .. "'no-such-host.invalid': unknown node or service\tnil\n"
+        .. "localhost\treply\tnil\tnil\t127.0.0.1\n", r.stdout)
     end)
   end)
 

@@ -341,6 +341,10 @@ void ir__probe_finish(ir_engine_t* engine, ir_probe_t* probe, ir_result_t* resul
       slot->probe = NULL;
     }
   }
+  /* A send that failed is queued too, but counted as a send error. */
+  if (probe->state == IR_PROBE_QUEUED && result->error == -ECANCELED) {
+    engine->counters.cancelled++;
+  }
   probe->state = IR_PROBE_FREE;
   engine->pending--;
   ir__count(&engine->counters, result);

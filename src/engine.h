@@ -95,6 +95,10 @@ typedef struct ir_counters_s {
   uint64_t wrong_seq;   /* Ours, from the right source, wrong sequence. */
   uint64_t malformed;   /* Packets that do not decode or fail the checksum. */
   uint64_t clock_steps; /* RTTs taken from the monotonic clock instead. */
+  /* Probes ended (cancelled, or the engine closed) before they were sent;
+   * their results are ERROR -ECANCELED. Never counted in `sent`, so that
+   * sent + cancelled + send_errors == results once nothing is pending. */
+  uint64_t cancelled;
 } ir_counters_t;
 
 /* Creates an engine on loop. Sockets open on first use of each family.

@@ -274,6 +274,7 @@ static int ir__l_stats(lua_State* L) {
                 {"timeouts", c.timeouts},
                 {"icmp_errors", c.icmp_errors},
                 {"send_errors", c.send_errors},
+                {"cancelled", c.cancelled},
                 {"send_retries", c.send_retries},
                 {"late", c.late},
                 {"duplicates", c.duplicates},

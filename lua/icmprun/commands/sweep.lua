@@ -11,8 +11,9 @@
 -- and the answering addresses still go to stdout.
 --
 -- Exit status: 0 if any address answered, 1 if none did, 2 on a usage error
--- (a bad option, a malformed target, a name that does not resolve: the sweep
--- stops at it), 130 after Ctrl-C (what was known is still reported).
+-- (a bad option or a malformed target: the sweep stops at it; a name that
+-- does not resolve: reported, and the other targets are still swept, as
+-- fping does), 130 after Ctrl-C (what was known is still reported).
 -- @module icmprun.commands.sweep
 local icmprun = require "icmprun"
 local cli = require "icmprun.cli"
@@ -191,6 +192,7 @@ function M.run(arg)
   -- blanked before each address, so that addresses never land inside it.
   local share_terminal = list and bar.enabled and progress.is_terminal(io_stdout)
   local interrupted = false
+  local unresolved = false
   icmprun.on_signal("INT", function()
     -- Send nothing more; the probes in flight end (as "operation canceled"
     -- errors) and everything known is still reported.
@@ -200,6 +202,16 @@ function M.run(arg)
 
   local swept, err = pcall(function()
     for r in iterate, sweep, control, closing do
+      -- A target name that did not resolve: a result with no address.
+      if r.addr == nil then
+        unresolved = true
+        if bar.enabled then
+          bar:clear() -- The message goes to the progress line's stream.
+        end
+        io_stderr:write(string_format("%s: target '%s' is not an address, CIDR block, "
+          .. "range or a host name that resolves (%s)\n", name, r.target, r.err))
+        goto continue
+      end
       overall:add(r)
       bar:update(overall.sent)
       if writer then
@@ -216,6 +228,7 @@ function M.run(arg)
           io_stdout:flush()
         end
       end
+      ::continue::
     end
   end)
   bar:finish()
@@ -235,7 +248,10 @@ function M.run(arg)
   if not swept then
     return cli.fail(name, plain(err), 2)
   end
-  return interrupted and 130 or (alive > 0 and 0 or 1)
+  if interrupted then
+    return 130
+  end
+  return unresolved and 2 or (alive > 0 and 0 or 1)
 end
 
 return M
