@@ -130,6 +130,7 @@ describe("icmprun.sweep targets", function()
       local _, targets = summary(results)
       assert.same({ ["127.0.0.1"] = 1, ["::1"] = 1, ["127.0.1.0/30"] = 4,
         ["127.0.2.1-127.0.2.3"] = 3, ["localhost"] = 1 }, targets)
+      assert.equal(10, #results)
       for _, r in ipairs(results) do
         assert.equal("reply", r.status, r.target .. " " .. r.addr)
       end
@@ -186,6 +187,7 @@ describe("icmprun.sweep targets", function()
         results, err = collect_until_error(it.fn)
         assert_mentions(err, "sweep: ", "'300.1.1.1' is not a valid IPv4 address")
         assert.same({ "127.0.0.1", "127.0.0.2" }, (summary(results)))
+        assert.equal(2, #results)
         for _, r in ipairs(results) do
           assert.equal("reply", r.status)
         end
@@ -431,19 +433,28 @@ describe("icmprun.sweep options", function()
   end)
 
   it("send probes of the size asked for", function()
-    for _, r in ipairs(collect({ "127.0.0.1-127.0.0.2", "::1" }, { size = 0 })) do
-      assert.equal("reply", r.status)
-      assert.equal(8, r.bytes)
-    end
-    for _, r in ipairs(collect({ "127.0.0.1-127.0.0.2", "::1" }, { size = 1000 })) do
-      assert.equal("reply", r.status)
-      assert.equal(1008, r.bytes)
+    for _, case in ipairs({ { 0, 8 }, { 1000, 1008 } }) do
+      local results = collect({ "127.0.0.1-127.0.0.2", "::1" }, { size = case[1] })
+      assert.equal(3, #results)
+      for _, r in ipairs(results) do
+        assert.equal("reply", r.status)
+        assert.equal(case[2], r.bytes)
+      end
     end
   end)
 
-  it("send probes with ttl and tos set", function()
-    for _, r in ipairs(collect({ "127.0.0.1", "::1" }, { ttl = 1, tos = 0x10 })) do
-      assert.equal("reply", r.status)
+  it("send probes with ttl and tos set, on the wire", function()
+    local nftcount = require "nftcount"
+    for _, addr in ipairs({ "127.0.0.1", "::1" }) do
+      nftcount.start(addr, { ttl = 1, tos = 0x10 })
+      local results = collect({ addr }, { ttl = 1, tos = 0x10, count = 3, interval = 10 })
+      local counts = nftcount.read()
+      nftcount.stop()
+      assert.equal(3, #results)
+      for _, r in ipairs(results) do
+        assert.equal("reply", r.status)
+      end
+      assert.same({ all = 3, ttl = 3, tos = 3 }, counts)
     end
   end)
 end)
