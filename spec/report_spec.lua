@@ -216,7 +216,8 @@ describe("icmprun.report.jsonl", function()
 
   it("refuses what is not a handle or a result", function()
     assert.has_error(function() jsonl.new("out.json") end, "jsonl.new: file handle expected, got string")
-    assert.has_error(function() jsonl.new(memory_file()):result(nil) end)
+    assert.has_error(function() jsonl.new(memory_file()):result(nil) end,
+      "jsonl writer:result: result table expected, got nil")
   end)
 end)
 
@@ -300,9 +301,12 @@ describe("icmprun.report.csv", function()
   end)
 
   it("refuses bad options", function()
-    assert.has_error(function() csv.new(memory_file(), { columns = {} }) end)
-    assert.has_error(function() csv.new(memory_file(), { columns = { 1 } }) end)
-    assert.has_error(function() csv.new(nil) end)
+    assert.has_error(function() csv.new(memory_file(), { columns = {} }) end,
+      "csv.new: option 'columns' must be a non-empty list of names")
+    assert.has_error(function() csv.new(memory_file(), { columns = { 1 } }) end,
+      "csv.new: column 1 is not a string")
+    assert.has_error(function() csv.new(nil) end,
+      "csv.new: file handle expected, got nil")
   end)
 end)
 
@@ -637,8 +641,10 @@ describe("icmprun.report.prometheus", function()
     assert.has_error(function()
       prometheus.render({ { target = "a", stats = s, labels = { status = "x" } } })
     end)
-    assert.has_error(function() prometheus.render({ { stats = s } }) end)
-    assert.has_error(function() prometheus.render({ { target = "a" } }) end)
+    assert.has_error(function() prometheus.render({ { stats = s } }) end,
+      "prometheus.render: entry 1 has no target")
+    assert.has_error(function() prometheus.render({ { target = "a" } }) end,
+      "prometheus.render: entry 1 has no stats object")
     assert.has_error(function()
       prometheus.render({ { target = "a", stats = s } }, { buckets = { 2, 1 } })
     end)

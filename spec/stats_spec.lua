@@ -226,9 +226,12 @@ describe("icmprun.stats", function()
       local s = of({ 1 })
       assert.has_error(function() s:percentile(-1) end,
         "stats:percentile: p must be a number from 0 to 100, got -1")
-      assert.has_error(function() s:percentile(100.5) end)
-      assert.has_error(function() s:percentile("50") end)
-      assert.has_error(function() s:percentile(0 / 0) end)
+      assert.has_error(function() s:percentile(100.5) end,
+        "stats:percentile: p must be a number from 0 to 100, got 100.5")
+      assert.has_error(function() s:percentile("50") end,
+        "stats:percentile: p must be a number from 0 to 100, got 50")
+      assert.error_matches(function() s:percentile(0 / 0) end,
+        "p must be a number from 0 to 100, got")
     end)
 
     it("keeps memory bounded however many samples it sees", function()
@@ -360,7 +363,8 @@ describe("icmprun.stats", function()
     end)
 
     it("refuses what is not a stats object", function()
-      assert.has_error(function() stats.new():merge({ sent = 1 }) end)
+      assert.has_error(function() stats.new():merge({ sent = 1 }) end,
+        "stats:merge: stats object expected, got table")
     end)
   end)
 
@@ -421,7 +425,8 @@ describe("icmprun.stats", function()
 
     it("cannot take a merge from an object without one", function()
       local a = stats.new({ histogram = { observe = function() end, merge = function() end } })
-      assert.has_error(function() a:merge(of({ 1 })) end)
+      assert.has_error(function() a:merge(of({ 1 })) end,
+        "stats:merge: this object has a histogram and the other does not")
     end)
   end)
 
@@ -431,7 +436,8 @@ describe("icmprun.stats", function()
       assert.has_error(function() s:add(nil) end, "stats:add: result table expected, got nil")
       assert.has_error(function() s:add({}) end, "stats:add: result has no status")
       assert.has_error(function() s:add({ status = "reply" }) end, "stats:add: reply has no rtt")
-      assert.has_error(function() stats.new(5) end)
+      assert.has_error(function() stats.new(5) end,
+        "stats.new: options must be a table, got number")
       assert.equal(0, s.sent)
     end)
   end)

@@ -85,6 +85,7 @@ typedef struct ir_counters_s {
   uint64_t icmp_errors;  /* Unreachable and time exceeded, from error queues. */
   uint64_t send_errors;  /* Sends that failed and became results. */
   uint64_t send_retries; /* Sends repeated after EAGAIN/ENOBUFS/queued errors. */
+  uint64_t send_blocked; /* Of those, the times a full socket said EAGAIN. */
   uint64_t late;         /* Replies to our probes that had already ended. */
   uint64_t duplicates;   /* Second replies to probes that had a reply. */
   uint64_t foreign;      /* Not ours at all, or ours from the wrong source. */

@@ -193,6 +193,7 @@ void ir__send_flush(ir_engine_t* engine, unsigned budget) {
      * passed (ENOBUFS, which no poll event announces). */
     if (err == -EAGAIN || err == -EWOULDBLOCK) {
       engine->counters.send_retries++;
+      engine->counters.send_blocked++;
       engine->send_blocked = true;
       sock->want_writable = true;
       ir__socket_update_poll(sock);

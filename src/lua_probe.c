@@ -276,6 +276,7 @@ static int ir__l_stats(lua_State* L) {
                 {"send_errors", c.send_errors},
                 {"cancelled", c.cancelled},
                 {"send_retries", c.send_retries},
+                {"send_blocked", c.send_blocked},
                 {"late", c.late},
                 {"duplicates", c.duplicates},
                 {"foreign", c.foreign},

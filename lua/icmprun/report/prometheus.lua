@@ -63,6 +63,7 @@ local COUNTER_HELP = {
   icmp_errors = "ICMP errors (unreachable, time exceeded) matched to a probe.",
   send_errors = "Probes whose send failed.",
   send_retries = "Sends retried after a temporary failure.",
+  send_blocked = "Sends held back because the socket buffer was full (EAGAIN).",
   clock_steps = "Times the clock was seen to step.",
 }
 
