@@ -76,7 +76,7 @@ local function cell(value, fmt)
   if value == nil then
     return '<td data-value="">-</td>'
   end
-  return string_format('<td data-value="%s">%s</td>', svg.num(value), string_format(fmt, value))
+  return string_format('<td data-value="%.10g">%s</td>', value, string_format(fmt, value))
 end
 
 --- The statistics table of some targets, one row each, sortable by any
