@@ -38,14 +38,14 @@ local function build_parser(name)
   local latency = common(cli.command(parser, "latency", "SmokePing-style graph per target "
     .. "(median coloured by loss, percentiles as smoke)."))
   latency:option("--target", "Only this target (its address).")
-  latency:option("--buckets", "Most time buckets per graph.", "300")
+  latency:option("--buckets", "Most time buckets per graph (default 150).")
     :convert(cli.number_in("--buckets", 10, 100000, true))
   latency:option("--step", "Fixed bucket size in seconds (instead of --buckets).")
     :convert(cli.number_in("--step", 0.001, 1e9, false))
   local report = common(cli.command(parser, "report", "The latency graphs and a sortable "
     .. "statistics table as one self-contained HTML file."))
   report:option("--target", "Only this target (its address).")
-  report:option("--buckets", "Most time buckets per graph.", "300")
+  report:option("--buckets", "Most time buckets per graph (default 150).")
     :convert(cli.number_in("--buckets", 10, 100000, true))
   report:option("--step", "Fixed bucket size in seconds (instead of --buckets).")
     :convert(cli.number_in("--step", 0.001, 1e9, false))
@@ -124,7 +124,7 @@ local function run_latency(name, args, html_only)
   local format, ferr = format_of(args, html_only and { "html" } or { "svg", "html" })
   if html_only and not args.format and not args.output then format, ferr = "html", nil end
   if not format then return cli.fail(name, ferr, 2) end
-  if args.step and args.buckets ~= 300 then
+  if args.step and args.buckets then
     return cli.fail(name, "give --buckets or --step, not both", 2)
   end
   local graph = plot.latency.new({ buckets = args.buckets, step = args.step })

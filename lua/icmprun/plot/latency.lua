@@ -40,7 +40,7 @@ M.STEPS = { 0.01, 0.02, 0.1, 0.2, 1, 2, 10, 20, 60, 120, 600, 1200, 3600, 7200, 
   43200, 86400 }
 
 --- The default most buckets per panel.
-M.DEFAULT_BUCKETS = 300
+M.DEFAULT_BUCKETS = 150
 
 local K = M.BINS_PER_DOUBLING
 local LOG2 = math_log(2)
@@ -61,7 +61,7 @@ Graph.__index = Graph
 
 --- A new latency accumulator.
 -- @tparam[opt] table opts
--- @tparam[opt=300] integer opts.buckets most buckets per panel (10 to 100,000)
+-- @tparam[opt=150] integer opts.buckets most buckets per panel (10 to 100,000)
 -- @tparam[opt] number opts.step a fixed bucket size in seconds (then the
 --   buckets never merge, and memory grows with the time covered)
 -- @tparam[opt] function opts.clock seconds since the epoch, for results
