@@ -144,6 +144,20 @@ describe("icmprun plot latency", function()
     end
   end)
 
+  it("scales the RTT axis to the bulk of the data when a few outliers would squash it", function()
+    local g = latency.new({ step = 10 })
+    for i = 1, 200 do
+      g:add({ addr = "::1", status = "reply", rtt_ms = i == 100 and 1000 or 1 + i % 3,
+        time = T0 + i * 0.25 })
+    end
+    local root = parse(g:svg())
+    local panel = panels_of(root)[1]
+    assert.equal("1000", panel.attr["data-rtt-max"])
+    local top = tonumber(panel.attr["data-rtt-top"])
+    assert.is_true(top >= 3 and top < 10, "RTT axis tops at " .. top)
+    assert.matches("smoke cut at", xml.text(xml.by_class(panel, "cut")[1]))
+  end)
+
   it("reads stdin, and only --target when asked", function()
     local r = run({ "plot", "latency", "--target", "::1" }, fixed_lines())
     assert.equal(0, r.code, r.stderr)
@@ -174,6 +188,31 @@ describe("icmprun plot latency", function()
     assert.matches("cannot write 'png'", r.stderr)
     r = run({ "plot", "latency", "-o", "/nonexistent/dir/x.svg", input })
     assert.equal(1, r.code)
+  end)
+
+  it("refuses times it cannot bucket", function()
+    local g = latency.new()
+    for _, t in ipairs({ -1, 1e300, 0 / 0, math.huge }) do
+      assert.has_error(function() g:add({ addr = "::1", status = "timeout", time = t }) end,
+        "latency:add: result time is out of range (Unix seconds)")
+    end
+  end)
+
+  it("draws results straight from icmprun.sweep in a script", function()
+    local r = cli.icmprun_script([[
+      local icmprun = require "icmprun"
+      local plot = require "icmprun.plot"
+      local g = plot.latency.new({ clock = os.time })
+      for res in icmprun.sweep({ "127.0.0.1", "::1" }, { count = 5, interval = 10, rate = 0 }) do
+        g:add(res)
+      end
+      io.write(g:svg())
+    ]])
+    assert.equal(0, r.code, r.stderr)
+    local panels = panels_of(parse(r.stdout))
+    assert.equal(2, #panels)
+    assert.is_true(#xml.by_class(panels[1], "median") >= 1)
+    assert.matches("loss 0.00 %% %(0/5%)", xml.text(xml.by_class(panels[1], "figures")[1]))
   end)
 
   it("keeps at most --buckets buckets, merging them as the time covered grows", function()

@@ -180,8 +180,10 @@ function Graph:add(r)
     end
     t = self.clock()
   end
-  if t ~= t or t == math_huge or t == -math_huge then
-    error("latency:add: result time is not finite", 2)
+  -- Unix seconds up to the year 5138: beyond, bucket indices stop being
+  -- exact integers.
+  if t ~= t or t < 0 or t > 1e11 then
+    error("latency:add: result time is out of range (Unix seconds)", 2)
   end
   local rtt
   if status == "reply" then
@@ -355,24 +357,35 @@ function M.panel_svg(panel, model, y, opts)
   local t0, t1 = model.t0 or 0, model.t1 or 1
   local span = t1 - t0
   local step = model.step
-  local max_rtt = 0
+  -- The RTT axis covers every RTT drawn, unless a few outliers would
+  -- squash the rest: when the largest max is over twice the largest p90,
+  -- it covers the p90s and the smoke above is cut at the top (SmokePing
+  -- too scales to the bulk of the data, not to its worst ping).
+  local max_rtt, max_p90 = 0, 0
   for _, bucket in ipairs(panel.buckets) do
     if bucket.q and bucket.q[7] > max_rtt then max_rtt = bucket.q[7] end
+    if bucket.q and bucket.q[6] > max_p90 then max_p90 = bucket.q[6] end
   end
-  local _, top, ticks = axis.nice(opts.rtt_max or max_rtt)
+  local cover = max_rtt
+  if max_rtt > 2 * max_p90 then cover = max_p90 end
+  local _, top, ticks = axis.nice(opts.rtt_max or cover)
   local function x_of(t) return px + (t - t0) / span * pw end
   local function y_of(v)
     if v > top then v = top end
     return py + ph - v / top * ph
   end
   local s = panel.stats
-  b:addf('<g class="panel" data-target="%s" data-rtt-top="%s" data-t0="%s" data-t1="%s" '
-    .. 'transform="translate(0,%s)">\n', escape(panel.key), num(top), num(t0), num(t1),
-    num(y or 0))
+  b:addf('<g class="panel" data-target="%s" data-rtt-top="%s" data-rtt-max="%s" '
+    .. 'data-t0="%s" data-t1="%s" transform="translate(0,%s)">\n', escape(panel.key), num(top),
+    num(max_rtt), num(t0), num(t1), num(y or 0))
   b:addf('<text class="title" x="%s" y="17" font-size="13" font-weight="bold">%s</text>\n',
     px, escape(panel.label))
   b:addf('<rect class="plot-area" x="%s" y="%s" width="%s" height="%s" fill="#ffffff" '
     .. 'stroke="#888888"/>\n', px, py, pw, ph)
+  if max_rtt > top then
+    b:addf('<text class="cut" x="%s" y="17" text-anchor="end">smoke cut at %s ms '
+      .. '(max %s ms)</text>\n', px + pw, axis.label(top), axis.label(max_rtt))
+  end
   -- RTT ticks and grid.
   for _, v in ipairs(ticks) do
     local ty = num(y_of(v))
@@ -437,8 +450,8 @@ function M.panel_svg(panel, model, y, opts)
     colors.SMOKE[2], lx + 13)
   local min, avg, max, mdev = s:summary()
   b:addf('<text class="figures" x="0" y="25">loss %.2f %% (%d/%d)   median %s   avg %s   '
-    .. 'min %s   max %s   mdev %s   bucket %s</text>\n', s:loss(), s.sent - s.received, s.sent,
-    fmt_ms(s:percentile(50)), fmt_ms(avg), fmt_ms(min), fmt_ms(max), fmt_ms(mdev),
+    .. 'min %s   max %s   mdev %s   bucket %s</text>\n', s:loss(), s.sent - s.received,
+    s.sent, fmt_ms(s:percentile(50)), fmt_ms(avg), fmt_ms(min), fmt_ms(max), fmt_ms(mdev),
     axis.duration(step))
   b:add("</g>\n</g>\n")
   return b:concat()

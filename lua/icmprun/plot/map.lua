@@ -194,7 +194,10 @@ local function each_cell(self, fn)
       local status = cell_status(self, c)
       local color
       if status == "reply" and scale then
-        color = colors.viridis(scale.t_of(self.rtt_sum[c] / self.replies[c]))
+        -- 32 levels: the eye tells no more apart, and equal neighbours
+        -- merge into one run (a smaller file).
+        local t = scale.t_of(self.rtt_sum[c] / self.replies[c])
+        color = colors.viridis(math.floor(t * 31 + 0.5) / 31)
       elseif status == "reply" and self.color == "rtt" then
         color = colors.viridis(0.5)
       elseif self.color == "rtt" and status ~= "none" then
@@ -305,8 +308,8 @@ function Map:svg()
         return scale.lo + (scale.hi - scale.lo) * t
       end
       for _, t in ipairs({ 0, 0.5, 1 }) do
-        b:addf('<text class="legend-tick" x="%s" y="%d" text-anchor="middle">%.3g</text>\n',
-          num(t * 160), y + 24, value_at(t))
+        b:addf('<text class="legend-tick" x="%s" y="%d" text-anchor="%s">%.3g</text>\n',
+          num(t * 160), y + 24, t == 0 and "start" or t == 1 and "end" or "middle", value_at(t))
       end
       b:addf('<text x="0" y="%d">ms%s</text>\n', y + 38, scale.log and " (log scale)" or "")
     end
