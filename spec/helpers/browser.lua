@@ -71,6 +71,7 @@ end
 local function flags(proxy_port, profile)
   return table.concat({
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-dev-shm-usage", -- containers often have a tiny /dev/shm
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-default-apps", "--disable-extensions", "--hide-scrollbars",
     -- Chromium's own clock check (clients2.google.com/time) is not the page's.

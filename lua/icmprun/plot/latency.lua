@@ -384,7 +384,7 @@ function M.panel_svg(panel, model, y, opts)
     .. 'stroke="#888888"/>\n', px, py, pw, ph)
   if max_rtt > top then
     b:addf('<text class="cut" x="%s" y="17" text-anchor="end">smoke cut at %s ms '
-      .. '(max %s ms)</text>\n', px + pw, axis.label(top), axis.label(max_rtt))
+      .. '(max %.3g ms)</text>\n', px + pw, axis.label(top), max_rtt)
   end
   -- RTT ticks and grid.
   for _, v in ipairs(ticks) do
