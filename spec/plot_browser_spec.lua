@@ -48,8 +48,20 @@ describe("the HTML report in headless Chromium", function()
     local f = assert(io.open(page))
     local html = f:read("a")
     f:close()
+    -- ... and, after that, clicks the "loss %" head twice and records the
+    -- order of the rows after each click (the table's own sorting script).
+    local sort_script = [[<script>(function () {
+  var th = document.querySelectorAll("table.stats thead th")[3];
+  function order() {
+    return Array.prototype.map.call(document.querySelectorAll("tr.target"),
+      function (tr) { return tr.getAttribute("data-target"); }).join(" ");
+  }
+  th.click(); var up = order(); th.click(); var down = order();
+  document.body.setAttribute("data-sorted", up + "|" + down);
+})();</script>]]
     local measured = html:gsub("</body>", function()
-      return browser.layout_script({ ".figure", "tr.target", "table.stats" }) .. "</body>"
+      return browser.layout_script({ ".figure", "tr.target", "table.stats" }) .. sort_script
+        .. "</body>"
     end)
     cli.write_file(dir .. "/measured.html", measured)
 
@@ -87,6 +99,12 @@ describe("the HTML report in headless Chromium", function()
     for _, addr in ipairs(TARGETS) do
       assert.truthy(plain.dom:find('data-target="' .. addr .. '"', 1, true))
     end
+
+    -- Sorted by loss: the lossy target last going up, first going down.
+    local up, down = seen.dom:match('data%-sorted="([^|"]*)|([^"]*)"')
+    assert.truthy(up, "the sorting script did not run")
+    assert.matches(" 127%.0%.0%.2$", up)
+    assert.matches("^127%.0%.0%.2 ", down)
 
     local data = assert(io.open(shot, "rb"), "no screenshot"):read("a")
     local image = assert(png_reader.decode(data))
