@@ -31,7 +31,7 @@ local num, escape = svg.num, svg.escape
 local OTHERS = { "timeout", "unreachable", "ttl_exceeded", "error" }
 
 --- The largest `size` (cells a side) a map may have.
-M.MAX_SIZE = 2048
+M.MAX_SIZE = 1024
 
 local Map = {}
 Map.__index = Map
@@ -68,7 +68,7 @@ end
 -- @tparam[opt] table opts
 -- @tparam[opt] string opts.prefix the block ("127.0.0.0/16"); by default the
 --   `target` of the first result, when it is a CIDR block
--- @tparam[opt=256] integer opts.size most cells a side (a power of two, 1 to 2048)
+-- @tparam[opt=256] integer opts.size most cells a side (a power of two, 1 to 1024)
 -- @tparam[opt="status"] string opts.color `"status"` or `"rtt"`
 -- @treturn[1] Map
 -- @return[2] nil, message (a prefix that cannot be mapped)
