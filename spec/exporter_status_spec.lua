@@ -190,6 +190,10 @@ describe("the status page of a running exporter in headless Chromium", function(
     local figures = rects[".figure"] or {}
     assert.equal(3, #figures)
     assert.equal(3, #(rects["tr.target"] or {}))
+    for i, tr in ipairs(rects["tr.target"]) do
+      local ink = browser.ink(image, tr.x, tr.y, tr.w, tr.h, { 255, 255, 255 })
+      assert.is_true(ink > 0.02, string.format("table row %d is blank (%.3f)", i, ink))
+    end
     for i, fig in ipairs(figures) do
       assert.is_true(fig.y + fig.h <= image.height, "graph " .. i .. " is below the screenshot")
       local ink = browser.ink(image, fig.x, fig.y, fig.w, fig.h, { 0xfa, 0xfa, 0xfa })
