@@ -425,7 +425,7 @@ describe("icmprun sweep", function()
       .. "rtt min/avg/max = [%d.]+/[%d.]+/[%d.]+ ms\n$", r.stderr)
   end)
 
-  it("draws a progress line on stderr when it is a terminal, and clears it", function()
+  it("draws its live view on stderr when it is a terminal, and clears it", function()
     if not cli.sh("command -v script").ok then
       pending("script(1) is not installed")
       return
@@ -443,7 +443,9 @@ describe("icmprun sweep", function()
     local _, n = line_set(list)
     assert.equal(32, n)
     assert.matches("\rsweep: %d+/32 %(%d+%%%)", r.stdout)
-    assert.matches("\r +\r$", r.stdout)
+    assert.matches("\nreplies %d+\27%[K", r.stdout)
+    -- Cleared: back to the view's first line, and erased to the end.
+    assert.matches("\r\27%[%d+A\27%[J$", r.stdout)
   end)
 
   describe("exits 2", function()

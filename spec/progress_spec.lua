@@ -160,4 +160,48 @@ describe("icmprun.progress", function()
     assert.has_error(function() progress.new({ enabled = false }):update("x") end,
       "progress:update: number expected, got string")
   end)
+  describe("as a live view", function()
+    it("counts results and draws an RTT histogram under the progress line", function()
+      local stream, clock = memory_stream(), manual_clock()
+      local p = progress.new({ total = 10, stream = stream, enabled = true, clock = clock.now,
+        view = true, label = "sweep" })
+      p:result({ status = "reply", rtt = 0.015 })
+      p:result({ status = "reply", rtt = 0.015 })
+      p:result({ status = "reply", rtt = 1.5 })
+      p:result({ status = "timeout" })
+      local lines = p:view_lines(p.done, 1)
+      assert.equal("sweep: 4/10 (40%)  4.0/s  ETA 2s", lines[1])
+      assert.equal("replies 3  timeout 1", lines[2])
+      -- One row a doubling, from the fastest reply's to the slowest's.
+      assert.equal(1 + 1 + 8, #lines)
+      assert.matches("0.01%-0.02 ms |#+ 2$", lines[3])
+      assert.matches("1.28%-2.56 ms |#+ 1$", lines[10])
+      assert.matches("0.02%-0.04 ms | 0$", lines[4])
+    end)
+
+    it("redraws over its own lines and clears them when finished", function()
+      local stream, clock = memory_stream(), manual_clock()
+      local p = progress.new({ total = 10, stream = stream, enabled = true, clock = clock.now,
+        view = true, interval = 0 })
+      p:result({ status = "reply", rtt = 0.5 })
+      local first = stream.writes[1]
+      assert.equal("\r", first:sub(1, 1))
+      assert.is_nil(first:find("\27%[%d+A")) -- nothing drawn yet to go back over
+      p:result({ status = "reply", rtt = 0.5 })
+      -- Three lines on screen: back up two, rewrite each, clear below.
+      assert.equal("\r\27[2A", stream.writes[2]:sub(1, 5))
+      assert.matches("\27%[J$", stream.writes[2])
+      p:finish()
+      assert.equal("\r\27[2A\27[J", stream.writes[#stream.writes])
+    end)
+
+    it("draws nothing when disabled, and still counts", function()
+      local stream = memory_stream()
+      local p = progress.new({ total = 10, stream = stream, enabled = false, view = true })
+      p:result({ status = "reply", rtt = 1 })
+      p:finish()
+      assert.equal("", stream:text())
+      assert.equal(1, p.done)
+    end)
+  end)
 end)

@@ -23,13 +23,14 @@
 -- reports the error (and `smokeping_prober_config_last_reload_successful`
 -- drops to 0).
 --
--- The HTTP endpoint serves `/metrics` (`icmprun.exporter.metrics`), `/`,
--- `/-/healthy`, and `POST /-/reload`.
+-- The HTTP endpoint serves `/metrics` (`icmprun.exporter.metrics`), `/` (the
+-- status page, `icmprun.exporter.status`), `/-/healthy`, and `POST /-/reload`.
 -- @module icmprun.exporter
 local icmprun = require "icmprun"
 local config = require "icmprun.exporter.config"
 local http = require "icmprun.exporter.http"
 local metrics = require "icmprun.exporter.metrics"
+local status = require "icmprun.exporter.status"
 local prometheus = require "icmprun.report.prometheus"
 
 local M = {}
@@ -138,7 +139,9 @@ local function run_target(exporter, target, first_delay)
       exporter.max_send_delay = now - next_at
     end
     target:on_send()
-    target:record(icmprun.ping(target.ip, target.options))
+    local r = icmprun.ping(target.ip, target.options)
+    target:record(r)
+    status.record(target, r, wall_clock()) -- the status page's history
     next_at = next_at + target.interval
     now = icmprun.now()
     if next_at < now then
@@ -307,9 +310,6 @@ function Exporter:render()
   return table.concat(self:render_pieces())
 end
 
-local LANDING = [[<html><head><title>icmprun exporter</title></head><body>
-<h1>icmprun exporter</h1><p><a href="%s">Metrics</a></p></body></html>
-]]
 
 -- The HTTP handler.
 function Exporter:handle(req, respond, metrics_path)
@@ -346,7 +346,8 @@ function Exporter:handle(req, respond, metrics_path)
   elseif path == "/-/healthy" or path == "/-/ready" then
     respond(200, "text/plain", "OK\n")
   elseif path == "/" then
-    respond(200, "text/html", string_format(LANDING, metrics_path))
+    respond(200, "text/html; charset=utf-8", status.page(self, req.query, metrics_path,
+      wall_clock()))
   else
     respond(404, "text/plain", "not found; metrics are at " .. metrics_path .. "\n")
   end

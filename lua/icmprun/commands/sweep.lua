@@ -2,8 +2,10 @@
 --
 -- One `icmprun.sweep` over every target (addresses, CIDR blocks, ranges,
 -- names): each address that answers is printed once, as soon as it does, one
--- per line, as `fping -a` prints them. A progress line (done/total, rate,
--- ETA) is drawn on stderr when stderr is a terminal.
+-- per line, as `fping -a` prints them. A live view (done/total, rate, ETA,
+-- the replies and other results so far, and a text histogram of the RTTs)
+-- is redrawn in place on stderr when stderr is a terminal; nothing is drawn
+-- otherwise.
 --
 -- `--json` or `--csv` report every result instead (JSON lines through
 -- `icmprun.report.jsonl`, with one overall summary line at the end; CSV
@@ -187,8 +189,8 @@ function M.run(arg)
   local answered = {} -- address -> true, only needed when an address has several probes
   local alive = 0
   local bar = progress.new({ total = expected_results(args.targets, args.count),
-    stream = io_stderr, label = name })
-  -- When the list and the progress line share a terminal, the line is
+    stream = io_stderr, label = name, view = true })
+  -- When the list and the live view share a terminal, the view is
   -- blanked before each address, so that addresses never land inside it.
   local share_terminal = list and bar.enabled and progress.is_terminal(io_stdout)
   local interrupted = false
@@ -213,7 +215,7 @@ function M.run(arg)
         goto continue
       end
       overall:add(r)
-      bar:update(overall.sent)
+      bar:result(r)
       if writer then
         writer:result(r)
       end

@@ -1,0 +1,206 @@
+--- The exporter's status page: its bounded history (a ring of one-minute
+-- slots per target), the page for 10,000 targets (paginated), and the page
+-- of a running exporter in headless Chromium.
+local browser = require "browser"
+local cli = require "cli"
+local exporter = require "exporter"
+local png_reader = require "png_reader"
+local status = require "icmprun.exporter.status"
+local xml = require "xml"
+
+local T = 1800000000 -- a whole minute
+
+-- A fake target as the exporter keeps them.
+local function target(i)
+  local ip = string.format("127.0.%d.%d", i // 256, i % 256)
+  return { key = string.format('{host="h%d",ip="%s"', i, ip), ip = ip }
+end
+
+-- Feeds a target one probe a second from `from` for `seconds`.
+local function feed(t, from, seconds, rtt_of, lost_of)
+  for s = 0, seconds - 1 do
+    local lost = lost_of and lost_of(s)
+    status.record(t, lost and { status = "timeout" } or { status = "reply", rtt = rtt_of(s) },
+      from + s)
+  end
+end
+
+local function figures_of(page)
+  local docs = {}
+  for doc in page:gmatch('<div class="figure"[^>]*>(<svg .-</svg>)</div>') do
+    docs[#docs + 1] = doc
+  end
+  return docs
+end
+
+describe("the exporter's status history", function()
+  it("keeps each minute's loss and quantiles, and only the last three hours", function()
+    local t = target(1)
+    -- Minute 0: RTTs 1..60 ms, none lost. Minute 1: every fourth lost.
+    feed(t, T, 60, function(s) return s + 1 end)
+    feed(t, T + 60, 60, function() return 2 end, function(s) return s % 4 == 0 end)
+    -- Nothing in minute 2; minute 3 starts.
+    feed(t, T + 180, 1, function() return 3 end)
+    local ex = { order = { t } }
+    local page = status.page(ex, "", "/metrics", T + 181)
+    local root = assert(xml.parse(figures_of(page)[1]))
+    local medians = xml.by_class(root, "median")
+    assert.equal(3, #medians)
+    assert.equal("0", medians[1].attr["data-loss"])
+    assert.near(30, tonumber(medians[1].attr["data-rtt"]), 30 * 0.001) -- nearest rank of 1..60
+    assert.equal("25", medians[2].attr["data-loss"])
+    assert.equal("#dd00ff", medians[2].attr.stroke)
+    assert.equal("0", medians[3].attr["data-loss"])
+    -- Three hours later the first minutes are gone from the ring.
+    feed(t, T + 3 * 3600 + 60, 1, function() return 4 end)
+    page = status.page(ex, "", "/metrics", T + 3 * 3600 + 61)
+    root = assert(xml.parse(figures_of(page)[1]))
+    medians = xml.by_class(root, "median")
+    assert.equal(2, #medians) -- minute 3 is still within the last 180, and the new one
+    assert.equal(tostring(status.RING_BYTES), tostring(#t.history.ring))
+  end)
+
+  it("stores RTTs within 0.05 % and keeps a bounded sample of a busy minute", function()
+    for _, ms in ipairs({ 0.0001, 0.0173, 0.5, 1, 12.3, 999, 60000, 420000 }) do
+      assert.near(ms, status.decode(status.encode(ms)), ms * 0.0005)
+    end
+    local t = target(2)
+    for i = 1, 10000 do
+      status.record(t, { status = "reply", rtt = i % 100 }, T + i / 1000)
+    end
+    assert.equal(status.RESERVOIR, #t.history.rtts)
+    assert.equal(10000, t.history.sent)
+  end)
+
+  it("holds a few KB per target (measured)", function()
+    collectgarbage()
+    local before = collectgarbage("count")
+    local targets = {}
+    for i = 1, 1000 do
+      local t = target(i)
+      -- Three hours of one probe a second would take long to feed here:
+      -- one probe a minute fills every slot of the ring just the same, and
+      -- the open slot then holds a full minute of one-a-second RTTs.
+      for m = 0, status.SLOTS - 1 do
+        status.record(t, { status = "reply", rtt = 1 + m % 7 }, T + m * 60)
+      end
+      for s = 1, 59 do
+        status.record(t, { status = "reply", rtt = 1 }, T + (status.SLOTS - 1) * 60 + s)
+      end
+      targets[i] = t
+    end
+    collectgarbage()
+    local per_target = (collectgarbage("count") - before) * 1024 / #targets
+    print(string.format("\nstatus history: %.0f bytes per target (ring %d bytes)", per_target,
+      status.RING_BYTES))
+    assert.is_true(per_target < 8192, string.format("%.0f bytes per target", per_target))
+    assert.equal(1000, #targets)
+  end)
+end)
+
+describe("the status page with 10,000 targets", function()
+  local ex
+  setup(function()
+    local order = {}
+    for i = 1, 10000 do
+      local t = target(i)
+      feed(t, T, 3, function() return 0.05 end)
+      order[i] = t
+    end
+    ex = { order = order }
+  end)
+
+  it("shows one page of targets at a time, each with a graph and a row", function()
+    local clock = os.clock()
+    local page = status.page(ex, "", "/metrics", T + 3)
+    print(string.format("\nstatus page of 10,000 targets: %.3f s CPU", os.clock() - clock))
+    local _, rows = page:gsub('<tr class="target"', "")
+    assert.equal(status.PER_PAGE, rows)
+    local figures = figures_of(page)
+    assert.equal(status.PER_PAGE, #figures)
+    for _, doc in ipairs(figures) do
+      assert.truthy(xml.parse(doc))
+    end
+    assert.matches("page 1 of 200", page)
+    assert.matches('<a href="%?page=2">next</a>', page)
+    assert.matches('http%-equiv="refresh" content="30"', page)
+    local last = status.page(ex, "page=200", "/metrics", T + 3)
+    assert.truthy(last:find('data-target="127.0.39.16"', 1, true)) -- target 10,000
+    assert.matches('<a href="%?page=199">previous</a>', last)
+    -- Out of range pages are clamped, not errors.
+    assert.matches("page 200 of 200", status.page(ex, "page=999", "/metrics", T + 3))
+    assert.matches("page 1 of 200", status.page(ex, "page=0", "/metrics", T + 3))
+  end)
+end)
+
+describe("the status page of a running exporter in headless Chromium", function()
+  local chromium, why = browser.find()
+
+  it("is available (Chromium is installed)", function()
+    assert(chromium, "CHROMIUM MISSING, THE BROWSER CHECKS DID NOT RUN: " .. tostring(why))
+  end)
+
+  if not chromium then return end
+
+  it("loads with no console message and no request but the page, a graph and row each", function()
+    local server = exporter.start({ "-i", "100ms", "127.0.0.1", "127.0.0.2", "::1" })
+    assert.is_nil(server.failed, server.output)
+    -- Wait until each target has answered some probes (a scrape shows it).
+    for _ = 1, 100 do
+      local _, text = server:scrape()
+      local _, answered = (text or ""):gsub('smokeping_requests_total{[^}]*} [1-9]', "")
+      if answered >= 3 then break end
+      exporter.sleep(0.1)
+    end
+    local dir = cli.temp_dir()
+    local proxy = browser.serve(dir)
+    local shot = browser.artefact_dir() .. "/exporter-status.png"
+    os.remove(shot)
+    local url = server.url .. "/"
+    local plain = browser.load(chromium, url, proxy.port, {})
+    local shot_run = browser.load(chromium, url, proxy.port,
+      { screenshot = shot, width = 900, height = 1200 })
+    local requests = proxy.log()
+    proxy:stop()
+    cli.remove_tree(dir)
+    -- Where the figures are drawn, from a copy of the page with a script
+    -- that records it (the live page is the one checked above).
+    local code, body = server:request("/")
+    server:stop()
+    assert.equal(200, code)
+
+    assert.equal(0, plain.code, plain.stderr)
+    assert.same({}, plain.console)
+    assert.same({}, shot_run.console)
+    assert.same({}, browser.foreign_requests(requests, { "GET " .. url }))
+    local _, rows = plain.dom:gsub('<tr class="target"', "")
+    assert.equal(3, rows)
+
+    local image = assert(png_reader.decode(assert(io.open(shot, "rb")):read("a")))
+    local layout_dir = cli.temp_dir()
+    cli.write_file(layout_dir .. "/measured.html", body:gsub("</body>", function()
+      return browser.layout_script({ ".figure", "tr.target" }) .. "</body>"
+    end))
+    local measure_proxy = browser.serve(layout_dir)
+    local measured = browser.load(chromium, "http://127.0.0.1:" .. measure_proxy.port
+      .. "/measured.html", measure_proxy.port, {})
+    measure_proxy:stop()
+    cli.remove_tree(layout_dir)
+    local rects = browser.layout(measured.dom)
+    local figures = rects[".figure"] or {}
+    assert.equal(3, #figures)
+    assert.equal(3, #(rects["tr.target"] or {}))
+    for i, tr in ipairs(rects["tr.target"]) do
+      local ink = browser.ink(image, tr.x, tr.y, tr.w, tr.h, { 255, 255, 255 })
+      assert.is_true(ink > 0.02, string.format("table row %d is blank (%.3f)", i, ink))
+    end
+    for i, fig in ipairs(figures) do
+      assert.is_true(fig.y + fig.h <= image.height, "graph " .. i .. " is below the screenshot")
+      local ink = browser.ink(image, fig.x, fig.y, fig.w, fig.h, { 0xfa, 0xfa, 0xfa })
+      assert.is_true(ink > 0.05, string.format("graph %d is blank (%.3f)", i, ink))
+      -- This minute's median, loss-free, in SmokePing's green.
+      assert.is_true(browser.has_color(image, fig.x, fig.y, fig.w, fig.h, "#26ff00"),
+        "no median drawn in graph " .. i)
+    end
+  end)
+end)
