@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 #include <uv.h>
 
 #include "addr.h"
@@ -57,13 +58,38 @@ typedef struct ir_result_s {
   int icmp_code;
   int error;  /* Negative errno for ERROR, and for a failed send. */
   void* data; /* The caller's pointer given to ir_engine_probe. */
+  /* When the probe left (realtime clock), zero if it never did; tx_kernel
+   * says whether the kernel stamped it as it went out (rtt_ms is then
+   * kernel receive time minus kernel send time) or it is our own clock read
+   * taken before the send call. */
+  struct timespec sent;
+  bool tx_kernel;
 } ir_result_t;
 
 typedef void (*ir_result_cb)(ir_engine_t* engine, const ir_result_t* result);
 
+/* Where a probe's send time comes from. KERNEL asks the kernel to stamp each
+ * probe as it leaves (SO_TIMESTAMPING) and falls back to USER on a socket that
+ * refuses; USER reads our clock just before the send call. */
+typedef enum ir_tx_stamp_mode_e {
+  IR_TX_STAMP_KERNEL = 0,
+  IR_TX_STAMP_USER,
+  /* For tests: KERNEL, but each stamp comes with a copy of its datagram, and
+   * one whose datagram is not the probe its key names is counted in
+   * tx_stamps_misattributed and not used. */
+  IR_TX_STAMP_VERIFY
+} ir_tx_stamp_mode_t;
+
 typedef struct ir_engine_config_s {
   ir_socket_mode_t socket_mode;
   int send_buffer; /* SO_SNDBUF for the sockets in bytes; 0 keeps the default. */
+  /* The environment variable ICMPRUN_TX_STAMP (kernel, user or verify)
+   * overrides this, so that any program on the engine can be measured both
+   * ways. */
+  ir_tx_stamp_mode_t tx_stamp;
+  /* For tests: number stamps with the kernel's per-socket counter even where
+   * each probe could carry its own key (ICMPRUN_TX_KEYS=counter). */
+  bool tx_keys_counter;
 } ir_engine_config_t;
 
 /* What happened to traffic that did not become a result, and totals. */
@@ -82,6 +108,11 @@ typedef struct ir_counters_s {
   uint64_t wrong_seq;    /* Ours, from the right source, wrong sequence. */
   uint64_t malformed;    /* Packets that do not decode or fail the checksum. */
   uint64_t clock_steps;  /* RTTs taken from the monotonic clock instead. */
+  uint64_t tx_stamps;    /* Kernel send timestamps matched to their probe. */
+  /* Kernel send timestamps that matched no probe in flight, or one they
+   * cannot belong to (earlier than the probe's send call): not used. */
+  uint64_t tx_stamps_unmatched;
+  uint64_t tx_stamps_misattributed; /* IR_TX_STAMP_VERIFY only. */
 } ir_counters_t;
 
 /* Creates an engine on loop. Sockets open on first use of each family.
@@ -109,6 +140,10 @@ const char* ir_engine_socket_error(const ir_engine_t* engine, int family);
 
 /* "dgram" or "raw" for an open socket of that family, NULL otherwise. */
 const char* ir_engine_socket_kind(const ir_engine_t* engine, int family);
+
+/* "kernel" when that family's open socket stamps sends in the kernel, "user"
+ * when it does not (forced, or refused), NULL when it is not open. */
+const char* ir_engine_tx_stamp(const ir_engine_t* engine, int family);
 
 /* Probes queued or in flight. */
 uint32_t ir_engine_pending(const ir_engine_t* engine);
