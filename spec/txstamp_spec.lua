@@ -64,8 +64,9 @@ describe("kernel send timestamps", function()
     assert.equal("kernel", info.ipv6_tx_stamp)
     local before = icmprun.stats()
     local kernel, replies = 0, 0
+    -- Paced: the send queue empties every turn, as for ping and the exporter.
     for r in icmprun.sweep({ "127.0.0.1", "::1", NORMAL4, NORMAL6 },
-      { rate = 0, count = 250, interval = 0, timeout = 2000 }) do
+      { rate = 20000, count = 250, interval = 0, timeout = 2000 }) do
       assert.equal("reply", r.status)
       replies = replies + 1
       assert.is_true(r.rtt > 0)
@@ -118,6 +119,26 @@ describe("kernel send timestamps", function()
     end
   end
 
+  it("leaves an unpaced sweep on our clock once its queue stays full, unless told", function()
+    local code = [[
+      local icmprun = require "icmprun"
+      local count = {}
+      for r in icmprun.sweep("127.0.0.0/20", { rate = 0, timeout = 2000 }) do
+        local key = r.status .. "_" .. r.tx_stamp
+        count[key] = (count[key] or 0) + 1
+      end
+      for k, v in pairs(count) do io.write(k, "=", v, "\t") end
+      print()
+    ]]
+    local auto = run("", code)
+    assert.equal(4096, (auto.reply_kernel or 0) + (auto.reply_user or 0))
+    -- The first batch goes out before the queue is known to stay full.
+    assert.is_true((auto.reply_kernel or 0) >= 64, "no probe was stamped")
+    assert.is_true((auto.reply_user or 0) >= 2048, "the saturated sweep was stamped")
+    local kernel = run("ICMPRUN_TX_STAMP=kernel", code)
+    assert.equal(4096, kernel.reply_kernel)
+  end)
+
   it("falls back to our clock with ICMPRUN_TX_STAMP=user, and says so", function()
     local f = run("ICMPRUN_TX_STAMP=user", [[
       local icmprun = require "icmprun"
@@ -146,7 +167,7 @@ describe("kernel send timestamps", function()
     local r = cli.sh("ICMPRUN_TX_STAMP=hardware " .. cli.quote(cli.icmprun) .. " -e 'print(1)'")
     assert.equal(1, r.code)
     assert.equal("", r.stdout)
-    assert.matches('ICMPRUN_TX_STAMP must be "kernel", "user" or "verify", not "hardware"',
+    assert.matches('ICMPRUN_TX_STAMP must be "auto", "kernel", "user" or "verify", not "hardware"',
       r.stderr, 1, true)
   end)
 end)

@@ -61,10 +61,11 @@ int ir_engine_new(uv_loop_t* loop, const ir_engine_config_t* config,
   const char* tx_stamp = getenv("ICMPRUN_TX_STAMP");
   if (tx_stamp != NULL && strcmp(tx_stamp, "user") == 0) {
     engine->config.tx_stamp = IR_TX_STAMP_USER;
+  } else if (tx_stamp != NULL && strcmp(tx_stamp, "kernel") == 0) {
+    engine->config.tx_stamp = IR_TX_STAMP_KERNEL;
   } else if (tx_stamp != NULL && strcmp(tx_stamp, "verify") == 0) {
     engine->config.tx_stamp = IR_TX_STAMP_VERIFY;
-  } else if (tx_stamp != NULL && tx_stamp[0] != '\0' &&
-             strcmp(tx_stamp, "kernel") != 0) {
+  } else if (tx_stamp != NULL && tx_stamp[0] != '\0' && strcmp(tx_stamp, "auto") != 0) {
     free(engine);
     return -EINVAL;
   }

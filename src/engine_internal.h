@@ -59,7 +59,9 @@ typedef struct ir_probe_s {
   uint8_t send_attempts;
   bool has_seq;  /* seq is chosen (kept across retried sends). */
   bool fragment; /* Larger than the IPv4 path MTU: sent alone, fragmented. */
-  /* The kernel's send timestamp replaced sent_realtime (engine_txstamp.c). */
+  /* The kernel was asked to stamp this probe's last send, and its stamp
+   * replaced sent_realtime (engine_txstamp.c). */
+  bool tx_wanted;
   bool tx_kernel;
   /* Same clock as the kernel's timestamps: our clock read before the send
    * call, until the kernel's own send timestamp replaces it. */
@@ -107,7 +109,8 @@ typedef struct ir_send_slot_s {
   struct sockaddr_storage dest;
   struct iovec iov;
   union {
-    char buf[3 * CMSG_SPACE(sizeof(int))]; /* TTL, TOS, timestamp key. */
+    /* TTL, TOS, and a send timestamp request with its key. */
+    char buf[4 * CMSG_SPACE(sizeof(int))];
     struct cmsghdr align;
   } control;
 } ir_send_slot_t;
@@ -205,11 +208,12 @@ bool ir__handle_error(ir_socket_t* sock, const uint8_t* buf, size_t len,
 /* Asks the kernel to stamp every datagram the socket sends; on failure the
  * socket keeps user-space send times. */
 void ir__txstamp_enable(ir_socket_t* sock, const ir_engine_config_t* config);
-/* Adds the probe's timestamp key to a message's control data (at `used`
- * bytes of control); returns the new length. */
-size_t ir__txstamp_add_cmsg(const ir_socket_t* sock, const ir_probe_t* probe,
-                            char* control, size_t used);
-/* The probe has left the socket: it got the kernel's next key. */
+/* Decides whether the kernel stamps this send of the probe, and if so adds
+ * the request and its key to the message's control data (at `used` bytes);
+ * returns the new length. */
+size_t ir__txstamp_add_cmsg(const ir_socket_t* sock, ir_probe_t* probe, char* control,
+                            size_t used);
+/* The probe has left the socket: if stamped, it got the kernel's next key. */
 void ir__txstamp_sent(ir_socket_t* sock, const ir_probe_t* probe);
 /* A send call failed with err for the head probe: keeps our key counter in
  * step with the kernel's. Returns true when the probe should be sent again

@@ -18,16 +18,18 @@ typedef struct ir_tx_key_s {
   uint32_t token;
 } ir_tx_key_t;
 
-/* TX_SOFTWARE: stamp each datagram as the device takes it (loopback, veth and
- * most drivers do), which is after the send queue and the qdisc, as close to
- * the wire as software gets; RX_SOFTWARE: stamp arrivals too, in the same
- * clock (realtime) and one control message; SOFTWARE: report software stamps;
- * OPT_TSONLY: loop back the stamp alone, not a copy of the datagram, which
- * is cheaper and all that unprivileged sockets may have; OPT_ID: number the
- * stamps so that each can be told apart (see ir__txstamp_sent). */
-#define IR_TX_FLAGS                                              \
-  (SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_RX_SOFTWARE | \
-   SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_TSONLY | SOF_TIMESTAMPING_OPT_ID)
+/* For the socket: RX_SOFTWARE: stamp arrivals, in the same clock (realtime)
+ * as sends and in one control message; SOFTWARE: report software stamps;
+ * OPT_TSONLY: loop a send stamp back alone, not with a copy of the datagram,
+ * which is cheaper; OPT_ID: number the stamps so that each can be told apart
+ * (see ir__txstamp_sent). Each message that is to be stamped asks for
+ * TX_SOFTWARE itself (IR_TX_RECORD): the device stamps it as it takes it
+ * (loopback, veth and most drivers do), after the send queue and any qdisc,
+ * as close to the wire as software gets. */
+#define IR_TX_FLAGS                                           \
+  (SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | \
+   SOF_TIMESTAMPING_OPT_TSONLY | SOF_TIMESTAMPING_OPT_ID)
+#define IR_TX_RECORD SOF_TIMESTAMPING_TX_SOFTWARE
 
 /* Control data of one error-queue message: an extended error with its
  * offender address, and a timestamp. */
@@ -72,19 +74,32 @@ void ir__txstamp_free(ir_socket_t* sock) {
 #define SCM_TS_OPT_ID 81
 #endif
 
-/* With SCM_TS_OPT_ID the key is the probe's token, unique in the run: no
- * count to keep, nothing a failed send can shift. */
-size_t ir__txstamp_add_cmsg(const ir_socket_t* sock, const ir_probe_t* probe,
-                            char* control, size_t used) {
-  if (!sock->tx_stamping || !sock->tx_explicit) {
+static void ir__add_u32(char* control, size_t* used, int type, uint32_t value) {
+  struct cmsghdr* cmsg = (struct cmsghdr*)(control + *used);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = type;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(uint32_t));
+  memcpy(CMSG_DATA(cmsg), &value, sizeof(uint32_t));
+  *used += CMSG_SPACE(sizeof(uint32_t));
+}
+
+/* The stamp is asked for per message, so that a datagram not stamped costs
+ * nothing and takes no key. With SCM_TS_OPT_ID its key is the probe's token,
+ * unique in the run: no count to keep, nothing a failed send can shift. */
+size_t ir__txstamp_add_cmsg(const ir_socket_t* sock, ir_probe_t* probe, char* control,
+                            size_t used) {
+  const ir_engine_t* engine = sock->engine;
+  probe->tx_wanted =
+      sock->tx_stamping &&
+      (engine->config.tx_stamp != IR_TX_STAMP_AUTO || !engine->reading_inline);
+  if (!probe->tx_wanted) {
     return used;
   }
-  struct cmsghdr* cmsg = (struct cmsghdr*)(control + used);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_TS_OPT_ID;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(uint32_t));
-  memcpy(CMSG_DATA(cmsg), &probe->token, sizeof(uint32_t));
-  return used + CMSG_SPACE(sizeof(uint32_t));
+  ir__add_u32(control, &used, SO_TIMESTAMPING, IR_TX_RECORD);
+  if (sock->tx_explicit) {
+    ir__add_u32(control, &used, SCM_TS_OPT_ID, probe->token);
+  }
+  return used;
 }
 
 /* Without SCM_TS_OPT_ID, an ICMP socket (datagram or raw) numbers the
@@ -96,7 +111,7 @@ size_t ir__txstamp_add_cmsg(const ir_socket_t* sock, const ir_probe_t* probe,
  * each datagram that a sendmmsg reports as sent has the next number, in
  * order, and a refused one has none: we count what the send calls report. */
 void ir__txstamp_sent(ir_socket_t* sock, const ir_probe_t* probe) {
-  if (!sock->tx_stamping) {
+  if (!sock->tx_stamping || !probe->tx_wanted) {
     return;
   }
   sock->tx_unread++;
@@ -145,16 +160,20 @@ static bool ir__error_keeps_key(int err) {
  * Stamps already queued keep their old numbers and are read first; a stamp
  * still to come under an old number that a new send has reused is caught by
  * ir__txstamp_match (it is older than the send call of the probe it names). */
+/* Stops stamping sends on the socket, for good: our clock from now on, with
+ * arrivals stamped as before. */
+static void ir__txstamp_disable(ir_socket_t* sock) {
+  int on = 1;
+  (void)ir__set_flags(sock->fd, 0);
+  (void)setsockopt(sock->fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on));
+  sock->tx_stamping = false;
+}
+
 static void ir__txstamp_restart(ir_socket_t* sock) {
   int flags = ir__flags(sock);
   if (ir__set_flags(sock->fd, flags & ~SOF_TIMESTAMPING_OPT_ID) != 0 ||
       ir__set_flags(sock->fd, flags) != 0) {
-    /* Cannot resynchronise: no stamps at all, and our clock from now on,
-     * with arrivals stamped as before. */
-    int on = 1;
-    (void)ir__set_flags(sock->fd, 0);
-    (void)setsockopt(sock->fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on));
-    sock->tx_stamping = false;
+    ir__txstamp_disable(sock); /* Cannot resynchronise. */
     return;
   }
   sock->tx_key_next = 0;
@@ -164,16 +183,18 @@ bool ir__txstamp_send_failed(ir_socket_t* sock, int err) {
   if (!sock->tx_stamping) {
     return false;
   }
-  if (sock->tx_explicit) {
-    /* A kernel before 6.13 refuses the unknown control message; it has
-     * numbered nothing, so its counter starts at 0 with ours. */
-    if (err == -EINVAL) {
+  /* A kernel before 6.13 refuses SCM_TS_OPT_ID (it has numbered nothing, so
+   * its counter starts at 0 with ours); one before 4.13 refuses to stamp a
+   * single message. The probe is sent again without what was refused. */
+  if (err == -EINVAL) {
+    if (sock->tx_explicit) {
       sock->tx_explicit = false;
-      return true;
+    } else {
+      ir__txstamp_disable(sock);
     }
-    return false;
+    return true;
   }
-  if (!ir__error_keeps_key(err)) {
+  if (!sock->tx_explicit && !ir__error_keeps_key(err)) {
     (void)ir__drain_error_queue(sock);
     ir__txstamp_restart(sock);
   }

@@ -67,7 +67,7 @@ int main(void) {
   run_t run;
   /* Kernel stamps: each probe of the batch has its own send time, strictly
    * later than the one sent before it, and before its reply. */
-  probe_batch(IR_TX_STAMP_KERNEL, &run);
+  probe_batch(IR_TX_STAMP_AUTO, &run);
   int distinct = 0;
   for (int i = 0; i < run.count; i++) {
     CHECK_EQ_INT(run.results[i].status, IR_STATUS_REPLY);
