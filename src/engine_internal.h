@@ -94,6 +94,7 @@ typedef struct ir_socket_s {
    * first send and freed with the engine. */
   bool tx_stamping;
   bool tx_verify; /* IR_TX_STAMP_VERIFY: stamps carry their datagram. */
+  int tx_flags;   /* SO_TIMESTAMPING flags in use. */
   /* Each datagram carries its own key (the probe's token) in a control
    * message, SCM_TS_OPT_ID (Linux 6.13); otherwise the kernel counts. */
   bool tx_explicit;

@@ -18,26 +18,38 @@ typedef struct ir_tx_key_s {
   uint32_t token;
 } ir_tx_key_t;
 
-/* For the socket: RX_SOFTWARE: stamp arrivals, in the same clock (realtime)
- * as sends and in one control message; SOFTWARE: report software stamps;
- * OPT_TSONLY: loop a send stamp back alone, not with a copy of the datagram,
- * which is cheaper; OPT_ID: number the stamps so that each can be told apart
- * (see ir__txstamp_sent). Each message that is to be stamped asks for
- * TX_SOFTWARE itself (IR_TX_RECORD): the device stamps it as it takes it
- * (loopback, veth and most drivers do), after the send queue and any qdisc,
- * as close to the wire as software gets. */
-#define IR_TX_FLAGS                                           \
-  (SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | \
-   SOF_TIMESTAMPING_OPT_TSONLY | SOF_TIMESTAMPING_OPT_ID)
+/* Newer than the headers of some C libraries (Linux 6.9). */
+#ifndef SOF_TIMESTAMPING_OPT_RX_FILTER
+#define SOF_TIMESTAMPING_OPT_RX_FILTER (1 << 17)
+#endif
+
+/* For the socket: SOFTWARE: report software stamps; OPT_TSONLY: loop a send
+ * stamp back alone, not with a copy of the datagram, which is cheaper;
+ * OPT_ID: number the stamps so that each can be told apart (see
+ * ir__txstamp_sent); OPT_RX_FILTER: but not on replies, which keep their
+ * SO_TIMESTAMPNS stamp (the same realtime clock) and would otherwise carry
+ * a second, larger control message with the same time, a few per cent of a
+ * sweep. A kernel without OPT_RX_FILTER gets IR_TX_FLAGS_OLD: replies are
+ * stamped through SO_TIMESTAMPING alone (RX_SOFTWARE), SO_TIMESTAMPNS off.
+ * Each message that is to be stamped asks for TX_SOFTWARE itself
+ * (IR_TX_RECORD): the device stamps it as it takes it (loopback, veth and
+ * most drivers do), after the send queue and any qdisc, as close to the wire
+ * as software gets. */
+#define IR_TX_FLAGS                                                                    \
+  (SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_TSONLY | SOF_TIMESTAMPING_OPT_ID | \
+   SOF_TIMESTAMPING_OPT_RX_FILTER)
+#define IR_TX_FLAGS_OLD                                                                \
+  (SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_TSONLY | SOF_TIMESTAMPING_OPT_ID | \
+   SOF_TIMESTAMPING_RX_SOFTWARE)
 #define IR_TX_RECORD SOF_TIMESTAMPING_TX_SOFTWARE
 
 /* Control data of one error-queue message: an extended error with its
  * offender address, and a timestamp. */
 #define IR_ERRQUEUE_CONTROL_LEN 256
 
-/* The flags in use: IR_TX_FLAGS, less OPT_TSONLY to verify. */
-static int ir__flags(const ir_socket_t* sock) {
-  return sock->tx_verify ? IR_TX_FLAGS & ~SOF_TIMESTAMPING_OPT_TSONLY : IR_TX_FLAGS;
+/* The flags for the socket, less OPT_TSONLY to verify. */
+static int ir__flags(const ir_socket_t* sock, int flags) {
+  return sock->tx_verify ? flags & ~SOF_TIMESTAMPING_OPT_TSONLY : flags;
 }
 
 static int ir__set_flags(int fd, int flags) {
@@ -53,13 +65,18 @@ void ir__txstamp_enable(ir_socket_t* sock, const ir_engine_config_t* config) {
   sock->tx_explicit = !config->tx_keys_counter;
   sock->tx_key_next = 0;
   sock->tx_unread = 0;
-  if (mode == IR_TX_STAMP_USER || ir__set_flags(sock->fd, ir__flags(sock)) != 0) {
+  if (mode == IR_TX_STAMP_USER) {
     return; /* Send times stay user-space clock reads. */
   }
-  /* Arrivals are now stamped through SO_TIMESTAMPING; SO_TIMESTAMPNS would
-   * add a second control message with the same time to every reply. */
-  int off = 0;
-  (void)setsockopt(sock->fd, SOL_SOCKET, SO_TIMESTAMPNS, &off, sizeof(off));
+  sock->tx_flags = ir__flags(sock, IR_TX_FLAGS);
+  if (ir__set_flags(sock->fd, sock->tx_flags) != 0) {
+    sock->tx_flags = ir__flags(sock, IR_TX_FLAGS_OLD);
+    if (ir__set_flags(sock->fd, sock->tx_flags) != 0) {
+      return;
+    }
+    int off = 0;
+    (void)setsockopt(sock->fd, SOL_SOCKET, SO_TIMESTAMPNS, &off, sizeof(off));
+  }
   sock->tx_stamping = true;
 }
 
@@ -170,7 +187,7 @@ static void ir__txstamp_disable(ir_socket_t* sock) {
 }
 
 static void ir__txstamp_restart(ir_socket_t* sock) {
-  int flags = ir__flags(sock);
+  int flags = sock->tx_flags;
   if (ir__set_flags(sock->fd, flags & ~SOF_TIMESTAMPING_OPT_ID) != 0 ||
       ir__set_flags(sock->fd, flags) != 0) {
     ir__txstamp_disable(sock); /* Cannot resynchronise. */
