@@ -96,6 +96,19 @@ describe("kernel send timestamps", function()
     end
   end)
 
+  it("stamps probes answered by an ICMP error, read from the same queue", function()
+    -- "far" is two hops away: with TTL 1 the router answers "time exceeded".
+    -- The send stamp and the error come through the error queue in that
+    -- order, so the error's result already has the kernel's send time.
+    for _, addr in ipairs({ "192.0.2.130", "2001:db8:4::2" }) do
+      for _ = 1, 3 do
+        local r = icmprun.ping(addr, { ttl = 1 })
+        assert.equal("ttl_exceeded", r.status)
+        assert.equal("kernel", r.tx_stamp)
+      end
+    end
+  end)
+
   for _, sock in ipairs({ "dgram", "raw" }) do
     for _, keys in ipairs({ "explicit", "counter" }) do
       it("matches each stamp to its own probe through send errors and full buffers ("
