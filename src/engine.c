@@ -73,6 +73,23 @@ int ir_engine_new(uv_loop_t* loop, const ir_engine_config_t* config,
     engine->run_cookie = (uint32_t)getpid() * 2654435761u ^ (uint32_t)uv_hrtime();
   }
   engine->next_token = 1;
+  /* As libuv reads UV_THREADPOOL_SIZE: an override for any program on the
+   * engine, so that its RTTs can be compared with our clock's. */
+  const char* tx_stamp = getenv("ICMPRUN_TX_STAMP");
+  if (tx_stamp != NULL && strcmp(tx_stamp, "user") == 0) {
+    engine->config.tx_stamp = IR_TX_STAMP_USER;
+  } else if (tx_stamp != NULL && strcmp(tx_stamp, "kernel") == 0) {
+    engine->config.tx_stamp = IR_TX_STAMP_KERNEL;
+  } else if (tx_stamp != NULL && strcmp(tx_stamp, "verify") == 0) {
+    engine->config.tx_stamp = IR_TX_STAMP_VERIFY;
+  } else if (tx_stamp != NULL && tx_stamp[0] != '\0' && strcmp(tx_stamp, "auto") != 0) {
+    free(engine);
+    return -EINVAL;
+  }
+  const char* tx_keys = getenv("ICMPRUN_TX_KEYS");
+  if (tx_keys != NULL && strcmp(tx_keys, "counter") == 0) {
+    engine->config.tx_keys_counter = true;
+  }
 
   /* The expirer and retry timer keep the loop alive only while armed, which is
    * exactly while something is pending. The flusher is referenced only while
@@ -139,6 +156,14 @@ const char* ir_engine_socket_error(const ir_engine_t* engine, int family) {
 const char* ir_engine_socket_kind(const ir_engine_t* engine, int family) {
   const ir_socket_t* sock = family == AF_INET ? &engine->v4 : &engine->v6;
   return ir__socket_kind_name(sock->kind);
+}
+
+const char* ir_engine_tx_stamp(const ir_engine_t* engine, int family) {
+  const ir_socket_t* sock = family == AF_INET ? &engine->v4 : &engine->v6;
+  if (sock->fd < 0) {
+    return NULL;
+  }
+  return sock->tx_stamping ? "kernel" : "user";
 }
 
 uint32_t ir_engine_pending(const ir_engine_t* engine) {
@@ -304,6 +329,10 @@ void ir__result_init(const ir_probe_t* probe, ir_status_t status, ir_result_t* o
   out->icmp_code = -1;
   out->corrupt_offset = probe->corrupt_offset;
   out->data = probe->data;
+  if (probe->state == IR_PROBE_IN_FLIGHT) {
+    out->sent = probe->sent_realtime;
+    out->tx_kernel = probe->tx_kernel;
+  }
 }
 
 static void ir__count(ir_counters_t* counters, const ir_result_t* result) {
@@ -520,6 +549,8 @@ static void ir__on_handle_closed(uv_handle_t* handle) {
   }
   free(engine->recent);
   free(engine->send_buf);
+  ir__txstamp_free(&engine->v4);
+  ir__txstamp_free(&engine->v6);
   free(engine);
 }
 

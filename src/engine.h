@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 #include <uv.h>
 
 #include "addr.h"
@@ -67,13 +68,42 @@ typedef struct ir_result_s {
    * corrupted answer to this probe, -1 when none came. */
   int32_t corrupt_offset;
   void* data; /* The caller's pointer given to ir_engine_probe. */
+  /* When the probe left (realtime clock), zero if it never did; tx_kernel
+   * says whether the kernel stamped it as it went out (rtt_ms is then
+   * kernel receive time minus kernel send time) or it is our own clock read
+   * taken before the send call. */
+  struct timespec sent;
+  bool tx_kernel;
 } ir_result_t;
 
 typedef void (*ir_result_cb)(ir_engine_t* engine, const ir_result_t* result);
 
+/* Where a probe's send time comes from. KERNEL asks the kernel to stamp each
+ * probe as it leaves (SO_TIMESTAMPING) and falls back to USER on a socket that
+ * refuses; USER reads our clock just before the send call. AUTO is KERNEL
+ * except while the send queue stays full from one turn of the loop to the
+ * next (an unpaced sweep at full speed), where reading a stamp per probe
+ * would cost about 10 % of the sweep's speed, and its probes take USER. */
+typedef enum ir_tx_stamp_mode_e {
+  IR_TX_STAMP_AUTO = 0,
+  IR_TX_STAMP_KERNEL,
+  IR_TX_STAMP_USER,
+  /* For tests: KERNEL, but each stamp comes with a copy of its datagram, and
+   * one whose datagram is not the probe its key names is counted in
+   * tx_stamps_misattributed and not used. */
+  IR_TX_STAMP_VERIFY
+} ir_tx_stamp_mode_t;
+
 typedef struct ir_engine_config_s {
   ir_socket_mode_t socket_mode;
   int send_buffer; /* SO_SNDBUF for the sockets in bytes; 0 keeps the default. */
+  /* The environment variable ICMPRUN_TX_STAMP (auto, kernel, user or verify)
+   * overrides this, so that any program on the engine can be measured both
+   * ways. */
+  ir_tx_stamp_mode_t tx_stamp;
+  /* For tests: number stamps with the kernel's per-socket counter even where
+   * each probe could carry its own key (ICMPRUN_TX_KEYS=counter). */
+  bool tx_keys_counter;
 } ir_engine_config_t;
 
 /* What happened to traffic that did not become a result, and totals. */
@@ -100,6 +130,11 @@ typedef struct ir_counters_s {
    * their results are ERROR -ECANCELED. Never counted in `sent`, so that
    * sent + cancelled + send_errors == results once nothing is pending. */
   uint64_t cancelled;
+  uint64_t tx_stamps; /* Kernel send timestamps matched to their probe. */
+  /* Kernel send timestamps that matched no probe in flight, or one they
+   * cannot belong to (earlier than the probe's send call): not used. */
+  uint64_t tx_stamps_unmatched;
+  uint64_t tx_stamps_misattributed; /* IR_TX_STAMP_VERIFY only. */
 } ir_counters_t;
 
 /* Creates an engine on loop. Sockets open on first use of each family.
@@ -127,6 +162,10 @@ const char* ir_engine_socket_error(const ir_engine_t* engine, int family);
 
 /* "dgram" or "raw" for an open socket of that family, NULL otherwise. */
 const char* ir_engine_socket_kind(const ir_engine_t* engine, int family);
+
+/* "kernel" when that family's open socket stamps sends in the kernel, "user"
+ * when it does not (forced, or refused), NULL when it is not open. */
+const char* ir_engine_tx_stamp(const ir_engine_t* engine, int family);
 
 /* Probes queued or in flight. */
 uint32_t ir_engine_pending(const ir_engine_t* engine);

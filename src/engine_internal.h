@@ -34,6 +34,12 @@
 /* How often one probe's send is repeated because the socket reported an error
  * that belonged to an earlier probe, before the error is taken as its own. */
 #define IR_SEND_ATTEMPTS 8
+/* Send timestamp keys remembered per socket (a power of two): the probe each
+ * recent key was given to. A stamp read after this many later sends is not
+ * matched; stamps are read with every batch of replies, long before. */
+#define IR_TX_KEY_SLOTS 16384
+/* Error-queue messages read per recvmmsg call: a send batch's stamps. */
+#define IR_ERRQUEUE_BATCH 64
 
 typedef enum ir_probe_state_e {
   IR_PROBE_FREE = 0,
@@ -59,7 +65,16 @@ typedef struct ir_probe_s {
   /* First differing payload byte of a corrupted answer, or -1: its final
    * result says so, since the answer itself never becomes one. */
   int32_t corrupt_offset;
-  struct timespec sent_realtime; /* Same clock as SO_TIMESTAMPNS. */
+  /* The kernel was asked to stamp this probe's last send, and its stamp
+   * replaced sent_realtime (engine_txstamp.c). */
+  bool tx_wanted;
+  bool tx_kernel;
+  /* Same clock as the kernel's timestamps: our clock read before the send
+   * call, until the kernel's own send timestamp replaces it. */
+  struct timespec sent_realtime;
+  /* The send stamp written into the payload (realtime, ns): what a reply's
+   * payload must carry back, whatever the kernel's own stamp says. */
+  uint64_t payload_stamp_ns;
   uint64_t sent_mono_ns;
 } ir_probe_t;
 
@@ -82,6 +97,19 @@ typedef struct ir_socket_s {
   bool poll_started;
   bool want_writable; /* A send hit EAGAIN: wait until the socket drains. */
   int open_error;     /* Negative errno of a failed open, or 0. */
+  /* Kernel send timestamps (engine_txstamp.c): on for this socket; the key
+   * the kernel gives the next stamped datagram; stamps sent and not yet
+   * read (a hint only); and key -> token of recent sends, allocated on the
+   * first send and freed with the engine. */
+  bool tx_stamping;
+  bool tx_verify; /* IR_TX_STAMP_VERIFY: stamps carry their datagram. */
+  int tx_flags;   /* SO_TIMESTAMPING flags in use. */
+  /* Each datagram carries its own key (the probe's token) in a control
+   * message, SCM_TS_OPT_ID (Linux 6.13); otherwise the kernel counts. */
+  bool tx_explicit;
+  uint32_t tx_key_next;
+  uint32_t tx_unread;
+  struct ir_tx_key_s* tx_keys;
   char error_message[320];
   uv_poll_t poll;
 } ir_socket_t;
@@ -91,7 +119,8 @@ typedef struct ir_send_slot_s {
   struct sockaddr_storage dest;
   struct iovec iov;
   union {
-    char buf[2 * CMSG_SPACE(sizeof(int))];
+    /* TTL, TOS, and a send timestamp request with its key. */
+    char buf[4 * CMSG_SPACE(sizeof(int))];
     struct cmsghdr align;
   } control;
 } ir_send_slot_t;
@@ -179,6 +208,36 @@ void ir__send_flush(ir_engine_t* engine, unsigned budget);
 /* engine_recv.c */
 void ir__on_socket_event(uv_poll_t* handle, int status, int events);
 void ir__read_replies(ir_socket_t* sock);
+/* Handles one message of the error queue: an ICMP error about a probe, or a
+ * send timestamp (handed to ir__txstamp_match). Returns true for the former. */
+bool ir__handle_error(ir_socket_t* sock, const uint8_t* buf, size_t len,
+                      struct msghdr* hdr);
+
+/* engine_txstamp.c: kernel send timestamps, and the error queue they share
+ * with ICMP errors. */
+/* Asks the kernel to stamp every datagram the socket sends; on failure the
+ * socket keeps user-space send times. */
+void ir__txstamp_enable(ir_socket_t* sock, const ir_engine_config_t* config);
+/* Decides whether the kernel stamps this send of the probe, and if so adds
+ * the request and its key to the message's control data (at `used` bytes);
+ * returns the new length. */
+size_t ir__txstamp_add_cmsg(const ir_socket_t* sock, ir_probe_t* probe, char* control,
+                            size_t used);
+/* The probe has left the socket: if stamped, it got the kernel's next key. */
+void ir__txstamp_sent(ir_socket_t* sock, const ir_probe_t* probe);
+/* A send call failed with err for the head probe: keeps our key counter in
+ * step with the kernel's. Returns true when the probe should be sent again
+ * because the failure was the timestamp key's (see ir__txstamp_add_cmsg). */
+bool ir__txstamp_send_failed(ir_socket_t* sock, int err);
+/* A send timestamp (realtime) with its key has been read. */
+void ir__txstamp_match(ir_socket_t* sock, uint32_t key, const struct timespec* stamp,
+                       const uint8_t* looped, size_t looped_len);
+/* Reads the whole error queue in batches. Returns how many ICMP errors (not
+ * send timestamps) it held. */
 unsigned ir__drain_error_queue(ir_socket_t* sock);
+/* Called with every batch of replies before they are matched, so that their
+ * probes carry the kernel's send times (queued before the replies came). */
+void ir__txstamp_before_replies(ir_socket_t* sock);
+void ir__txstamp_free(ir_socket_t* sock);
 
 #endif

@@ -31,6 +31,15 @@ static void ir__parse_control(struct msghdr* msg, ir_ancillary_t* out) {
     if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
       memcpy(&out->stamp, CMSG_DATA(c), sizeof(out->stamp));
       out->has_stamp = true;
+    } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING) {
+      /* With kernel send stamps on (engine_txstamp.c): the software stamp of
+       * an arrival, or of a send on the error queue, in the first slot. */
+      struct timespec ts[3];
+      memcpy(ts, CMSG_DATA(c), sizeof(ts));
+      if (ts[0].tv_sec != 0 || ts[0].tv_nsec != 0) {
+        out->stamp = ts[0];
+        out->has_stamp = true;
+      }
     } else if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) ||
                (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT)) {
       memcpy(&out->ttl, CMSG_DATA(c), sizeof(int));
@@ -137,8 +146,7 @@ static bool ir__note_corrupt(ir_engine_t* engine, ir_probe_t* probe,
   if (checked > IR_CHECKED_PAYLOAD) {
     checked = IR_CHECKED_PAYLOAD; /* The same limit whatever the IP header. */
   }
-  uint64_t stamp_ns = (uint64_t)probe->sent_realtime.tv_sec * 1000000000u +
-                      (uint64_t)probe->sent_realtime.tv_nsec;
+  uint64_t stamp_ns = probe->payload_stamp_ns;
   size_t at = ir_packet_payload_mismatch(payload, checked, engine->run_cookie,
                                          probe->token, stamp_ns);
   if (at == IR_PAYLOAD_SAME && total != sent) {
@@ -236,6 +244,10 @@ void ir__read_replies(ir_socket_t* sock) {
       msgs[i].msg_hdr.msg_controllen = sizeof(controls[i].buf);
     }
     int n = recvmmsg(sock->fd, msgs, IR_RECV_BATCH, MSG_DONTWAIT, NULL);
+    /* The send stamps of these replies' probes were queued before the
+     * replies came: read them before matching (and free their buffer space
+     * even when no reply came). */
+    ir__txstamp_before_replies(sock);
     if (n < 0) {
       if (errno == EINTR) {
         continue;
@@ -271,15 +283,22 @@ static ir_status_t ir__error_status(const struct sock_extended_err* ee) {
   return IR_STATUS_ERROR;
 }
 
-static void ir__handle_error(ir_socket_t* sock, const uint8_t* buf, size_t len,
-                             struct msghdr* hdr) {
+bool ir__handle_error(ir_socket_t* sock, const uint8_t* buf, size_t len,
+                      struct msghdr* hdr) {
   ir_engine_t* engine = sock->engine;
   ir_ancillary_t anc;
   ir__parse_control(hdr, &anc);
+  if (anc.ee != NULL && anc.ee->ee_origin == SO_EE_ORIGIN_TIMESTAMPING) {
+    if (anc.ee->ee_info == SCM_TSTAMP_SND) {
+      ir__txstamp_match(sock, anc.ee->ee_data, anc.has_stamp ? &anc.stamp : NULL, buf,
+                        len);
+    }
+    return false;
+  }
   /* Our own kernel's note of a send it refused (EMSGSIZE), which the send
    * path has already dealt with: nothing to match or count. */
   if (anc.ee != NULL && anc.ee->ee_origin == SO_EE_ORIGIN_LOCAL) {
-    return;
+    return true;
   }
   ir_icmp_msg_t msg;
   ir_addr_t dest;
@@ -289,15 +308,15 @@ static void ir__handle_error(ir_socket_t* sock, const uint8_t* buf, size_t len,
       ir_packet_decode(buf, len, sock->family, false, false, &msg) != 0 ||
       ir_addr_from_sockaddr(hdr->msg_name, &dest) != 0) {
     engine->counters.malformed++;
-    return;
+    return true;
   }
   if (sock->kind == IR_KIND_RAW && msg.id != sock->ident) {
-    return; /* Raw sockets also hear about other programs' probes. */
+    return true; /* Raw sockets also hear about other programs' probes. */
   }
   ir_probe_t* probe = ir_table_find(&engine->in_flight, &dest, msg.seq);
   if (probe == NULL || !ir__cookie_matches(engine, probe, &msg)) {
     ir__count_unmatched(engine, &msg, &dest, probe);
-    return;
+    return true;
   }
   const struct sock_extended_err* ee = anc.ee;
   ir_result_t result;
@@ -314,36 +333,7 @@ static void ir__handle_error(ir_socket_t* sock, const uint8_t* buf, size_t len,
     result.has_from = true;
   }
   ir__probe_finish(engine, probe, &result);
-}
-
-unsigned ir__drain_error_queue(ir_socket_t* sock) {
-  unsigned count = 0;
-  uint8_t buf[IR_RECV_BUFLEN];
-  for (;;) {
-    struct sockaddr_storage name;
-    union {
-      char buf[IR_CONTROL_LEN];
-      struct cmsghdr align;
-    } control;
-    struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
-    struct msghdr hdr = {
-        .msg_name = &name,
-        .msg_namelen = sizeof(name),
-        .msg_iov = &iov,
-        .msg_iovlen = 1,
-        .msg_control = control.buf,
-        .msg_controllen = sizeof(control.buf),
-    };
-    ssize_t n = recvmsg(sock->fd, &hdr, MSG_ERRQUEUE | MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return count;
-    }
-    count++;
-    ir__handle_error(sock, buf, (size_t)n, &hdr);
-  }
+  return true;
 }
 
 void ir__on_socket_event(uv_poll_t* handle, int status, int events) {

@@ -60,6 +60,7 @@ static void ir__prepare_message(ir_engine_t* engine, ir_socket_t* sock,
         ir__add_int_cmsg(slot->control.buf, control_len, v4 ? IPPROTO_IP : IPPROTO_IPV6,
                          v4 ? IP_TOS : IPV6_TCLASS, probe->spec.tos);
   }
+  control_len = ir__txstamp_add_cmsg(sock, probe, slot->control.buf, control_len);
   memset(mmsg, 0, sizeof(*mmsg));
   mmsg->msg_hdr.msg_name = &slot->dest;
   mmsg->msg_hdr.msg_namelen = dest_len;
@@ -125,6 +126,7 @@ static int ir__send_batch(ir_engine_t* engine, ir_socket_t* sock, unsigned budge
     }
     ir__prepare_message(engine, sock, probe, stamp, buf, &engine->slots[n], &msgs[n]);
     probe->sent_realtime = now_rt;
+    probe->payload_stamp_ns = stamp;
     probe->sent_mono_ns = mono;
     n++;
     if (alone) {
@@ -170,6 +172,7 @@ void ir__send_flush(ir_engine_t* engine, unsigned budget) {
       for (int i = 0; i < sent; i++) {
         ir_probe_t* probe = engine->send_head;
         ir__dequeue_head(engine);
+        ir__txstamp_sent(sock, probe);
         if (ir_table_insert_hashed(&engine->in_flight, &probe->spec.addr, probe->seq,
                                    probe->key_hash, probe) != 0) {
           ir__fail_probe(engine, probe, -ENOMEM);
@@ -200,6 +203,7 @@ void ir__send_flush(ir_engine_t* engine, unsigned budget) {
       return;
     }
     if (err == -ENOBUFS) {
+      (void)ir__txstamp_send_failed(sock, err);
       engine->counters.send_retries++;
       ir__send_retry_later(engine);
       return;
@@ -220,6 +224,9 @@ void ir__send_flush(ir_engine_t* engine, unsigned budget) {
     if (head->send_attempts < IR_SEND_ATTEMPTS && ir__drain_error_queue(sock) > 0) {
       engine->counters.send_retries++;
       continue;
+    }
+    if (ir__txstamp_send_failed(sock, err)) {
+      continue; /* Sent again without the timestamp key it refused. */
     }
     ir__dequeue_head(engine);
     ir__fail_probe(engine, head, err);

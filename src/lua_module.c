@@ -16,6 +16,7 @@ int ir_lua_open(lua_State* L) {
   lua_newtable(L); /* M */
   ir_lua_register_tasks(L, -1);
   ir_lua_register_probe(L, -1);
+  ir_lua_register_txstamp(L, -1);
   ir_lua_register_sweep(L, -1);
   ir_lua_register_signal(L, -1);
   lua_pushliteral(L, ICMPRUN_VERSION); /* M v */

@@ -29,6 +29,7 @@ static const char* const ir__key_names[] = {
     [IR_KEY_ATTEMPTS] = "attempts",
     [IR_KEY_CODE] = "code",
     [IR_KEY_CORRUPT_OFFSET] = "corrupt_offset",
+    [IR_KEY_TX_STAMP] = "tx_stamp",
 };
 
 void ir_lua_push_keys(lua_State* L) {
@@ -104,6 +105,11 @@ void ir_lua_push_result(lua_State* L, int keys, const ir_result_t* r,
   }
   if (r->status == IR_STATUS_REPLY) {
     ir_lua_set_integer(L, keys, IR_KEY_BYTES, r->bytes);
+  }
+  /* Where the send time of a measured round trip came from: "kernel" (the
+   * kernel's send timestamp) or "user" (our clock, before the send call). */
+  if (r->status == IR_STATUS_REPLY || r->icmp_type >= 0) {
+    ir__set_string(L, keys, IR_KEY_TX_STAMP, r->tx_kernel ? "kernel" : "user");
   }
   if (r->ttl >= 0) {
     ir_lua_set_integer(L, keys, IR_KEY_TTL, r->ttl);

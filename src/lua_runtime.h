@@ -139,6 +139,10 @@ void ir_lua_register_tasks(lua_State* L, int module_index);
 int ir_lua_push_probe_values(lua_State* L, ir_lua_waiter_t* waiter);
 void ir_lua_register_probe(lua_State* L, int module_index);
 
+/* lua_txstamp.c: adds the send timestamp fields to icmprun.info() and
+ * icmprun.stats(); called after ir_lua_register_probe. */
+void ir_lua_register_txstamp(lua_State* L, int module_index);
+
 /* lua_options.c: option tables. Each raises an argument error naming the
  * option on a wrong type, a value out of range or an unknown name. */
 void ir_lua_opt_number(lua_State* L, int opts, const char* name, double min, double max,
@@ -173,6 +177,7 @@ enum {
   IR_KEY_ATTEMPTS,
   IR_KEY_CODE,
   IR_KEY_CORRUPT_OFFSET,
+  IR_KEY_TX_STAMP,
   IR_KEY_STATUS_BASE /* Status strings follow, indexed by ir_status_t. */
 };
 /* Pushes an address as text. */

@@ -278,6 +278,19 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  /* The engine refuses an unknown value (ir_engine_new), which would fail the
+   * module's loading below, outside any protected call: say it here. */
+  const char* tx_stamp = getenv("ICMPRUN_TX_STAMP");
+  if (tx_stamp != NULL && tx_stamp[0] != '\0' && strcmp(tx_stamp, "auto") != 0 &&
+      strcmp(tx_stamp, "kernel") != 0 && strcmp(tx_stamp, "user") != 0 &&
+      strcmp(tx_stamp, "verify") != 0) {
+    fprintf(stderr,
+            "icmprun: ICMPRUN_TX_STAMP must be \"auto\", \"kernel\", \"user\" or "
+            "\"verify\", not \"%s\"\n",
+            tx_stamp);
+    return 1;
+  }
+
   /* luaL_newstate's panic and warning functions, with the pool's allocator
    * from the first block the libraries allocate. */
   ir_lua_pool_t* pool = ir_lua_pool_new();

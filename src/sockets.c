@@ -97,7 +97,9 @@ static int ir__configure(ir_socket_t* sock) {
   return 0;
 }
 
-static int ir__open_kind(ir_socket_t* sock, ir_socket_kind_t kind, int send_buffer) {
+static int ir__open_kind(ir_socket_t* sock, ir_socket_kind_t kind,
+                         const ir_engine_config_t* config) {
+  int send_buffer = config->send_buffer;
   int type =
       (kind == IR_KIND_DGRAM ? SOCK_DGRAM : SOCK_RAW) | SOCK_NONBLOCK | SOCK_CLOEXEC;
   int proto = sock->family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
@@ -112,6 +114,9 @@ static int ir__open_kind(ir_socket_t* sock, ir_socket_kind_t kind, int send_buff
    * EAGAIN long before the device queue is full. */
   if (err == 0 && send_buffer > 0) {
     err = ir__set_int(fd, SOL_SOCKET, SO_SNDBUF, send_buffer);
+  }
+  if (err == 0) {
+    ir__txstamp_enable(sock, config);
   }
   if (err != 0) {
     ir__socket_close_fd(sock);
@@ -144,7 +149,7 @@ int ir__socket_open(ir_socket_t* sock, int family, const ir_engine_config_t* con
    * socket, so it is reported as it is. */
   int dgram_err = 0;
   if (mode != IR_SOCKET_RAW) {
-    dgram_err = ir__open_kind(sock, IR_KIND_DGRAM, config->send_buffer);
+    dgram_err = ir__open_kind(sock, IR_KIND_DGRAM, config);
     if (dgram_err == 0) {
       return 0;
     }
@@ -159,7 +164,7 @@ int ir__socket_open(ir_socket_t* sock, int family, const ir_engine_config_t* con
       return dgram_err;
     }
   }
-  int raw_err = ir__open_kind(sock, IR_KIND_RAW, config->send_buffer);
+  int raw_err = ir__open_kind(sock, IR_KIND_RAW, config);
   if (raw_err == 0) {
     return 0;
   }

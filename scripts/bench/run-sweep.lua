@@ -46,6 +46,19 @@ local tools = {
     replies = function(text) return tonumber(text:match("replies (%d+)")) end,
   },
   {
+    -- The same sweep with every send time from our clock, and with every
+    -- probe stamped by the kernel: what send timestamps cost, by default
+    -- (the kernel stamps only until the queue stays full) and when forced.
+    name = "icmprun user",
+    cmd = "env ICMPRUN_TX_STAMP=user " .. build .. "/icmprun scripts/bench/sweep-loop.lua 127.0.0.0/16",
+    replies = function(text) return tonumber(text:match("replies (%d+)")) end,
+  },
+  {
+    name = "icmprun kern",
+    cmd = "env ICMPRUN_TX_STAMP=kernel " .. build .. "/icmprun scripts/bench/sweep-loop.lua 127.0.0.0/16",
+    replies = function(text) return tonumber(text:match("replies (%d+)")) end,
+  },
+  {
     name = "fping",
     cmd = "fping -c1 -i 0 -t 500 -r 0 -q -g 127.0.0.0/16",
     replies = function(text)
@@ -89,18 +102,20 @@ for round = 1, rounds do
 end
 
 print(string.format("sweep of 127.0.0.0/16, %d rounds, medians:", rounds))
-print(string.format("%-10s %9s %12s %10s %9s", "tool", "wall s", "pings/s", "peak RSS", "replies"))
+print(string.format("%-12s %9s %12s %10s %9s", "tool", "wall s", "pings/s", "peak RSS", "replies"))
 for _, tool in ipairs(tools) do
   local r = runs[tool.name]
-  print(string.format("%-10s %9.3f %12.0f %7.1f MB %9d", tool.name, median(r.wall),
+  print(string.format("%-12s %9.3f %12.0f %7.1f MB %9d", tool.name, median(r.wall),
     median(r.rate), r.rss / 1024, r.replies))
 end
 
-local versus_fping, versus_bare = {}, {}
+local versus_fping, versus_bare, versus_user, kernel_user = {}, {}, {}, {}
 for round = 1, rounds do
   local own = runs.icmprun.rate[round]
   versus_fping[round] = own / runs.fping.rate[round]
   versus_bare[round] = own / runs["bare loop"].rate[round]
+  versus_user[round] = own / runs["icmprun user"].rate[round]
+  kernel_user[round] = runs["icmprun kern"].rate[round] / runs["icmprun user"].rate[round]
 end
 print(string.format("icmprun / fping      pings/s ratio: %.2f (rounds: %.2f to %.2f)",
   median(versus_fping), math.min(table.unpack(versus_fping)),
@@ -108,6 +123,13 @@ print(string.format("icmprun / fping      pings/s ratio: %.2f (rounds: %.2f to %
 print(string.format("icmprun / bare loop  pings/s ratio: %.2f (rounds: %.2f to %.2f)",
   median(versus_bare), math.min(table.unpack(versus_bare)),
   math.max(table.unpack(versus_bare))))
+
+print(string.format("default / user stamps pings/s ratio: %.3f (rounds: %.3f to %.3f)",
+  median(versus_user), math.min(table.unpack(versus_user)),
+  math.max(table.unpack(versus_user))))
+print(string.format("kernel / user stamps  pings/s ratio: %.3f (rounds: %.3f to %.3f)",
+  median(kernel_user), math.min(table.unpack(kernel_user)),
+  math.max(table.unpack(kernel_user))))
 
 -- Flat memory: a /12 is 16 times the addresses of a /16.
 local big_cmd = build .. "/icmprun scripts/bench/sweep-loop.lua 127.0.0.0/12"
