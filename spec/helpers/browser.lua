@@ -129,13 +129,23 @@ function M.load(chromium, url, proxy_port, opts)
   cli.remove_tree(profile)
   local result = { dom = r.stdout, code = r.code, stderr = r.stderr, console = {} }
   if opts.screenshot then
-    profile = cli.temp_dir()
-    local s = cli.sh(string.format("timeout 120 %s %s --window-size=%d,%d --screenshot=%s %s",
-      cli.quote(chromium), flags(proxy_port, profile), opts.width, opts.height,
-      cli.quote(opts.screenshot), cli.quote(url)))
-    cli.remove_tree(profile)
-    result.stderr = result.stderr .. s.stderr
-    result.screenshot_code = s.code
+    -- On a loaded two-core machine Chromium now and then exits without
+    -- writing the picture (seen once in many runs, with nothing on stderr
+    -- to say why): try again, at most three times, and keep what it said.
+    for _ = 1, 3 do
+      profile = cli.temp_dir()
+      local s = cli.sh(string.format("timeout 120 %s %s --window-size=%d,%d --screenshot=%s %s",
+        cli.quote(chromium), flags(proxy_port, profile), opts.width, opts.height,
+        cli.quote(opts.screenshot), cli.quote(url)))
+      cli.remove_tree(profile)
+      result.stderr = result.stderr .. s.stderr
+      result.screenshot_code = s.code
+      local shot = io.open(opts.screenshot, "rb")
+      if shot then
+        shot:close()
+        break
+      end
+    end
   end
   -- Console messages (log, warning, error, uncaught exceptions, and the
   -- policy's refusals of a fetch) are logged as "...:CONSOLE(:N)] text".
