@@ -29,8 +29,8 @@ static void on_result(ir_engine_t* engine, const ir_result_t* r) {
   ir_addr_format(&r->addr, addr, sizeof(addr));
   if (r->status == IR_STATUS_REPLY) {
     p->received++;
-    printf("%u bytes from %s: icmp_seq=%u ttl=%d time=%.3f ms\n", r->bytes, addr, r->seq,
-           r->ttl, r->rtt_ms);
+    printf("%u bytes from %s: icmp_seq=%u ttl=%d time=%.3f ms\n", r->bytes, addr,
+           r->seq, r->ttl, r->rtt_ms);
   } else {
     printf("%s: icmp_seq=%u %s\n", addr, r->seq, ir_status_name(r->status));
   }
@@ -70,7 +70,8 @@ int main(int argc, char** argv) {
   p.count = argc > 2 ? atoi(argv[2]) : 3;
   int interval = argc > 3 ? atoi(argv[3]) : 1000;
   if (ir_addr_parse(argv[1], &p.spec.addr) != 0 || p.count < 1 || interval < 1) {
-    fprintf(stderr, "pinger: need a numeric address, COUNT >= 1 and INTERVAL_MS >= 1\n");
+    fprintf(stderr,
+            "pinger: need a numeric address, COUNT >= 1 and INTERVAL_MS >= 1\n");
     return 2;
   }
   p.spec.timeout_ms = IR_DEFAULT_TIMEOUT_MS;
@@ -84,8 +85,8 @@ int main(int argc, char** argv) {
     err = ir_engine_open(p.engine, p.spec.addr.family);
   }
   if (err < 0) {
-    const char* why = p.engine != NULL ? ir_engine_socket_error(p.engine, p.spec.addr.family)
-                                       : NULL;
+    const char* why =
+        p.engine != NULL ? ir_engine_socket_error(p.engine, p.spec.addr.family) : NULL;
     fprintf(stderr, "pinger: %s\n", why != NULL ? why : uv_strerror(err));
     if (p.engine != NULL) {
       ir_engine_close(p.engine);

@@ -45,7 +45,8 @@ static void on_result(ir_engine_t* engine, const ir_result_t* r) {
  * never come back from inside ir_engine_probe, so this never recurses. */
 static void fill_window(sweep_t* s) {
   while (!s->done && s->in_flight < WINDOW) {
-    ir_probe_spec_t spec = {.timeout_ms = IR_DEFAULT_TIMEOUT_MS, .size = IR_DEFAULT_SIZE};
+    ir_probe_spec_t spec = {.timeout_ms = IR_DEFAULT_TIMEOUT_MS,
+                            .size = IR_DEFAULT_SIZE};
     spec.addr.family = AF_INET;
     uint32_t be = htonl(s->next);
     memcpy(spec.addr.bytes, &be, 4);
@@ -65,7 +66,8 @@ int main(int argc, char** argv) {
   const char* slash = argc == 2 ? strchr(argv[1], '/') : NULL;
   ir_addr_t base;
   int bits = slash != NULL ? atoi(slash + 1) : -1;
-  if (slash == NULL || (size_t)(slash - argv[1]) >= sizeof(text) || bits < 8 || bits > 32) {
+  if (slash == NULL || (size_t)(slash - argv[1]) >= sizeof(text) || bits < 8 ||
+      bits > 32) {
     fprintf(stderr, "usage: sweep A.B.C.D/BITS (BITS from 8 to 32)\n");
     return 2;
   }
