@@ -298,6 +298,16 @@ end
 -- Before the first, the interval is the whole run so far.
 function Run:print_splits()
   local o, t = self.o, os.time()
+  if o.netdata then
+    for _, h in ipairs(self.hosts) do
+      local split = self.splitting and (h.split or new_tally()) or h
+      self.out:write(report.netdata(h.name, split, o.report_interval, not self.netdata_sent))
+      h.split = nil
+    end
+    self.netdata_sent = true
+    self.splitting = true
+    return
+  end
   if not o.json then
     if o.verbose or o.per_recv then
       self.err:write("\n")
@@ -309,7 +319,7 @@ function Run:print_splits()
     if o.json then
       self.out:write(report.json_interval(h.name, split, t))
     else
-      self.err:write(report.summary(h.name, self.width, split))
+      self.err:write(report.summary(h.name, self.width, split, o.outage and o.period))
     end
     h.split = nil
   end
@@ -339,7 +349,7 @@ function Run:finish()
           or report.json_summary(h.name, h))
       else
         err:write(o.report_all and report.rtt_list(h.name, self.width, h.rtts, h.sent)
-          or report.summary(h.name, self.width, h))
+          or report.summary(h.name, self.width, h, o.outage and o.period))
       end
     end
   end
@@ -357,6 +367,14 @@ function Run:finish()
     else
       err:write(report.global_stats(g))
     end
+  end
+  if o.min_reachable then
+    -- fping -x: the verdict is whether enough hosts answered.
+    local reachable = #self.hosts - unreachable
+    out:write(string_format("%s hosts reachable (required: %d, reachable: %d)\n",
+      reachable >= o.min_reachable and "Enough" or "Not enough", o.min_reachable, reachable))
+    out:flush()
+    return reachable >= o.min_reachable and 0 or 1
   end
   out:flush()
   if self.unknown > 0 then
@@ -434,11 +452,40 @@ function Run:sweep()
   end
 end
 
+--- How hosts are shown: as given; by address (-A); by the name reverse
+-- DNS gives for an address given (-n), or for every target (-d). A lookup
+-- that fails shows the address, as getnameinfo does. As in fping, lookups
+-- are made one by one before probing starts.
+local function display_name(o)
+  local reverse
+  if o.rdns or o.by_name then
+    local ok, uv = pcall(require, "luv")
+    reverse = function(addr)
+      if not ok then
+        return addr
+      end
+      local host = uv.getnameinfo({ ip = addr })
+      return host or addr
+    end
+  end
+  return function(name, addr)
+    if o.by_address then
+      -- With -n or -d too, fping shows both: "localhost (127.0.0.1)".
+      return (o.rdns or o.by_name) and string_format("%s (%s)", reverse(addr), addr) or addr
+    elseif o.rdns or (o.by_name and (name == addr or name:find("^[%d.]+$")
+        or name:find(":", 1, true))) then
+      return reverse(addr)
+    end
+    return name
+  end
+end
+
 local function run(o, operands)
   io_stdout:setvbuf("line") -- As fping: lines reach a pipe as they are printed.
   local self = new_run(o)
+  local display = display_name(o)
   targets.each(o, operands, function(name, addr)
-    self:add_host(name, addr)
+    self:add_host(display(name, addr), addr)
   end, function(name, message)
     self:add_unknown(name, message)
   end)
