@@ -75,7 +75,9 @@ describe("icmprun NAME", function()
         ]],
         ["teamlib.lua"] = "return { greet = function() return 'hello from teamlib' end }",
       })
-      local r = sh_in(dir .. "/work", "ICMPRUN_PATH=" .. cli.quote(dir .. "/team") .. " $I uses")
+      -- Folders separated by ':' as in PATH (or ';' as in LUA_PATH, above).
+      local r = sh_in(dir .. "/work", "ICMPRUN_PATH=/nothere:" .. cli.quote(dir .. "/team")
+        .. " $I uses")
       assert.equal(0, r.code, explain(r))
       assert.equal("hello from teamlib\n", r.stdout)
     end)

@@ -54,7 +54,7 @@ static const char ir_usage[] =
     "COMMAND is a bundled command, then icmprun/commands/COMMAND.lua on the\n"
     "module path, then a file; a script named with a '/' or '.lua' is always a\n"
     "file. Modules (and commands) are found beside the script, on ICMPRUN_PATH\n"
-    "(folders separated by ';'), on LUA_PATH, in ~/.local/share/icmprun and in\n"
+    "(folders separated by ':'), on LUA_PATH, in ~/.local/share/icmprun and in\n"
     "the installed library folder (icmprun --list names it).\n"
     "\n"
     "Environment: ICMPRUN_SOCKET=dgram|raw forces a socket kind.\n"
@@ -219,7 +219,8 @@ static void ir_add_lua_dir(luaL_Buffer* b, const char* dir, size_t len) {
 }
 
 /* package.path and package.cpath for modules and commands shared among
- * operators: ICMPRUN_PATH's folders first (';'-separated, as LUA_PATH), then
+ * operators: ICMPRUN_PATH's folders first (separated by ':' as in PATH, or by
+ * ';' as in LUA_PATH), then
  * LUA_PATH or Lua's default, then the user's ~/.local/share/icmprun
  * ($XDG_DATA_HOME/icmprun), then the installed library folder. */
 static void ir_set_paths(lua_State* L, const ir_dirs_t* dirs) {
@@ -228,12 +229,11 @@ static void ir_set_paths(lua_State* L, const ir_dirs_t* dirs) {
   luaL_buffinit(L, &b);
   const char* shared = getenv("ICMPRUN_PATH");
   for (const char* p = shared; p != NULL && *p != '\0';) {
-    const char* semi = strchr(p, ';');
-    size_t len = semi != NULL ? (size_t)(semi - p) : strlen(p);
+    size_t len = strcspn(p, ":;");
     if (len > 0) {
       ir_add_lua_dir(&b, p, len);
     }
-    p = semi != NULL ? semi + 1 : NULL;
+    p = p[len] != '\0' ? p + len + 1 : NULL;
   }
   lua_getfield(L, -2, "path"); /* package B path */
   luaL_addvalue(&b);
