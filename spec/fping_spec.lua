@@ -355,7 +355,7 @@ describe("icmprun fping", function()
     it("an option fping has but icmprun does not support is refused, exit 1",
       function()
         for _, args in ipairs({ { "-I", "lo", "127.0.0.1" }, { "--random", "127.0.0.1" },
-          { "-aS", "127.0.0.2", "127.0.0.1" }, { "-m", "localhost" } }) do
+          { "-aS", "127.0.0.2", "127.0.0.1" }, { "-R", "-c", "1", "127.0.0.1" } }) do
           local r = icmprun_fping(args)
           assert.equal(1, r.code, explain(r))
           assert.equal("", r.stdout)
@@ -563,6 +563,18 @@ describe("icmprun fping", function()
       assert.matches("\n   %-x, %-%-reachable=N ", r.stderr)
     end)
     compare("-M is taken (IPv4 probes carry DF)", { "-M", "127.0.0.1" })
+    compare("-m pings every address of a name", { "-m", "localhost" })
+    compare("-m with -A shows each address", { "-A", "-m", "localhost" })
+
+    it("-X (upstream's, not 5.1's) ends as soon as enough hosts answered", function()
+      local r = icmprun_fping({ "-X", "1", "--generate", "127.0.0.0/29" })
+      assert.equal(0, r.code, explain(r))
+      assert.equal("Enough hosts reachable (required: 1, reachable: 1)\n", r.stdout)
+      assert.equal("", r.stderr)
+      r = icmprun_fping({ "-X", "2", "-r", "0", "-t", "50", "127.0.0.1", "192.0.2.2" })
+      assert.equal(1, r.code, explain(r))
+      assert.equal("Not enough hosts reachable (required: 2, reachable: 1)\n", r.stdout)
+    end)
 
     it("-N writes netdata's charts on each -Q report", function()
       local r = icmprun_fping({ "-c", "3", "-p", "400", "-Q", "0.3", "-N", "127.0.0.1" })

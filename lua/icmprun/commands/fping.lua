@@ -280,6 +280,13 @@ function Run:on_alive_result(h, r)
     if h.received == 1 and (o.verbose or o.alive) then
       self.out:write(report.alive(h.name, o.verbose, o.elapsed and r.rtt or nil))
     end
+    if o.fast_reachable and self.alive >= o.min_reachable then
+      -- -X: enough hosts answered; the verdict now, without waiting.
+      self.out:write(string_format("Enough hosts reachable (required: %d, reachable: %d)\n",
+        o.min_reachable, self.alive))
+      self.out:flush()
+      os.exit(0)
+    end
   elseif r.status == "timeout" or r.icmp_type ~= nil then
     if r.icmp_type ~= nil and not o.quiet then
       self.err:write(icmp_error_message(r, h.name))

@@ -35,7 +35,7 @@ local OPTIONS = {
   { "h", "help" }, { "H", "ttl", arg = true }, { "i", "interval", arg = true },
   { "I", "iface", arg = true, unsupported = "binding to an interface" },
   { "J", "json" }, { "l", "loop" },
-  { "m", "all", unsupported = "every address of a name" },
+  { "m", "all" },
   { "M", "dontfrag" },
   { "n", "name" },
   { "N", "netdata" },
@@ -46,7 +46,7 @@ local OPTIONS = {
   { "S", "src", arg = true, unsupported = "a source address" },
   { "t", "timeout", arg = true }, { "T", nil, arg = true }, { "u", "unreach" },
   { "v", "version" },
-  { "x", "reachable", arg = true },
+  { "x", "reachable", arg = true }, { "X", "fast-reachable", arg = true },
 }
 
 local by_short, by_long = {}, {}
@@ -72,6 +72,7 @@ Probing options:
                       (ex. %s -g 192.168.1.0 192.168.1.255 or %s -g 192.168.1.0/24)
    -H, --ttl=N        set the IP TTL value (Time To Live hops)
    -l, --loop         loop mode: send pings forever
+   -m, --all          use all IPs of provided hostnames (e.g. IPv4 and IPv6), use with -A
    -O, --tos=N        set the type of service (tos) flag on the ICMP packets
    -p, --period=MSEC  interval between ping packets to one target (in ms)
                       (in loop and count modes, default: 1000 ms)
@@ -97,12 +98,13 @@ Output options:
    -u, --unreach      show targets that are unreachable
    -v, --version      show version
    -x, --reachable=N  shows if >=N hosts are reachable or not
+   -X, --fast-reachable=N exits true immediately when N hosts are found
 
 Probing options taken for compatibility:
    -M, --dontfrag     set the Don't Fragment flag (icmprun sets it on every
                       IPv4 probe; one larger than the path MTU is fragmented)
 
-icmprun fping refuses these fping options: -I -m -R -S.
+icmprun fping refuses these fping options: -I -R -S.
 ]]
 
 -- ---- Numbers, as fping's C calls read them ----------------------------------
@@ -345,6 +347,14 @@ function M.parse(argv, prog)
         usage_error()
       end
     end,
+    X = function(v)
+      o.min_reachable = atoi(v)
+      if o.min_reachable <= 0 then
+        usage_error()
+      end
+      o.fast_reachable = true
+    end,
+    m = function() o.all = true end,
   }
   local targets = parse_command_line(argv, prog, function(opt, value, shown)
     if opt.unsupported then
