@@ -81,6 +81,42 @@ describe("icmprun ping", function()
     assert.matches(" 0 received, 100%% packet loss", r.stdout)
   end)
 
+  it("rings the bell before each reply with -a", function()
+    local r = run("ping", "-a", "-c", "2", "-i", "0.05", "127.0.0.1")
+    assert.equal(0, r.code, explain(r))
+    local _, bells = r.stdout:gsub("\a64 bytes from 127%.0%.0%.1: ", "")
+    assert.equal(2, bells, r.stdout)
+  end)
+
+  it("prints the running statistics on SIGQUIT and goes on", function()
+    local r = cli.sh(string.format([[
+      cd "$(mktemp -d)" || exit 1
+      %s ping -i 0.05 127.0.0.1 >out.$$ 2>err.$$ &
+      pid=$!
+      for _ in $(seq 200); do [ "$(grep -c 'bytes from' out.$$)" -ge 3 ] && break; sleep 0.05; done
+      kill -QUIT $pid
+      for _ in $(seq 200); do grep -q packets err.$$ && break; sleep 0.05; done
+      sleep 0.2
+      kill -INT $pid
+      wait $pid
+      echo "exit $?"
+      cat err.$$ out.$$ >&2
+      tr -d '\r' <err.$$
+      rm -f out.$$ err.$$ && rmdir "$PWD"]], cli.quote(cli.icmprun)))
+    assert.equal(0, r.code, explain(r))
+    local received, sent, loss, min, avg, ewma, max = r.stdout:match(
+      "^exit 0\n(%d+)/(%d+) packets, (%d+)%% loss, min/avg/ewma/max = ([%d.]+)/([%d.]+)/([%d.]+)"
+      .. "/([%d.]+) ms\n$")
+    assert.is_string(received, r.stdout)
+    assert.is_true(tonumber(received) >= 3 and tonumber(sent) >= tonumber(received))
+    assert.is_true(tonumber(loss) <= 100)
+    assert.is_true(tonumber(min) <= tonumber(avg) and tonumber(avg) <= tonumber(max))
+    assert.is_true(tonumber(min) <= tonumber(ewma) and tonumber(ewma) <= tonumber(max))
+    -- It went on after SIGQUIT: the summary at Ctrl-C counts more probes.
+    local total = r.stderr:match("\n(%d+) packets transmitted")
+    assert.is_true(tonumber(total) > tonumber(sent), r.stderr)
+  end)
+
   it("refuses a duration with an unknown unit, exit 2", function()
     local r = run("ping", "-i", "2x", "127.0.0.1")
     assert.equal(2, r.code, explain(r))

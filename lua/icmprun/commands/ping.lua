@@ -65,6 +65,7 @@ local function build_parser(name)
   parser:flag("-6", "Use IPv6 only.")
   parser:flag("-q --quiet", "Print only the first line and the summary.")
   parser:flag("-D --timestamp", "Print the Unix time before each line, as [1700000000.123456].")
+  parser:flag("-a --audible", "Ring the terminal's bell (\\a) for each reply.")
   -- iputils' -n turns reverse lookups off; icmprun ping never makes any.
   parser:flag("-n --numeric", "Numeric output only (always so; taken for habit).")
   return parser
@@ -107,6 +108,28 @@ local function wall_clock()
     return s + us / 1e6
   end
   return os.time()
+end
+
+--- The line iputils prints on SIGQUIT, without stopping: received and sent
+-- so far, the loss, and min/avg/ewma/max, where ewma is its moving average
+-- (each RTT weighs 1/8), all in iputils' integer microseconds.
+-- @tparam table t `transmitted`, `stats` (a Stats object), `ewma` (iputils'
+--   rtt*8 accumulator in microseconds, 0 before any reply)
+-- @treturn string
+function M.format_status(t)
+  local s = t.stats
+  local loss = t.transmitted > 0 and (t.transmitted - s.received) * 100 // t.transmitted or 0
+  local line = string_format("\r%d/%d packets, %d%% loss", s.received, t.transmitted, loss)
+  local min, avg, max = s:summary()
+  if min then
+    local function us(ms)
+      local x = math_floor(ms * 1000 + 0.5)
+      return string_format("%d.%03d", x // 1000, x % 1000)
+    end
+    line = line .. string_format(", min/avg/ewma/max = %s/%s/%d.%03d/%s ms", us(min), us(avg),
+      t.ewma // 8000, (t.ewma // 8) % 1000, us(max))
+  end
+  return line .. "\n"
 end
 
 --- ping's first line.
@@ -214,6 +237,7 @@ function M.run(arg)
   local failure = nil -- why a probe could not be made at all (no socket)
 
   local deadline = args.deadline and started + args.deadline * 1000
+  local ewma = 0 -- iputils' moving average of RTTs, times 8, in microseconds
   local function summary()
     local counters = stats.delta(counters_before, icmprun.stats())
     io_stdout:write(M.format_summary(args.destination, {
@@ -234,6 +258,11 @@ function M.run(arg)
   icmprun.on_signal("INT", function()
     os.exit(summary())
   end)
+  -- Ctrl-\ (SIGQUIT) prints the running statistics and goes on, as in ping.
+  icmprun.on_signal("QUIT", function()
+    io_stderr:write(M.format_status({ transmitted = transmitted, stats = results, ewma = ewma }))
+    io_stderr:flush()
+  end)
 
   -- One task per probe, so that the next send never waits for a reply.
   local function probe(n)
@@ -245,6 +274,13 @@ function M.run(arg)
     end
     if r.status ~= "timeout" then
       last_activity = icmprun.now()
+    end
+    if r.status == "reply" then
+      local rtt_us = math_floor(r.rtt * 1000 + 0.5)
+      ewma = ewma == 0 and rtt_us * 8 or ewma + rtt_us - ewma // 8
+      if args.audible then
+        io_stdout:write("\a")
+      end
     end
     results:add(r)
     local line = not args.quiet and M.format_result(r, n, addr)
@@ -299,6 +335,7 @@ function M.run(arg)
   end
   finished = true
   icmprun.on_signal("INT", nil)
+  icmprun.on_signal("QUIT", nil)
   if failure then
     return cli.fail(name, failure, 2)
   end
