@@ -15,6 +15,7 @@
 -- stops at it), 130 after Ctrl-C (what was known is still reported).
 -- @module icmprun.commands.sweep
 local icmprun = require "icmprun"
+local addrset = require "icmprun.addrset"
 local cli = require "icmprun.cli"
 local csv = require "icmprun.report.csv"
 local jsonl = require "icmprun.report.jsonl"
@@ -57,6 +58,11 @@ local function build_parser(name)
     :convert(number_in("--ttl", 1, 255, true))
   parser:option("--tos", "TOS byte / IPv6 traffic class of each probe.")
     :convert(number_in("--tos", 0, 255, true))
+  parser:option("--blocklist", "Never probe the addresses of this file's CIDR blocks (one "
+    .. "per line, '#' comments, as zmap's); they count as skipped. "
+    .. "examples/blocklist-iana.conf lists IANA's special-purpose blocks.")
+  parser:option("--allowlist", "Probe only the addresses of this file's CIDR blocks; the "
+    .. "others count as skipped.")
   parser:option("--limit", "Most addresses the sweep may expand to (a /8 by default; "
     .. "raise it for larger blocks).")
     :convert(number_in("--limit", 1, 2 ^ 53, true))
@@ -184,10 +190,11 @@ local function open_report(args)
 end
 
 -- The -s line: counts, and the RTTs when anything answered.
-local function stats_line(overall, alive)
+local function stats_line(overall, alive, skipped)
   local min, avg, max = overall:summary()
-  return string_format("%d results, %d addresses answered, %d replies, %d timeouts, %d errors%s",
+  return string_format("%d results, %d addresses answered, %d replies, %d timeouts, %d errors%s%s",
     overall.sent, alive, overall.received, overall.by_status.timeout, overall.errors,
+    skipped > 0 and string_format(", %.0f skipped", skipped) or "",
     min and string_format(", rtt min/avg/max = %.3f/%.3f/%.3f ms", min, avg, max) or "")
 end
 
@@ -217,6 +224,33 @@ function M.run(arg)
   end
   if #targets == 0 then
     return cli.fail(name, "no targets: give them as arguments or with -f FILE", 2)
+  end
+  local skipped = 0
+  if args.blocklist or args.allowlist then
+    local lists = {}
+    for _, which in ipairs({ "allowlist", "blocklist" }) do
+      if args[which] then
+        local set, why = addrset.read(args[which])
+        if not set then
+          return cli.fail(name, string_format("--%s: %s", which, why), 2)
+        end
+        lists[which] = set
+      end
+    end
+    local family = (args["4"] and 4) or (args["6"] and 6) or nil
+    targets, skipped = addrset.cut(targets, lists.allowlist, lists.blocklist, function(target)
+      local ok, addr = pcall(icmprun.resolve, target, { family = family })
+      return ok and addr or nil
+    end)
+    if #targets == 0 then
+      -- Every address was cut off: nothing answered, since nothing was sent.
+      io_stderr:write(string_format("%s: nothing left to probe: %.0f addresses skipped\n",
+        name, skipped))
+      if args.stats then
+        io_stderr:write(stats_line(stats.new(), 0, skipped), "\n")
+      end
+      return 1
+    end
   end
   local ok, iterate, sweep, control, closing = pcall(icmprun.sweep, targets, {
     size = args.size, ttl = args.ttl, tos = args.tos, limit = args.limit,
@@ -284,7 +318,7 @@ function M.run(arg)
     report_fh:close()
   end
   if args.stats then
-    io_stderr:write(stats_line(overall, alive), "\n")
+    io_stderr:write(stats_line(overall, alive, skipped), "\n")
   end
   if not swept then
     return cli.fail(name, plain(err), 2)
