@@ -1,4 +1,4 @@
---- How `icmprun NAME` finds what to run, and what `icmprun --list` shows.
+--- How `icmprun NAME` finds what to run, and what the listing of commands shows.
 --
 -- As git and kubectl find their plugins, a name is looked up in order:
 --

@@ -181,6 +181,7 @@ local function new_run(o)
   }, Run)
 end
 
+-- Adds a host to probe: `name` as it is shown, `addr` the address probed.
 function Run:add_host(name, addr)
   local h = new_tally()
   h.name, h.addr = name, addr
@@ -197,6 +198,7 @@ function Run:add_host(name, addr)
   end
 end
 
+-- Counts a target that did not resolve, and says so as fping does.
 function Run:add_unknown(name, message)
   self.unknown = self.unknown + 1
   if not self.o.quiet then
