@@ -4,8 +4,9 @@
 -- starts a comment), probed in waves on a fixed schedule, each wave a task
 -- of its own (icmprun.spawn), so a slow wave overlaps the next instead of
 -- delaying it. Every result goes to a JSON lines file as it comes
--- (icmprun.report.jsonl), with two fields of the campaign's own: `wave` and
--- `t_ms`, milliseconds since the campaign started. At the end a table gives
+-- (icmprun.report.jsonl), with the campaign's own field `wave`, after a
+-- first line `{"type":"campaign", ...}` whose `time` is when it started (the
+-- results' `time` is jsonl's: when each came). At the end a table gives
 -- each target's sent/received/loss/min/avg/max, and a total row merged from
 -- them (icmprun.stats' merge).
 --
@@ -107,6 +108,9 @@ local per_target = {} -- target text -> stats over all its addresses and waves
 for _, t in ipairs(targets) do
   per_target[t] = stats.new()
 end
+-- The campaign's first line: its plan, and its start in jsonl's `time`.
+writer:write({ type = "campaign", waves = args.waves, wave_interval_ms = args.wave_interval,
+  targets = #targets, time = writer:now() })
 local started = icmprun.now()
 
 local results = 0
@@ -116,9 +120,8 @@ local function wave(k)
   icmprun.sleep(math.max(0, started + (k - 1) * args.wave_interval - icmprun.now()))
   for r in icmprun.sweep(targets, opts) do
     per_target[r.target]:add(r)
-    local record = jsonl.result_record(r)
+    local record = jsonl.result_record(r, writer:now())
     record.wave = k
-    record.t_ms = icmprun.now() - started
     writer:write(record)
     results = results + 1
   end
