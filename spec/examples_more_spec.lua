@@ -265,7 +265,8 @@ describe("examples/monitor.lua", function()
   end)
 
   for _, case in ipairs({
-    { { "--interval", "0", "::1" }, "%-%-interval must be > 0" },
+    { { "--interval", "0", "::1" }, "option '%-%-interval': invalid duration '0'" },
+    { { "--interval", "2x", "::1" }, "option '%-%-interval': invalid duration '2x'" },
     { { "--rounds", "1", "10.0.0.300/8" }, "'10%.0%.0%.300/8' is not a CIDR block" },
     { { "--rounds", "1", "--prometheus", "/nonexistent/dir/x.prom", "::1" },
       "cannot write /nonexistent/dir/x%.prom" },
