@@ -65,7 +65,7 @@ static const char ir_usage[] =
     "module path, then a file; a script named with a '/' or '.lua' is always a\n"
     "file. Modules (and commands) are found beside the script, on ICMPRUN_PATH\n"
     "(folders separated by ':'), on LUA_PATH, in ~/.local/share/icmprun and in\n"
-    "the installed library folder (icmprun --list names it).\n"
+    "the installed library folder (named at the end of --help).\n"
     "\n"
     "Environment: ICMPRUN_SOCKET=dgram|raw forces a socket kind.\n"
     "Unprivileged ping sockets need:\n"
@@ -469,6 +469,9 @@ int main(int argc, char** argv) {
   for (int i = 1; i < stop; i++) {
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
       fputs(ir_usage, stdout);
+      ir_dirs_t dirs;
+      ir_find_dirs(&dirs);
+      printf("Installed library folder: %s\n", dirs.lua);
       return 0;
     }
     if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--version") == 0) {
