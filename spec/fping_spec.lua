@@ -223,6 +223,20 @@ describe("icmprun fping", function()
     compare("make a host unreachable in the default mode", { "-H", "1", "-t", "50",
       "-r", "0", "2001:db8:4::2", "127.0.0.1" }, { drop_stderr = warning })
 
+    it("are retried in the default mode while retries are left, as fping does", function()
+      -- Five seconds refill the router's budget of IPv4 errors (see above),
+      -- so that each of the three probes gets its error back.
+      local r = cli.sh("sleep 5; " .. icmprun_cmdline({ "-s", "-r", "2", "-t", "100",
+        "192.0.2.200" }))
+      assert.equal(1, r.code, explain(r))
+      assert.equal("192.0.2.200 is unreachable\n", r.stdout)
+      local _, errors = r.stderr:gsub("ICMP Host Unreachable from 192%.0%.2%.66 for ICMP Echo "
+        .. "sent to 192%.0%.2%.200\n", "")
+      assert.equal(3, errors, r.stderr)
+      assert.matches("\n +3 ICMP Echos sent\n", r.stderr)
+      assert.matches("\n +3 other ICMP received\n", r.stderr)
+    end)
+
     it("are reported on stderr as fping reports them", function()
       local r = icmprun_fping({ "-c", "1", "-t", "200", "-H", "1", "192.0.2.130",
         "2001:db8:4::2", "2001:db8:5::1" })

@@ -275,7 +275,7 @@ function Run:on_count_result(h, r)
 end
 
 --- The default mode: a line for each host that answers.
-function Run:on_alive_result(h, r)
+function Run:on_alive_result(h, r, retrying)
   local o = self.o
   if r.status == "reply" then
     self:count(h, r.rtt)
@@ -295,12 +295,53 @@ function Run:on_alive_result(h, r)
     end
     self.timeouts = self.timeouts + 1
     self:count(h, nil)
+    if r.icmp_type ~= nil and not retrying then
+      self:retry_after_error(h, r)
+    end
   else
     self:count(h, nil)
     if o.verbose then
       self.err:write(report.send_error(h.name, errno_message(r.err)))
     end
   end
+end
+
+--- After an ICMP error, fping waits out the probe's timeout and tries again
+-- while retries are left, as after a silence; a sweep ends a probe at the
+-- error. So the remaining attempts are made here, in a task of their own:
+-- each after the previous one's timeout (times the backoff), until a reply,
+-- or the retries run out. The run waits for these tasks before it ends.
+function Run:retry_after_error(h, r)
+  local o = self.o
+  local attempt = r.attempts or 1
+  if attempt > o.retry then
+    return
+  end
+  local backoff = o.backoff_on and o.backoff or 1
+  local opts = { size = o.size, tos = o.tos, ttl = o.ttl > 0 and o.ttl or nil }
+  self.retries = self.retries or {}
+  self.retries[#self.retries + 1] = icmprun.spawn(function()
+    local last = r
+    while attempt <= o.retry do
+      local timeout = o.timeout * backoff ^ (attempt - 1)
+      local wait = last.status == "timeout" and 0 or timeout - (last.rtt or 0)
+      if wait > 0 then
+        icmprun.sleep(wait)
+      end
+      attempt = attempt + 1
+      opts.timeout = math_max(1, o.timeout * backoff ^ (attempt - 1))
+      local next_r = icmprun.ping(h.addr, opts)
+      if not next_r then
+        return -- No socket any more: nothing more can be sent.
+      end
+      next_r.attempts, next_r.target, next_r.n = attempt, r.target, r.n
+      self:on_alive_result(h, next_r, true)
+      if next_r.status ~= "timeout" and next_r.icmp_type == nil then
+        return -- A reply, or a send that failed: fping stops there too.
+      end
+      last = next_r
+    end
+  end)
 end
 
 --- The -Q report (and SIGQUIT's): each host's tally since the last one.
@@ -458,6 +499,9 @@ function Run:sweep()
         addr = r.addr }
     end
     handle(self, self:host_of(r), r)
+  end
+  for _, task in ipairs(self.retries or {}) do
+    task:join()
   end
 end
 
