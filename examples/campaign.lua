@@ -4,8 +4,9 @@
 -- starts a comment), probed in waves on a fixed schedule, each wave a task
 -- of its own (icmprun.spawn), so a slow wave overlaps the next instead of
 -- delaying it. Every result goes to a JSON lines file as it comes
--- (icmprun.report.jsonl), with two fields of the campaign's own: `wave` and
--- `t_ms`, milliseconds since the campaign started. At the end a table gives
+-- (icmprun.report.jsonl), with the campaign's own field `wave`, after a
+-- first line `{"type":"campaign", ...}` whose `time` is when it started (the
+-- results' `time` is jsonl's: when each came). At the end a table gives
 -- each target's sent/received/loss/min/avg/max, and a total row merged from
 -- them (icmprun.stats' merge).
 --
@@ -28,13 +29,14 @@ parser:help_max_width(80)
 parser:argument("file", "Targets, one per line; '#' starts a comment.")
 parser:option("--waves", "How many waves.", "3")
   :convert(function(text) return math.tointeger(tonumber(text)) end)
-parser:option("--wave-interval", "Milliseconds from the start of a wave to the next.", "1000")
-  :convert(tonumber)
+parser:option("--wave-interval", "Milliseconds from the start of a wave to the next (or 2s, "
+  .. "1m...).", "1000"):convert(cli.duration_in("--wave-interval", "ms", 0, 86400000))
 parser:option("--count", "Probes per address in each wave.", "1")
   :convert(function(text) return math.tointeger(tonumber(text)) end)
-parser:option("--interval", "Milliseconds between the probes to one address in a wave.",
-  "100"):convert(tonumber)
-parser:option("--timeout", "Milliseconds to wait for each reply.", "1000"):convert(tonumber)
+parser:option("--interval", "Milliseconds between the probes to one address in a wave (or "
+  .. "1s...).", "100"):convert(cli.duration_in("--interval", "ms", 0, 86400000))
+parser:option("--timeout", "Milliseconds to wait for each reply (or 2s...).", "1000")
+  :convert(cli.duration_in("--timeout", "ms", 1, 86400000))
 parser:option("--rate", "Probes per second in each wave (0: as fast as possible).", "1000")
   :convert(tonumber)
 parser:option("-o --output", "The JSON lines file.", "campaign.jsonl")
@@ -107,6 +109,9 @@ local per_target = {} -- target text -> stats over all its addresses and waves
 for _, t in ipairs(targets) do
   per_target[t] = stats.new()
 end
+-- The campaign's first line: its plan, and its start in jsonl's `time`.
+writer:write({ type = "campaign", waves = args.waves, wave_interval_ms = args.wave_interval,
+  targets = #targets, time = writer:now() })
 local started = icmprun.now()
 
 local results = 0
@@ -124,9 +129,8 @@ local function wave(k)
       failure = failure or string.format("target '%s': %s", r.target, r.err)
     end
     per_target[r.target]:add(r)
-    local record = jsonl.result_record(r)
+    local record = jsonl.result_record(r, writer:now())
     record.wave = k
-    record.t_ms = icmprun.now() - started
     writer:write(record)
     results = results + 1
   end

@@ -29,11 +29,12 @@ local parser = cli.parser("monitor.lua", "Ping targets every few seconds until C
   .. "write Prometheus text or JSON lines; summarise per address at the end.")
 parser:help_max_width(80)
 parser:argument("targets", "Addresses, blocks or host names."):args("+")
-parser:option("--interval", "Seconds from the start of a round to the next.", "10")
-  :convert(tonumber)
+parser:option("--interval", "Seconds from the start of a round to the next (or 500ms, 1m...).",
+  "10"):convert(cli.duration_in("--interval", "s", 0.001, 86400))
 parser:option("--rounds", "Stop after this many rounds (default: until Ctrl-C).")
   :convert(function(text) return math.tointeger(tonumber(text)) end)
-parser:option("--timeout", "Milliseconds to wait for each reply.", "1000"):convert(tonumber)
+parser:option("--timeout", "Milliseconds to wait for each reply (or 2s...).", "1000")
+  :convert(cli.duration_in("--timeout", "ms", 1, 86400000))
 parser:option("--prometheus", "Rewrite this file with Prometheus text after each round.")
 parser:flag("--json", "Write every result, and the summary, as JSON lines to stdout.")
 

@@ -181,7 +181,7 @@ describe("icmprun ping", function()
       { { "-c", "0", "::1" }, "option '%-c': invalid argument '0'" },
       { { "-c", "x", "::1" }, "option '%-c': invalid argument 'x'" },
       { { "-t", "256", "::1" }, "option '%-t': invalid argument '256'" },
-      { { "-i", "0", "::1" }, "option '%-i': invalid argument '0'" },
+      { { "-i", "0", "::1" }, "option '%-i': invalid duration '0'" },
       { { "-4", "-6", "::1" }, "only one %-4 or %-6" },
     }) do
       it("with usage for: " .. table.concat(case[1], " "), function()
@@ -453,7 +453,7 @@ describe("icmprun sweep", function()
       { { "10.0.0.300/8" }, "'10%.0%.0%.300/8' is not a CIDR block" },
       { { "-6", "127.0.0.1" }, "target '127%.0%.0%.1' is not IPv6" },
       { { "no-such-host.invalid" }, "target 'no%-such%-host%.invalid' is not an address" },
-      { {}, "missing argument 'targets'" },
+      { {}, "no targets: give them as arguments or with %-f FILE" },
       { { "--bogus", "::1" }, "unknown option '%-%-bogus'" },
       { { "--json", "--csv", "::1" }, "option '%-%-csv' can not be used together" },
       { { "-o", "/tmp/x", "::1" }, "%-%-output needs %-%-json or %-%-csv" },

@@ -265,7 +265,8 @@ describe("examples/monitor.lua", function()
   end)
 
   for _, case in ipairs({
-    { { "--interval", "0", "::1" }, "%-%-interval must be > 0" },
+    { { "--interval", "0", "::1" }, "option '%-%-interval': invalid duration '0'" },
+    { { "--interval", "2x", "::1" }, "option '%-%-interval': invalid duration '2x'" },
     { { "--rounds", "1", "10.0.0.300/8" }, "'10%.0%.0%.300/8' is not a CIDR block" },
     { { "--rounds", "1", "--prometheus", "/nonexistent/dir/x.prom", "::1" },
       "cannot write /nonexistent/dir/x%.prom" },
@@ -329,12 +330,20 @@ describe("examples/campaign.lua", function()
     assert.equal(7, #lines)
 
     local per_wave, first_ms = {}, {}
-    for _, line in ipairs(lines_of(slurp(dir .. "/out.jsonl"))) do
+    local records = lines_of(slurp(dir .. "/out.jsonl"))
+    -- The first line is the campaign's, with its start in jsonl's `time`.
+    local head = cjson.decode(records[1])
+    assert.equal("campaign", head.type)
+    assert.equal(3, head.waves)
+    for i = 2, #records do
+      local line = records[i]
       local record = cjson.decode(line)
       assert.equal("result", record.type)
       assert.truthy(record.addr and record.status and record.target, line)
+      assert.is_nil(record.t_ms, line)
       per_wave[record.wave] = (per_wave[record.wave] or 0) + 1
-      first_ms[record.wave] = math.min(first_ms[record.wave] or math.huge, record.t_ms)
+      local ms = (record.time - head.time) * 1000
+      first_ms[record.wave] = math.min(first_ms[record.wave] or math.huge, ms)
     end
     assert.same({ 7, 7, 7 }, per_wave)
     -- Waves start on their schedule: 0, 200 and 400 ms.

@@ -223,6 +223,20 @@ describe("icmprun fping", function()
     compare("make a host unreachable in the default mode", { "-H", "1", "-t", "50",
       "-r", "0", "2001:db8:4::2", "127.0.0.1" }, { drop_stderr = warning })
 
+    it("are retried in the default mode while retries are left, as fping does", function()
+      -- Five seconds refill the router's budget of IPv4 errors (see above),
+      -- so that each of the three probes gets its error back.
+      local r = cli.sh("sleep 5; " .. icmprun_cmdline({ "-s", "-r", "2", "-t", "100",
+        "192.0.2.200" }))
+      assert.equal(1, r.code, explain(r))
+      assert.equal("192.0.2.200 is unreachable\n", r.stdout)
+      local _, errors = r.stderr:gsub("ICMP Host Unreachable from 192%.0%.2%.66 for ICMP Echo "
+        .. "sent to 192%.0%.2%.200\n", "")
+      assert.equal(3, errors, r.stderr)
+      assert.matches("\n +3 ICMP Echos sent\n", r.stderr)
+      assert.matches("\n +3 other ICMP received\n", r.stderr)
+    end)
+
     it("are reported on stderr as fping reports them", function()
       assert.equal(0, cli.sh("ip netns exec router sysctl -qw net.ipv4.icmp_ratelimit=0").code)
       local r = icmprun_fping({ "-c", "1", "-t", "200", "-H", "1", "192.0.2.130",
@@ -362,8 +376,8 @@ describe("icmprun fping", function()
 
     it("an option fping has but icmprun does not support is refused, exit 1",
       function()
-        for _, args in ipairs({ { "-A", "127.0.0.1" }, { "--rdns", "127.0.0.1" },
-          { "-aS", "127.0.0.2", "127.0.0.1" }, { "-x", "1", "127.0.0.1" } }) do
+        for _, args in ipairs({ { "-I", "lo", "127.0.0.1" }, { "--random", "127.0.0.1" },
+          { "-aS", "127.0.0.2", "127.0.0.1" }, { "-R", "-c", "1", "127.0.0.1" } }) do
           local r = icmprun_fping(args)
           assert.equal(1, r.code, explain(r))
           assert.equal("", r.stdout)
@@ -547,6 +561,64 @@ describe("icmprun fping", function()
       assert.equal(1, r.code, explain(r))
       assert.equal("", r.stdout)
       assert.equal("fping: option -J, --json requires -c, -C, or -l\n", r.stderr)
+    end)
+  end)
+  describe("options added for habit (-A -d -n -o -x -M -N)", function()
+    compare("-A shows targets by address", { "-4", "-A", "localhost" })
+    compare("-n shows an address by its name", { "-n", "127.0.0.1" })
+    compare("-d looks every target up again", { "-d", "127.0.0.1", "localhost" })
+    compare("-A with -n shows both", { "-A", "-n", "127.0.0.1" })
+    compare("-d and -n together are refused", { "-d", "-n", "127.0.0.1" })
+    compare("-n and -d together are refused", { "-n", "-d", "127.0.0.1" })
+    compare("-o adds the outage time to the summary", { "-o", "-q", "-c", "3", "-p", "50",
+      "127.0.0.1" })
+    compare("-o counts lost probes times the period", { "-o", "-c", "3", "-p", "50", "-t",
+      "50", "192.0.2.2" })
+    compare("-x says enough hosts answered, exit 0", { "-x", "1", "127.0.0.1", "192.0.2.2",
+      "-t", "50", "-r", "0" })
+    compare("-x says not enough hosts answered, exit 1", { "-x", "2", "127.0.0.1",
+      "192.0.2.2", "-t", "50", "-r", "0" })
+    it("-x with a count of 0 prints the usage, exit 1", function()
+      local r = icmprun_fping({ "-x", "0", "127.0.0.1" })
+      assert.equal(1, r.code, explain(r))
+      assert.matches("^Usage: fping %[options%] %[targets%.%.%.%]\n", r.stderr)
+      assert.matches("\n   %-x, %-%-reachable=N ", r.stderr)
+    end)
+    compare("-M is taken (IPv4 probes carry DF)", { "-M", "127.0.0.1" })
+    compare("-m pings every address of a name", { "-m", "localhost" })
+    compare("-m with -A shows each address", { "-A", "-m", "localhost" })
+
+    it("-X (upstream's, not 5.1's) ends as soon as enough hosts answered", function()
+      local r = icmprun_fping({ "-X", "1", "--generate", "127.0.0.0/29" })
+      assert.equal(0, r.code, explain(r))
+      assert.equal("Enough hosts reachable (required: 1, reachable: 1)\n", r.stdout)
+      assert.equal("", r.stderr)
+      r = icmprun_fping({ "-X", "2", "-r", "0", "-t", "50", "127.0.0.1", "192.0.2.2" })
+      assert.equal(1, r.code, explain(r))
+      assert.equal("Not enough hosts reachable (required: 2, reachable: 1)\n", r.stdout)
+    end)
+
+    it("-N writes netdata's charts on each -Q report", function()
+      local r = icmprun_fping({ "-c", "3", "-p", "400", "-Q", "0.3", "-N", "127.0.0.1" })
+      assert.equal(0, r.code, explain(r))
+      local id = "fping%.127_0_0_1"
+      assert.matches("^CHART " .. id .. "_packets '' 'FPing Packets for host 127%.0%.0%.1' "
+        .. "packets '127%.0%.0%.1' fping%.packets line 110020 0\n"
+        .. "DIMENSION xmt sent absolute 1 1\nDIMENSION rcv received absolute 1 1\n"
+        .. "BEGIN " .. id .. "_packets\nSET xmt = 1\nSET rcv = 1\nEND\n"
+        .. "CHART " .. id .. "_quality '' 'FPing Quality for host 127%.0%.0%.1' percentage "
+        .. "'127%.0%.0%.1' fping%.quality area 110010 0\nDIMENSION returned '' absolute 1 1\n"
+        .. "BEGIN " .. id .. "_quality\nSET returned = 100\nEND\n"
+        .. "CHART " .. id .. "_latency '' 'FPing Latency for host 127%.0%.0%.1' ms "
+        .. "'127%.0%.0%.1' fping%.latency area 110000 0\n"
+        .. "DIMENSION min minimum absolute 1 1000000\nDIMENSION max maximum absolute 1 1000000"
+        .. "\nDIMENSION avg average absolute 1 1000000\n"
+        .. "BEGIN " .. id .. "_latency\nSET min = %d+\nSET avg = %d+\nSET max = %d+\nEND\n"
+        .. "BEGIN " .. id .. "_packets\n", r.stdout)
+      -- The charts are defined once; later reports only set values.
+      local _, charts = r.stdout:gsub("\nCHART ", "")
+      assert.equal(2, charts)
+      assert.matches("^127%.0%.0%.1 : xmt/rcv/%%loss = 3/3/0%%", r.stderr)
     end)
   end)
 end)

@@ -244,12 +244,12 @@ describe("icmprun.report.csv", function()
     assert.is_true(w:close())
     local records = assert(csv.parse(f.text()))
     assert.same(csv.COLUMNS, records[1])
-    assert.same({ "target", "addr", "n", "status", "rtt_ms", "ttl", "seq", "bytes", "from", "err" },
-      records[1])
+    assert.same({ "target", "addr", "n", "status", "rtt_ms", "ttl", "seq", "bytes", "from", "err",
+      "icmp_type", "icmp_code" }, records[1])
     assert.equal(#RESULTS + 1, #records)
     for i, r in ipairs(RESULTS) do
       local row = records[i + 1]
-      assert.equal(10, #row)
+      assert.equal(12, #row)
       assert.equal(r.target, row[1])
       assert.equal(r.addr, row[2])
       assert.equal(r.n, tonumber(row[3]))
@@ -260,6 +260,8 @@ describe("icmprun.report.csv", function()
       assert.equal(r.bytes, tonumber(row[8]))
       assert.equal(r.from or "", row[9])
       assert.equal(r.err or "", row[10])
+      assert.equal(r.icmp_type, tonumber(row[11]))
+      assert.equal(r.icmp_code, tonumber(row[12]))
     end
     -- The error message holds a quote, a comma and a newline.
     assert.equal('sendto: "bad", worse\nand a line', records[#RESULTS + 1][10])
@@ -677,5 +679,38 @@ describe("icmprun.report.prometheus", function()
         end, nil, bad)
       end
     end)
+  end)
+end)
+
+describe("one schema for reports", function()
+  it("JSON lines leave '/' unescaped, and strings still read back exactly", function()
+    local f = memory_file()
+    local w = jsonl.new(f, { clock = function() return 1 end })
+    local tricky = { "127.0.0.0/24", "a\\/b", "\\\\/", "/", "2001:db8::/32\n\"x\"" }
+    for _, text in ipairs(tricky) do
+      w:write({ type = "custom", target = text })
+    end
+    w:result({ status = "reply", target = "127.0.0.0/24", addr = "127.0.0.1" })
+    assert.is_true(w:close())
+    local lines = lines_of(f.text())
+    for i, text in ipairs(tricky) do
+      assert.equal(text, cjson.decode(lines[i]).target)
+    end
+    assert.matches('"target":"127.0.0.0/24"', lines[1], 1, true)
+    assert.matches('"target":"127.0.0.0/24"', lines[#lines], 1, true)
+    assert.is_nil(lines[1]:find("\\/", 1, true))
+  end)
+
+  it("CSV has the ICMP type and code of an error", function()
+    assert.same({ "target", "addr", "n", "status", "rtt_ms", "ttl", "seq", "bytes", "from",
+      "err", "icmp_type", "icmp_code" }, csv.COLUMNS)
+    local f = memory_file()
+    local w = csv.new(f)
+    w:result(RESULTS[3])
+    assert.is_true(w:close())
+    local lines = lines_of(f.text())
+    assert.equal("target,addr,n,status,rtt_ms,ttl,seq,bytes,from,err,icmp_type,icmp_code",
+      lines[1])
+    assert.equal("192.0.2.9,192.0.2.9,2,unreachable,,,3,,192.0.2.1,,3,1", lines[2])
   end)
 end)

@@ -182,6 +182,7 @@ local function new_run(o)
   }, Run)
 end
 
+-- Adds a host to probe: `name` as it is shown, `addr` the address probed.
 function Run:add_host(name, addr)
   local h = new_tally()
   h.name, h.addr = name, addr
@@ -198,6 +199,7 @@ function Run:add_host(name, addr)
   end
 end
 
+-- Counts a target that did not resolve, and says so as fping does.
 function Run:add_unknown(name, message)
   self.unknown = self.unknown + 1
   if not self.o.quiet then
@@ -274,12 +276,19 @@ function Run:on_count_result(h, r)
 end
 
 --- The default mode: a line for each host that answers.
-function Run:on_alive_result(h, r)
+function Run:on_alive_result(h, r, retrying)
   local o = self.o
   if r.status == "reply" then
     self:count(h, r.rtt)
     if h.received == 1 and (o.verbose or o.alive) then
       self.out:write(report.alive(h.name, o.verbose, o.elapsed and r.rtt or nil))
+    end
+    if o.fast_reachable and self.alive >= o.min_reachable then
+      -- -X: enough hosts answered; the verdict now, without waiting.
+      self.out:write(string_format("Enough hosts reachable (required: %d, reachable: %d)\n",
+        o.min_reachable, self.alive))
+      self.out:flush()
+      os.exit(0)
     end
   elseif r.status == "timeout" or r.icmp_type ~= nil then
     if r.icmp_type ~= nil and not o.quiet then
@@ -287,6 +296,9 @@ function Run:on_alive_result(h, r)
     end
     self.timeouts = self.timeouts + 1
     self:count(h, nil)
+    if r.icmp_type ~= nil and not retrying then
+      self:retry_after_error(h, r)
+    end
   else
     self:count(h, nil)
     if o.verbose then
@@ -295,10 +307,58 @@ function Run:on_alive_result(h, r)
   end
 end
 
+--- After an ICMP error, fping waits out the probe's timeout and tries again
+-- while retries are left, as after a silence; a sweep ends a probe at the
+-- error. So the remaining attempts are made here, in a task of their own:
+-- each after the previous one's timeout (times the backoff), until a reply,
+-- or the retries run out. The run waits for these tasks before it ends.
+function Run:retry_after_error(h, r)
+  local o = self.o
+  local attempt = r.attempts or 1
+  if attempt > o.retry then
+    return
+  end
+  local backoff = o.backoff_on and o.backoff or 1
+  local opts = { size = o.size, tos = o.tos, ttl = o.ttl > 0 and o.ttl or nil }
+  self.retries = self.retries or {}
+  self.retries[#self.retries + 1] = icmprun.spawn(function()
+    local last = r
+    while attempt <= o.retry do
+      local timeout = o.timeout * backoff ^ (attempt - 1)
+      local wait = last.status == "timeout" and 0 or timeout - (last.rtt or 0)
+      if wait > 0 then
+        icmprun.sleep(wait)
+      end
+      attempt = attempt + 1
+      opts.timeout = math_max(1, o.timeout * backoff ^ (attempt - 1))
+      local next_r = icmprun.ping(h.addr, opts)
+      if not next_r then
+        return -- No socket any more: nothing more can be sent.
+      end
+      next_r.attempts, next_r.target, next_r.n = attempt, r.target, r.n
+      self:on_alive_result(h, next_r, true)
+      if next_r.status ~= "timeout" and next_r.icmp_type == nil then
+        return -- A reply, or a send that failed: fping stops there too.
+      end
+      last = next_r
+    end
+  end)
+end
+
 --- The -Q report (and SIGQUIT's): each host's tally since the last one.
 -- Before the first, the interval is the whole run so far.
 function Run:print_splits()
   local o, t = self.o, os.time()
+  if o.netdata then
+    for _, h in ipairs(self.hosts) do
+      local split = self.splitting and (h.split or new_tally()) or h
+      self.out:write(report.netdata(h.name, split, o.report_interval, not self.netdata_sent))
+      h.split = nil
+    end
+    self.netdata_sent = true
+    self.splitting = true
+    return
+  end
   if not o.json then
     if o.verbose or o.per_recv then
       self.err:write("\n")
@@ -310,7 +370,7 @@ function Run:print_splits()
     if o.json then
       self.out:write(report.json_interval(h.name, split, t))
     else
-      self.err:write(report.summary(h.name, self.width, split))
+      self.err:write(report.summary(h.name, self.width, split, o.outage and o.period))
     end
     h.split = nil
   end
@@ -340,7 +400,7 @@ function Run:finish()
           or report.json_summary(h.name, h))
       else
         err:write(o.report_all and report.rtt_list(h.name, self.width, h.rtts, h.sent)
-          or report.summary(h.name, self.width, h))
+          or report.summary(h.name, self.width, h, o.outage and o.period))
       end
     end
   end
@@ -358,6 +418,14 @@ function Run:finish()
     else
       err:write(report.global_stats(g))
     end
+  end
+  if o.min_reachable then
+    -- fping -x: the verdict is whether enough hosts answered.
+    local reachable = #self.hosts - unreachable
+    out:write(string_format("%s hosts reachable (required: %d, reachable: %d)\n",
+      reachable >= o.min_reachable and "Enough" or "Not enough", o.min_reachable, reachable))
+    out:flush()
+    return reachable >= o.min_reachable and 0 or 1
   end
   out:flush()
   if self.unknown > 0 then
@@ -433,13 +501,45 @@ function Run:sweep()
     end
     handle(self, self:host_of(r), r)
   end
+  for _, task in ipairs(self.retries or {}) do
+    task:join()
+  end
+end
+
+--- How hosts are shown: as given; by address (-A); by the name reverse
+-- DNS gives for an address given (-n), or for every target (-d). A lookup
+-- that fails shows the address, as getnameinfo does. As in fping, lookups
+-- are made one by one before probing starts.
+local function display_name(o)
+  local reverse
+  if o.rdns or o.by_name then
+    local ok, uv = pcall(require, "luv")
+    reverse = function(addr)
+      if not ok then
+        return addr
+      end
+      local host = uv.getnameinfo({ ip = addr })
+      return host or addr
+    end
+  end
+  return function(name, addr)
+    if o.by_address then
+      -- With -n or -d too, fping shows both: "localhost (127.0.0.1)".
+      return (o.rdns or o.by_name) and string_format("%s (%s)", reverse(addr), addr) or addr
+    elseif o.rdns or (o.by_name and (name == addr or name:find("^[%d.]+$")
+        or name:find(":", 1, true))) then
+      return reverse(addr)
+    end
+    return name
+  end
 end
 
 local function run(o, operands)
   io_stdout:setvbuf("line") -- As fping: lines reach a pipe as they are printed.
   local self = new_run(o)
+  local display = display_name(o)
   targets.each(o, operands, function(name, addr)
-    self:add_host(name, addr)
+    self:add_host(display(name, addr), addr)
   end, function(name, message)
     self:add_unknown(name, message)
   end)

@@ -18,7 +18,7 @@ local stats = require "icmprun.stats"
 
 local M = {}
 
-M.summary = "send ICMP echo requests to one host, like iputils ping (-c -i -W -s -t -Q -4 -6 -q)"
+M.summary = "send ICMP echo requests to one host, like iputils ping (-c -i -W -w -s -t -Q -D -q)"
 
 local io_stderr, io_stdout = io.stderr, io.stdout
 local math_floor = math.floor
@@ -39,7 +39,7 @@ function M.format_time(ms)
   return string_format("%.3f", ms)
 end
 
-local number_in = cli.number_in
+local number_in, duration_in = cli.number_in, cli.duration_in
 
 local function build_parser(name)
   local parser = cli.parser(name, "Send ICMP echo requests to a host and report the "
@@ -49,10 +49,13 @@ local function build_parser(name)
   parser:argument("destination", "Address or host name.")
   parser:option("-c --count", "Stop after sending this many probes (default: until Ctrl-C).")
     :convert(number_in("-c", 1, math.maxinteger, true))
-  parser:option("-i --interval", "Seconds between probes.", "1")
-    :convert(number_in("-i", 0.002, 86400, false))
-  parser:option("-W --timeout", "Seconds to wait for each reply.", "10")
-    :convert(number_in("-W", 0.001, 86400, false))
+  parser:option("-i --interval", "Seconds between probes (or 200ms, 2s...).", "1")
+    :convert(duration_in("-i", "s", 0.002, 86400))
+  parser:option("-W --timeout", "Seconds to wait for each reply (or 500ms...).", "10")
+    :convert(duration_in("-W", "s", 0.001, 86400))
+  parser:option("-w --deadline", "Seconds before ping exits, however many probes went "
+    .. "out; with -c, it stops early once that many replies came back.")
+    :convert(duration_in("-w", "s", 0.001, 86400 * 365))
   parser:option("-s --size", "Payload bytes.", "56"):convert(number_in("-s", 0, 65507, true))
   parser:option("-t --ttl", "IP time to live / IPv6 hop limit.")
     :convert(number_in("-t", 1, 255, true))
@@ -61,6 +64,10 @@ local function build_parser(name)
   parser:flag("-4", "Use IPv4 only.")
   parser:flag("-6", "Use IPv6 only.")
   parser:flag("-q --quiet", "Print only the first line and the summary.")
+  parser:flag("-D --timestamp", "Print the Unix time before each line, as [1700000000.123456].")
+  parser:flag("-a --audible", "Ring the terminal's bell (\\a) for each reply.")
+  -- iputils' -n turns reverse lookups off; icmprun ping never makes any.
+  parser:flag("-n --numeric", "Numeric output only (always so; taken for habit).")
   return parser
 end
 
@@ -83,6 +90,46 @@ function M.error_text(r, v6)
     return r.err or r.status
   end
   return r.err or r.status
+end
+
+--- The `-D` prefix: `[1700000000.123456] `, the Unix time in microseconds.
+-- @tparam number time Unix time in seconds
+-- @treturn string
+function M.format_timestamp(time)
+  return string_format("[%.6f] ", time)
+end
+
+--- The wall clock in Unix seconds (icmprun.now is monotonic): luv's
+-- gettimeofday, or whole seconds without luv.
+local function wall_clock()
+  local ok, uv = pcall(require, "luv")
+  if ok and type(uv) == "table" and uv.gettimeofday then
+    local s, us = uv.gettimeofday()
+    return s + us / 1e6
+  end
+  return os.time()
+end
+
+--- The line iputils prints on SIGQUIT, without stopping: received and sent
+-- so far, the loss, and min/avg/ewma/max, where ewma is its moving average
+-- (each RTT weighs 1/8), all in iputils' integer microseconds.
+-- @tparam table t `transmitted`, `stats` (a Stats object), `ewma` (iputils'
+--   rtt*8 accumulator in microseconds, 0 before any reply)
+-- @treturn string
+function M.format_status(t)
+  local s = t.stats
+  local loss = t.transmitted > 0 and (t.transmitted - s.received) * 100 // t.transmitted or 0
+  local line = string_format("\r%d/%d packets, %d%% loss", s.received, t.transmitted, loss)
+  local min, avg, max = s:summary()
+  if min then
+    local function us(ms)
+      local x = math_floor(ms * 1000 + 0.5)
+      return string_format("%d.%03d", x // 1000, x % 1000)
+    end
+    line = line .. string_format(", min/avg/ewma/max = %s/%s/%d.%03d/%s ms", us(min), us(avg),
+      t.ewma // 8000, (t.ewma // 8) % 1000, us(max))
+  end
+  return line .. "\n"
 end
 
 --- ping's first line.
@@ -189,6 +236,8 @@ function M.run(arg)
   local last_activity = started
   local failure = nil -- why a probe could not be made at all (no socket)
 
+  local deadline = args.deadline and started + args.deadline * 1000
+  local ewma = 0 -- iputils' moving average of RTTs, times 8, in microseconds
   local function summary()
     local counters = stats.delta(counters_before, icmprun.stats())
     io_stdout:write(M.format_summary(args.destination, {
@@ -197,6 +246,10 @@ function M.run(arg)
       duplicates = counters.duplicates, corrupted = counters.corrupted,
     }))
     io_stdout:flush()
+    -- With -w and -c, fewer replies than -c by the deadline is a failure.
+    if deadline and args.count and results.received < args.count then
+      return 1
+    end
     return results.received > 0 and 0 or 1
   end
 
@@ -204,6 +257,11 @@ function M.run(arg)
   -- probes may still be in flight: they count as lost, as in ping.
   icmprun.on_signal("INT", function()
     os.exit(summary())
+  end)
+  -- Ctrl-\ (SIGQUIT) prints the running statistics and goes on, as in ping.
+  icmprun.on_signal("QUIT", function()
+    io_stderr:write(M.format_status({ transmitted = transmitted, stats = results, ewma = ewma }))
+    io_stderr:flush()
   end)
 
   -- One task per probe, so that the next send never waits for a reply.
@@ -217,17 +275,49 @@ function M.run(arg)
     if r.status ~= "timeout" then
       last_activity = icmprun.now()
     end
+    if r.status == "reply" then
+      local rtt_us = math_floor(r.rtt * 1000 + 0.5)
+      ewma = ewma == 0 and rtt_us * 8 or ewma + rtt_us - ewma // 8
+      if args.audible then
+        io_stdout:write("\a")
+      end
+    end
     results:add(r)
     local line = not args.quiet and M.format_result(r, n, addr)
     if line then
-      io_stdout:write(line, "\n")
+      io_stdout:write(args.timestamp and M.format_timestamp(wall_clock()) or "", line, "\n")
       io_stdout:flush()
     end
   end
 
+  -- -w: at the deadline ping ends with its summary, probes in flight
+  -- counting as lost. The watch naps in short steps so that it ends soon
+  -- after a run that finishes first.
+  local finished = false
+  if deadline then
+    icmprun.spawn(function()
+      while not finished do
+        local left = deadline - icmprun.now()
+        if left <= 0 then
+          os.exit(summary())
+        end
+        icmprun.sleep(left < 50 and left or 50)
+      end
+    end)
+  end
+
+  -- Whether to send another probe: -c of them; with -w, until the deadline,
+  -- or until -c replies came back.
+  local function more(n)
+    if deadline then
+      return args.count == nil or results.received < args.count
+    end
+    return args.count == nil or n < args.count
+  end
+
   local in_flight = {} -- n -> task, while its probe is out
   local n = 0
-  while not failure and (args.count == nil or n < args.count) do
+  while not failure and more(n) do
     n = n + 1
     local seq = n
     transmitted = transmitted + 1
@@ -236,14 +326,16 @@ function M.run(arg)
       probe(seq)
       in_flight[seq] = nil
     end)
-    if args.count == nil or n < args.count then
+    if more(n) then
       icmprun.sleep(args.interval * 1000)
     end
   end
   for _, task in pairs(in_flight) do
     task:join()
   end
+  finished = true
   icmprun.on_signal("INT", nil)
+  icmprun.on_signal("QUIT", nil)
   if failure then
     return cli.fail(name, failure, 2)
   end

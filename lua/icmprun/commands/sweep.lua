@@ -18,6 +18,7 @@
 -- fping does), 130 after Ctrl-C (what was known is still reported).
 -- @module icmprun.commands.sweep
 local icmprun = require "icmprun"
+local addrset = require "icmprun.addrset"
 local cli = require "icmprun.cli"
 local csv = require "icmprun.report.csv"
 local jsonl = require "icmprun.report.jsonl"
@@ -31,7 +32,7 @@ M.summary = "list the addresses of CIDR blocks that answer (--json/--csv for eve
 local io_stderr, io_stdout = io.stderr, io.stdout
 local string_format = string.format
 
-local number_in = cli.number_in
+local number_in, duration_in = cli.number_in, cli.duration_in
 
 local function build_parser(name)
   local parser = cli.parser(name, "Probe every address of some blocks and list those that "
@@ -39,11 +40,13 @@ local function build_parser(name)
     .. "on a usage error, 130 after Ctrl-C.")
   parser:help_max_width(80)
   parser:argument("targets", "Addresses, CIDR blocks (127.0.0.0/24), ranges "
-    .. "(127.0.0.1-127.0.0.9) or host names."):args("+")
+    .. "(127.0.0.1-127.0.0.9) or host names."):args("*")
+  parser:option("-f --file", "Read targets from this file, one per line ('#' starts a "
+    .. "comment; - for standard input), besides those on the command line.")
   parser:option("-r --rate", "Probes per second over the whole sweep (0: as fast as "
     .. "possible).", "1000"):convert(number_in("--rate", 0, 1e9, false))
-  parser:option("-t --timeout", "Milliseconds to wait for each reply.", "1000")
-    :convert(number_in("--timeout", 1, 86400000, false))
+  parser:option("-t --timeout", "Milliseconds to wait for each reply (or 500ms, 2s...).",
+    "1000"):convert(duration_in("--timeout", "ms", 1, 86400000))
   parser:option("--retries", "Probes to resend to an address that did not answer.", "1")
     :convert(number_in("--retries", 0, 1000, true))
   parser:option("--backoff", "Timeout factor for each retry.", "1.5")
@@ -51,7 +54,21 @@ local function build_parser(name)
   parser:option("-c --count", "Probes per address; an address that answers any of them "
     .. "is listed.", "1"):convert(number_in("--count", 1, 1e9, true))
   parser:option("-p --interval", "Milliseconds between the probes to one address (with "
-    .. "--count).", "1000"):convert(number_in("--interval", 0, 86400000, false))
+    .. "--count; or 500ms, 2s...).", "1000"):convert(duration_in("--interval", "ms", 0, 86400000))
+  parser:option("--size", "Payload bytes of each probe.", "56")
+    :convert(number_in("--size", 0, 65507, true))
+  parser:option("--ttl", "IP time to live / IPv6 hop limit of each probe.")
+    :convert(number_in("--ttl", 1, 255, true))
+  parser:option("--tos", "TOS byte / IPv6 traffic class of each probe.")
+    :convert(number_in("--tos", 0, 255, true))
+  parser:option("--blocklist", "Never probe the addresses of this file's CIDR blocks (one "
+    .. "per line, '#' comments, as zmap's); they count as skipped. "
+    .. "examples/blocklist-iana.conf lists IANA's special-purpose blocks.")
+  parser:option("--allowlist", "Probe only the addresses of this file's CIDR blocks; the "
+    .. "others count as skipped.")
+  parser:option("--limit", "Most addresses the sweep may expand to (a /8 by default; "
+    .. "raise it for larger blocks).")
+    :convert(number_in("--limit", 1, 2 ^ 53, true))
   parser:flag("-4", "IPv4 only: names resolve to IPv4, IPv6 targets are refused.")
   parser:flag("-6", "IPv6 only: names resolve to IPv6, IPv4 targets are refused.")
   parser:flag("--random", "Probe the addresses of each block in a random order.")
@@ -75,6 +92,35 @@ local function build_parser(name)
     .. "stdout.")
   parser:flag("-s --stats", "Print a summary on stderr at the end.")
   return parser
+end
+
+--- The targets of a file (or "-", standard input): the first word of each
+-- line, after removing what follows a '#'. The whole file is read before
+-- the sweep starts, so a slow pipe never holds up the loop.
+-- @tparam string path
+-- @treturn[1] {string,...}
+-- @treturn[2] nil
+-- @treturn[2] string why the file cannot be read
+function M.read_targets(path)
+  local f = io.stdin
+  if path ~= "-" then
+    local err
+    f, err = io.open(path, "r")
+    if not f then
+      return nil, err
+    end
+  end
+  local targets = {}
+  for line in f:lines() do
+    local word = line:gsub("#.*", ""):match("^%s*(%S+)")
+    if word then
+      targets[#targets + 1] = word
+    end
+  end
+  if f ~= io.stdin then
+    f:close()
+  end
+  return targets
 end
 
 --- How many addresses a target holds, when that is cheap to know: a CIDR
@@ -122,6 +168,7 @@ end
 local function plain(message)
   message = tostring(message):gsub("^[^\n]-:%d+: ", "")
   message = message:match("^bad argument #%d+ to '[^']*' %((.*)%)$") or message
+  message = message:gsub("%(raise opts%.limit%)", "(raise it with --limit)")
   return (message:gsub("^sweep: ", ""))
 end
 
@@ -146,10 +193,11 @@ local function open_report(args)
 end
 
 -- The -s line: counts, and the RTTs when anything answered.
-local function stats_line(overall, alive)
+local function stats_line(overall, alive, skipped)
   local min, avg, max = overall:summary()
-  return string_format("%d results, %d addresses answered, %d replies, %d timeouts, %d errors%s",
+  return string_format("%d results, %d addresses answered, %d replies, %d timeouts, %d errors%s%s",
     overall.sent, alive, overall.received, overall.by_status.timeout, overall.errors,
+    skipped > 0 and string_format(", %.0f skipped", skipped) or "",
     min and string_format(", rtt min/avg/max = %.3f/%.3f/%.3f ms", min, avg, max) or "")
 end
 
@@ -168,7 +216,47 @@ function M.run(arg)
   if args.output and not (args.json or args.csv) then
     return cli.fail(name, "--output needs --json or --csv", 2)
   end
-  local ok, iterate, sweep, control, closing = pcall(icmprun.sweep, args.targets, {
+  local targets = args.targets
+  if args.file then
+    local from_file, why = M.read_targets(args.file)
+    if not from_file then
+      return cli.fail(name, why, 2)
+    end
+    table.move(targets, 1, #targets, #from_file + 1, from_file)
+    targets = from_file
+  end
+  if #targets == 0 then
+    return cli.fail(name, "no targets: give them as arguments or with -f FILE", 2)
+  end
+  local skipped = 0
+  if args.blocklist or args.allowlist then
+    local lists = {}
+    for _, which in ipairs({ "allowlist", "blocklist" }) do
+      if args[which] then
+        local set, why = addrset.read(args[which])
+        if not set then
+          return cli.fail(name, string_format("--%s: %s", which, why), 2)
+        end
+        lists[which] = set
+      end
+    end
+    local family = (args["4"] and 4) or (args["6"] and 6) or nil
+    targets, skipped = addrset.cut(targets, lists.allowlist, lists.blocklist, function(target)
+      local ok, addr = pcall(icmprun.resolve, target, { family = family })
+      return ok and addr or nil
+    end)
+    if #targets == 0 then
+      -- Every address was cut off: nothing answered, since nothing was sent.
+      io_stderr:write(string_format("%s: nothing left to probe: %.0f addresses skipped\n",
+        name, skipped))
+      if args.stats then
+        io_stderr:write(stats_line(stats.new(), 0, skipped), "\n")
+      end
+      return 1
+    end
+  end
+  local ok, iterate, sweep, control, closing = pcall(icmprun.sweep, targets, {
+    size = args.size, ttl = args.ttl, tos = args.tos, limit = args.limit,
     rate = args.rate, timeout = args.timeout, retries = args.retries,
     backoff = args.backoff, count = args.count, interval = args.interval,
     family = (args["4"] and 4) or (args["6"] and 6) or nil,
@@ -188,7 +276,7 @@ function M.run(arg)
   local overall = stats.new()
   local answered = {} -- address -> true, only needed when an address has several probes
   local alive = 0
-  local bar = progress.new({ total = expected_results(args.targets, args.count),
+  local bar = progress.new({ total = expected_results(targets, args.count),
     stream = io_stderr, label = name, view = true })
   -- When the list and the live view share a terminal, the view is
   -- blanked before each address, so that addresses never land inside it.
@@ -245,7 +333,7 @@ function M.run(arg)
     report_fh:close()
   end
   if args.stats then
-    io_stderr:write(stats_line(overall, alive), "\n")
+    io_stderr:write(stats_line(overall, alive, skipped), "\n")
   end
   if not swept then
     return cli.fail(name, plain(err), 2)

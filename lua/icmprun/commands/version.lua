@@ -2,6 +2,7 @@
 -- The smallest bundled command, and an example of the command contract: a
 -- module returning `summary` (one line for `icmprun --list`) and
 -- `run(arg)`, whose result is the exit status.
+-- @module icmprun.commands.version
 local icmprun = require "icmprun"
 
 local M = {}

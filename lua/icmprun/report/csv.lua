@@ -1,6 +1,7 @@
 --- CSV reports: a header row, then one row per result.
 --
--- The default columns are `target,addr,n,status,rtt_ms,ttl,seq,bytes,from,err`;
+-- The default columns are
+-- `target,addr,n,status,rtt_ms,ttl,seq,bytes,from,err,icmp_type,icmp_code`;
 -- `rtt_ms` is the result's `rtt` and any other column name is the result
 -- field of that name (`attempts`, `icmp_type`, ...). Absent values are empty
 -- fields. Fields that hold a comma, a double quote, a carriage return or a
@@ -17,7 +18,8 @@ local error, ipairs, setmetatable, tostring, type =
 local table_concat, table_unpack = table.concat, table.unpack
 
 --- The default columns, in order.
-M.COLUMNS = { "target", "addr", "n", "status", "rtt_ms", "ttl", "seq", "bytes", "from", "err" }
+M.COLUMNS = { "target", "addr", "n", "status", "rtt_ms", "ttl", "seq", "bytes", "from", "err",
+  "icmp_type", "icmp_code" }
 
 -- Column name -> result field, where they differ.
 local FIELD_OF = { rtt_ms = "rtt" }

@@ -137,13 +137,19 @@ end
 -- @tparam string host
 -- @tparam integer width
 -- @param tally
+-- @tparam[opt] number outage_period with `-o`: the period (ms) a lost probe counts for
 -- @treturn string
-function M.summary(host, width, tally)
+function M.summary(host, width, tally, outage_period)
   local parts = { pad(host, width), " :" }
   if tally.received <= tally.sent then
     local loss = tally.sent > 0 and (tally.sent - tally.received) * 100 / tally.sent or 0
     parts[#parts + 1] = string_format(" xmt/rcv/%%loss = %d/%d/%d%%", tally.sent,
       tally.received, math_floor(loss))
+    if outage_period then
+      -- fping -o: the time without answers, as lost probes times the period.
+      parts[#parts + 1] = string_format(", outage(ms) = %d",
+        math_floor((tally.sent - tally.received) * outage_period))
+    end
   else
     parts[#parts + 1] = string_format(" xmt/rcv/%%return = %d/%d/%d%%", tally.sent,
       tally.received, math_floor(tally.received * 100 / tally.sent))
@@ -171,6 +177,55 @@ function M.rtt_list(host, width, rtts, count)
   end
   parts[#parts + 1] = "\n"
   return table_concat(parts)
+end
+
+--- fping 5.1's `-N` (netdata) report of one host for one interval: the
+-- packets, quality and latency charts (their definitions only the first
+-- time, `first`), latencies in nanoseconds. netdata's fping plugin reads it.
+-- @tparam string host the target as given
+-- @tparam table tally the interval's tally
+-- @tparam number interval_s the report interval in seconds
+-- @tparam boolean first whether to define the charts
+-- @treturn string
+function M.netdata(host, tally, interval_s, first)
+  local id = host:gsub("[^%w]", "_")
+  local lines = {}
+  local function add(fmt, ...)
+    lines[#lines + 1] = string_format(fmt, ...)
+  end
+  if first then
+    add("CHART fping.%s_packets '' 'FPing Packets for host %s' packets '%s' fping.packets "
+      .. "line 110020 %.0f", id, host, host, interval_s)
+    add("DIMENSION xmt sent absolute 1 1")
+    add("DIMENSION rcv received absolute 1 1")
+  end
+  add("BEGIN fping.%s_packets", id)
+  add("SET xmt = %d", tally.sent)
+  add("SET rcv = %d", tally.received)
+  add("END")
+  if first then
+    add("CHART fping.%s_quality '' 'FPing Quality for host %s' percentage '%s' fping.quality "
+      .. "area 110010 %.0f", id, host, host, interval_s)
+    add("DIMENSION returned '' absolute 1 1")
+  end
+  add("BEGIN fping.%s_quality", id)
+  add("SET returned = %d", tally.sent > 0 and tally.received * 100 // tally.sent or 0)
+  add("END")
+  if first then
+    add("CHART fping.%s_latency '' 'FPing Latency for host %s' ms '%s' fping.latency area "
+      .. "110000 %.0f", id, host, host, interval_s)
+    add("DIMENSION min minimum absolute 1 1000000")
+    add("DIMENSION max maximum absolute 1 1000000")
+    add("DIMENSION avg average absolute 1 1000000")
+  end
+  add("BEGIN fping.%s_latency", id)
+  if tally.received > 0 then
+    add("SET min = %d", math_floor(tally.min * 1e6))
+    add("SET avg = %d", math_floor(tally.mean * 1e6))
+    add("SET max = %d", math_floor(tally.max * 1e6))
+  end
+  add("END")
+  return table_concat(lines, "\n") .. "\n"
 end
 
 --- The header of a `-Q` interval report: `[23:11:20]`, local time.

@@ -32,6 +32,9 @@
 -- (object, when engine counters were recorded) — and `time`.
 --
 -- `Writer:write` writes any other record (with keys sorted after `type`).
+--
+-- Strings are written as cjson writes them, but for `/`, which is left
+-- unescaped so that `grep '"127.0.0.0/24"'` finds what it looks for.
 -- @module icmprun.report.jsonl
 local cjson = require "cjson"
 
@@ -58,6 +61,14 @@ M.SUMMARY_FIELDS = {
   "type", "target", "sent", "received", "loss_pct", "min_ms", "avg_ms", "max_ms", "mdev_ms",
   "p50_ms", "p90_ms", "p95_ms", "p99_ms", "errors", "by_status", "counters", "time",
 }
+
+-- Encodes a string as JSON, leaving '/' as it is: cjson writes "\/", which
+-- is valid JSON but defeats a grep for "127.0.0.0/24". Every '/' cjson
+-- writes is escaped, and a backslash it writes is doubled, so each "\/" is
+-- one escaped '/'.
+local function encode_string(s)
+  return (json.encode(s):gsub("\\/", "/"))
+end
 
 --- Formats a number as JSON, or returns nil for one JSON cannot carry.
 -- @tparam number x
@@ -103,7 +114,7 @@ local function encode_object(t, order, level)
     if v ~= nil then
       local encoded = encode_value(v, level + 1)
       if encoded then
-        parts[#parts + 1] = json.encode(k) .. ":" .. encoded
+        parts[#parts + 1] = encode_string(k) .. ":" .. encoded
       end
     end
   end
@@ -114,7 +125,7 @@ end
 function encode_value(v, level)
   local kind = type(v)
   if kind == "string" then
-    return json.encode(v)
+    return encode_string(v)
   elseif kind == "number" then
     return encode_number(v)
   elseif kind == "boolean" then
@@ -275,6 +286,13 @@ function Writer:summary(target, s)
   end
   local record = M.summary_record(target, s, self.clock())
   return write_line(self, M.encode(record, M.SUMMARY_FIELDS))
+end
+
+--- The writer's clock, as it stamps `time`: for records written with
+-- `write` that should carry the same `time` as results do.
+-- @treturn number Unix seconds
+function Writer:now()
+  return self.clock()
 end
 
 --- Writes any record: `type` first, then its other keys sorted.

@@ -27,26 +27,26 @@ local MAX_RETRIES, MAX_COUNT, MAX_MS = 1000, 1000000000, 86400000
 -- and `unsupported` for those this command refuses.
 local OPTIONS = {
   { "4", "ipv4" }, { "6", "ipv6" }, { "a", "alive" },
-  { "A", "addr", unsupported = "display by address" },
+  { "A", "addr" },
   { "b", "size", arg = true }, { "B", "backoff", arg = true },
   { "c", "count", arg = true }, { "C", "vcount", arg = true },
-  { "d", "rdns", unsupported = "reverse DNS" }, { "D", "timestamp" },
+  { "d", "rdns" }, { "D", "timestamp" },
   { "e", "elapsed" }, { "f", "file", arg = true }, { "g", "generate" },
   { "h", "help" }, { "H", "ttl", arg = true }, { "i", "interval", arg = true },
   { "I", "iface", arg = true, unsupported = "binding to an interface" },
   { "J", "json" }, { "l", "loop" },
-  { "m", "all", unsupported = "every address of a name" },
-  { "M", "dontfrag", unsupported = "the don't-fragment flag" },
-  { "n", "name", unsupported = "reverse DNS" },
-  { "N", "netdata", unsupported = "netdata output" },
-  { "o", "outage", unsupported = "outage time" },
+  { "m", "all" },
+  { "M", "dontfrag" },
+  { "n", "name" },
+  { "N", "netdata" },
+  { "o", "outage" },
   { "O", "tos", arg = true }, { "p", "period", arg = true }, { "q", "quiet" },
   { "Q", "squiet", arg = true }, { "r", "retry", arg = true },
   { "R", "random", unsupported = "random payloads" }, { "s", "stats" },
   { "S", "src", arg = true, unsupported = "a source address" },
   { "t", "timeout", arg = true }, { "T", nil, arg = true }, { "u", "unreach" },
   { "v", "version" },
-  { "x", "reachable", arg = true, unsupported = "the reachable-hosts threshold" },
+  { "x", "reachable", arg = true }, { "X", "fast-reachable", arg = true },
 }
 
 local by_short, by_long = {}, {}
@@ -72,6 +72,7 @@ Probing options:
                       (ex. %s -g 192.168.1.0 192.168.1.255 or %s -g 192.168.1.0/24)
    -H, --ttl=N        set the IP TTL value (Time To Live hops)
    -l, --loop         loop mode: send pings forever
+   -m, --all          use all IPs of provided hostnames (e.g. IPv4 and IPv6), use with -A
    -O, --tos=N        set the type of service (tos) flag on the ICMP packets
    -p, --period=MSEC  interval between ping packets to one target (in ms)
                       (in loop and count modes, default: 1000 ms)
@@ -81,18 +82,29 @@ Probing options:
 
 Output options:
    -a, --alive        show targets that are alive
+   -A, --addr         show targets by address
    -C, --vcount=N     same as -c, report results in verbose format
+   -d, --rdns         show targets by name (force reverse-DNS lookup)
    -D, --timestamp    print timestamp before each output line
    -e, --elapsed      show elapsed time on return packets
    -i, --interval=MSEC  interval between sending ping packets (default: 10 ms)
    -J, --json         output in JSON lines (with -c, -C or -l)
+   -n, --name         show targets by name (reverse-DNS lookup for target IPs)
+   -N, --netdata      output compatible for netdata (-l -Q are required)
+   -o, --outage       show the accumulated outage time (lost packets * packet interval)
    -q, --quiet        quiet (don't show per-target/per-ping results)
    -Q, --squiet=SECS  same as -q, but add interval summary every SECS seconds
    -s, --stats        print final stats
    -u, --unreach      show targets that are unreachable
    -v, --version      show version
+   -x, --reachable=N  shows if >=N hosts are reachable or not
+   -X, --fast-reachable=N exits true immediately when N hosts are found
 
-icmprun fping refuses these fping options: -A -d -I -m -M -n -N -o -R -S -x.
+Probing options taken for compatibility:
+   -M, --dontfrag     set the Don't Fragment flag (icmprun sets it on every
+                      IPv4 probe; one larger than the path MTU is fragmented)
+
+icmprun fping refuses these fping options: -I -R -S.
 ]]
 
 -- ---- Numbers, as fping's C calls read them ----------------------------------
@@ -312,6 +324,37 @@ function M.parse(argv, prog)
     T = function() end, -- Ignored, as fping ignores it (compatibility with 2.4).
     O = function(v) o.tos = scan_int(v) or usage_error() end,
     J = function() o.json = true end,
+    A = function() o.by_address = true end,
+    n = function()
+      if o.rdns then
+        fail(prog .. ": use either one of -d or -n")
+      end
+      o.by_name = true
+    end,
+    d = function()
+      if o.by_name then
+        fail(prog .. ": use either one of -d or -n")
+      end
+      o.rdns = true
+    end,
+    -- icmprun's engine sets DF on every IPv4 probe already (sockets.c).
+    M = function() o.dontfrag = true end,
+    N = function() o.netdata = true end,
+    o = function() o.outage = true end,
+    x = function(v)
+      o.min_reachable = atoi(v)
+      if o.min_reachable <= 0 then
+        usage_error()
+      end
+    end,
+    X = function(v)
+      o.min_reachable = atoi(v)
+      if o.min_reachable <= 0 then
+        usage_error()
+      end
+      o.fast_reachable = true
+    end,
+    m = function() o.all = true end,
   }
   local targets = parse_command_line(argv, prog, function(opt, value, shown)
     if opt.unsupported then
@@ -362,7 +405,7 @@ function M.parse(argv, prog)
   end
 
   -- Which lines are printed, as fping 5.1 decides it.
-  if o.alive or o.unreachable then
+  if o.alive or o.unreachable or o.min_reachable then
     o.verbose = false
   end
   if o.count_on then

@@ -127,6 +127,26 @@ local function read_target_file(filename, prog)
   return names
 end
 
+--- Every address of a name (-m), in the resolver's order, each once: a
+-- blocking lookup, made one name at a time before probing starts, as fping
+-- makes it. `first` (what icmprun.resolve gave) stands in if luv is missing.
+local function all_addresses(name, family, first)
+  local ok, uv = pcall(require, "luv")
+  if not ok then
+    return { first }
+  end
+  local found = uv.getaddrinfo(name, nil, { socktype = "dgram",
+    family = family == 4 and "inet" or family == 6 and "inet6" or nil })
+  local addrs, seen = {}, {}
+  for _, info in ipairs(found or {}) do
+    if not seen[info.addr] then
+      seen[info.addr] = true
+      addrs[#addrs + 1] = info.addr
+    end
+  end
+  return #addrs > 0 and addrs or { first }
+end
+
 --- Finds the targets in fping's order: calls `add(name, addr)` for each
 -- that resolves and `unknown(name, message)` for each that does not.
 -- @tparam table o the settings (`generate`, `filename`, `family`, `prog`)
@@ -155,7 +175,11 @@ function M.each(o, operands, add, unknown)
   end
   for _, name in ipairs(names) do
     local ok, addr, why, code = pcall(icmprun.resolve, name, { family = o.family })
-    if ok and addr then
+    if ok and addr and o.all then
+      for _, each in ipairs(all_addresses(name, o.family, addr)) do
+        add(name, each)
+      end
+    elseif ok and addr then
       add(name, addr)
     else
       -- icmprun.resolve raises for what cannot be a name at all ("").

@@ -1,0 +1,118 @@
+--- The module `icmprun`, written in C (src/lua_*.c): probes, sweeps and tasks.
+--
+-- This file is the reference for LDoc only; it is never loaded. The module
+-- is built into the `icmprun` command (`require "icmprun"`, preloaded) and
+-- into `icmprun.so` for stock `lua5.4`. `scripts/check-doc` fails when a
+-- function of the module has no entry here.
+--
+-- Errors follow one contract: a caller's mistake (a wrong type, a value out
+-- of range, an unknown option) raises an error naming the argument; a
+-- failure at run time returns `nil, message, code`, where `code` is the
+-- errno or libuv name (`"ENOENT"`, `"EAI_NONAME"`...) to branch on. A
+-- timeout is a result, never an error.
+--
+-- Every probe ends in exactly one result, a table:
+--
+-- * `status`: `"reply"`, `"timeout"`, `"unreachable"`, `"ttl_exceeded"` or `"error"`
+-- * `addr`: the probed address; `from`: who answered (nil on a timeout)
+-- * `rtt`: milliseconds (a float), for replies and ICMP errors
+-- * `seq`, `ttl` (of the answer), `bytes` (ICMP bytes received)
+-- * `icmp_type`, `icmp_code`: of an ICMP error
+-- * `err`, `code`: the message and its code, for `"error"` results
+-- * from a sweep also `target` (as given), `n` (the probe's number for that
+--   address, from 1) and, with retries, `attempts`
+-- @module icmprun
+
+local icmprun = {}
+
+--- The version of icmprun, as `"0.1.0"`.
+icmprun.version = "0.1.0"
+
+--- Sends one echo request and waits, in the calling task only, for its result.
+-- Outside any task it blocks, running the loop (and any task) meanwhile.
+-- @tparam string target an IPv4 or IPv6 address, or a host name (resolved on
+--   libuv's thread pool, never blocking the loop)
+-- @tparam[opt] table opts `timeout` (ms, default 1000), `size` (payload bytes,
+--   default 56; at most 65507 for IPv4, 65527 for IPv6), `ttl` (1..255), `tos`
+--   (0..255), `family` (4 or 6, for a name)
+-- @treturn[1] table the result (see above)
+-- @treturn[2] nil
+-- @treturn[2] string message: a name that does not resolve, no socket allowed
+-- @treturn[2] string code
+function icmprun.ping(target, opts) end
+
+--- Probes many targets at line rate: a generic-`for` iterator over results,
+-- given as soon as they are known. Expansion is lazy (a /8 is never held in
+-- memory); the sweep is the loop's to-be-closed value, so breaking out of the
+-- loop stops it and cancels its probes in flight.
+--
+--     for r in icmprun.sweep("127.0.0.0/24", { rate = 20000 }) do
+--       print(r.addr, r.status, r.rtt)
+--     end
+-- @param targets an address, a name, a CIDR block, a range
+--   (`"127.0.0.1-127.0.0.9"`), an array of those, or an iterator function
+--   returning them
+-- @tparam[opt] table opts besides `ping`'s: `count` (probes per address, 1),
+--   `interval` (ms between probes to one address, 1000), `rate` (probes a second
+--   for the whole sweep, 1000; 0 unpaced), `retries` (0), `backoff` (1.5),
+--   `every_attempt`, `order` (`"sequential"` or `"random"`), `seed`, `shard`
+--   (`{i, n}`), `limit` (most addresses, a /8), `window` (most in flight)
+-- @return the iterator function
+-- @return the sweep object: `sweep:stop()` sends nothing more and cancels what
+--   is in flight, while the loop still hands out what is known
+-- @return nil, the control value
+-- @return the sweep again, as the loop's to-be-closed value
+function icmprun.sweep(targets, opts) end
+
+--- Runs `fn(...)` as a task, concurrently with the caller on the same loop.
+-- `task:join()` waits for it and returns `fn`'s results (or raises its error).
+-- @tparam function fn
+-- @param ... its arguments
+-- @return the task
+function icmprun.spawn(fn, ...) end
+
+--- Suspends the calling task for `ms` milliseconds; other tasks and probes
+-- go on. Outside any task it blocks, running the loop meanwhile.
+-- @tparam number ms
+function icmprun.sleep(ms) end
+
+--- A monotonic clock.
+-- @treturn number milliseconds (a float) since an arbitrary start
+function icmprun.now() end
+
+--- Resolves a name as `ping` would, in the calling task.
+-- @tparam string name
+-- @tparam[opt] table opts `family` (4 or 6)
+-- @treturn[1] string the address
+-- @treturn[2] nil
+-- @treturn[2] string message
+-- @treturn[2] string code
+function icmprun.resolve(name, opts) end
+
+--- Opens the sockets and says which kind is in use, or why none could be opened.
+-- @treturn table `ipv4`, `ipv6`: `"dgram"` or `"raw"`, or nil with
+--   `ipv4_error`, `ipv6_error` naming the cause and the fix
+function icmprun.info() end
+
+--- The engine's counters, for the whole process.
+-- @treturn table `sent`, `results`, `replies`, `timeouts`, `icmp_errors`,
+--   `send_errors`, `send_retries`, `pending`, and the answers that never became
+--   results: `duplicates`, `late`, `corrupted`, `wrong_seq`, `foreign`,
+--   `malformed`; `clock_steps`
+function icmprun.stats() end
+
+--- Runs `fn(name)` as a task when the signal arrives, instead of the default
+-- action (the process ending); `nil` restores the default. The watcher never
+-- keeps icmprun running by itself.
+-- @tparam string name `"INT"`, `"TERM"`, `"HUP"`, `"USR1"`, `"USR2"` or `"QUIT"`
+-- @tparam ?function fn
+function icmprun.on_signal(name, fn) end
+
+--- For stock Lua: runs `fn(...)` as a task and drives the loop until every
+-- task has finished (the `icmprun` command runs a script's main chunk so).
+-- @tparam function fn
+-- @param ... its arguments
+-- @return `fn`'s results
+function icmprun.run(fn, ...) end
+
+return icmprun
