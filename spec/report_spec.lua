@@ -706,11 +706,14 @@ describe("one schema for reports", function()
       "err", "icmp_type", "icmp_code" }, csv.COLUMNS)
     local f = memory_file()
     local w = csv.new(f)
-    w:result(RESULTS[3])
+    local unreachable = RESULTS[4]
+    assert.equal("unreachable", unreachable.status)
+    w:result(unreachable)
     assert.is_true(w:close())
     local lines = lines_of(f.text())
     assert.equal("target,addr,n,status,rtt_ms,ttl,seq,bytes,from,err,icmp_type,icmp_code",
       lines[1])
-    assert.equal("192.0.2.9,192.0.2.9,2,unreachable,,,3,,192.0.2.1,,3,1", lines[2])
+    assert.equal("192.0.2.9,192.0.2.9,2,unreachable,0.25,,3,,192.0.2.1,"
+      .. "Destination Host Unreachable,3,1", lines[2])
   end)
 end)

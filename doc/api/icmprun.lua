@@ -91,15 +91,33 @@ function icmprun.resolve(name, opts) end
 
 --- Opens the sockets and says which kind is in use, or why none could be opened.
 -- @treturn table `ipv4`, `ipv6`: `"dgram"` or `"raw"`, or nil with
---   `ipv4_error`, `ipv6_error` naming the cause and the fix
+--   `ipv4_error`, `ipv6_error` naming the cause and the fix and `ipv4_code`,
+--   `ipv6_code` naming it for programs (`"EACCES"`, `"EPERM"`); `tx_stamp`,
+--   `ipv4_tx_stamp`, `ipv6_tx_stamp`: `"kernel"` or `"user"`, where send
+--   times come from
 function icmprun.info() end
 
 --- The engine's counters, for the whole process.
 -- @treturn table `sent`, `results`, `replies`, `timeouts`, `icmp_errors`,
---   `send_errors`, `send_retries`, `pending`, and the answers that never became
---   results: `duplicates`, `late`, `corrupted`, `wrong_seq`, `foreign`,
---   `malformed`; `clock_steps`
+--   `send_errors`, `send_retries` (of which `send_blocked`: EAGAIN),
+--   `cancelled` (ended before they were sent), `pending`, and the answers that
+--   never became results: `duplicates`, `late`, `corrupted` (and
+--   `corrupt_offset`, the first differing byte of the last one), `wrong_seq`,
+--   `foreign`, `malformed`; `clock_steps`; `tx_stamps`,
+--   `tx_stamps_unmatched`, `tx_stamps_misattributed`
 function icmprun.stats() end
+
+--- The statuses a result can have, in order: `"reply"`, `"timeout"`,
+-- `"unreachable"`, `"ttl_exceeded"`, `"error"`.
+-- @table icmprun.STATUSES
+icmprun.STATUSES = {}
+
+--- The limits of the probe options, which scripts and commands check their
+-- own options against: `max_size_v4` (65507), `max_size_v6` (65527),
+-- `max_timeout` and `max_interval` (86400000 ms), `max_ttl`, `max_tos` (255),
+-- `default_size` (56), `default_timeout` (1000), `checked_payload` (1500).
+-- @table icmprun.limits
+icmprun.limits = {}
 
 --- Runs `fn(name)` as a task when the signal arrives, instead of the default
 -- action (the process ending); `nil` restores the default. The watcher never

@@ -81,7 +81,7 @@ end
 
 --- The statistics table of some targets, one row each, sortable by any
 -- column (a click on its head).
--- @tparam {{label=string, stats=Stats},...} rows
+-- @tparam table rows a list of `{label = string, stats = Stats}`
 -- @treturn string HTML
 function M.stats_table(rows)
   local b = svg.buffer()

@@ -35,7 +35,8 @@ local num, escape = svg.num, svg.escape
 --- Histogram bins per doubling of the RTT.
 M.BINS_PER_DOUBLING = 8
 
---- Bucket sizes in seconds; each divides the next, so buckets merge exactly.
+-- Bucket sizes in seconds; each divides the next, so buckets merge exactly.
+-- (A plain comment: LDoc documents tables by their fields, and this is a list.)
 M.STEPS = { 0.01, 0.02, 0.1, 0.2, 1, 2, 10, 20, 60, 120, 600, 1200, 3600, 7200, 21600,
   43200, 86400 }
 
