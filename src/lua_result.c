@@ -91,10 +91,14 @@ void ir_lua_push_result(lua_State* L, int keys, const ir_result_t* r,
   if (r->has_from && !ir_addr_equal(&r->from, &r->addr)) {
     ir__set_addr(L, keys, IR_KEY_FROM, &r->from);
   }
-  if (r->status == IR_STATUS_REPLY) {
+  /* An ICMP error answers too (a router on the way): its round trip is a
+   * hop's latency, which is what a trace measures. */
+  if (r->status == IR_STATUS_REPLY || (r->icmp_type >= 0 && r->has_from)) {
     lua_rawgeti(L, keys, IR_KEY_RTT); /* t key */
     lua_pushnumber(L, r->rtt_ms);     /* t key rtt */
     lua_rawset(L, -3);                /* t */
+  }
+  if (r->status == IR_STATUS_REPLY) {
     ir_lua_set_integer(L, keys, IR_KEY_BYTES, r->bytes);
   }
   if (r->ttl >= 0) {
