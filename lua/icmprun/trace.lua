@@ -121,7 +121,9 @@ local function new_hop(ttl)
     ttl = ttl,
     addrs = {},   -- every address that answered, in the order first seen
     answers = {}, -- address -> answers from it
-    sent = 0, received = 0, lost = 0, done = 0,
+    -- sent counts probes as they leave, done as they end: a probe in flight
+    -- is sent and not yet lost, so loss is lost / done, as in mtr.
+    sent = 0, done = 0, received = 0, lost = 0,
     stats = stats.new(), -- round trips of the answers, whoever gave them
   }
 end
@@ -176,7 +178,6 @@ function Trace:_record(ttl, generation, r)
     return
   end
   local hop = self.hop_list[ttl]
-  hop.sent = hop.sent + 1
   hop.done = hop.done + 1
   hop.last_status = r.status
   if r.from and r.rtt then
@@ -219,8 +220,9 @@ function Trace:_set_end(ttl)
   end
   for t = ttl + 1, self.opts.max_ttl do
     local hop = self.hop_list[t]
-    if hop.sent > 0 then
-      self.past_end = self.past_end + hop.sent
+    -- Probes still in flight there are counted when they end (_record).
+    if hop.done > 0 then
+      self.past_end = self.past_end + hop.done
       self.hop_list[t] = new_hop(t)
     end
   end
@@ -261,6 +263,8 @@ function Trace:_schedule()
     end
     self.rounds = self.rounds + 1
     for ttl = o.first_ttl, self:_last_ttl() do
+      local hop = self.hop_list[ttl]
+      hop.sent = hop.sent + 1
       self.tail = self.tail + 1
       self.pending[self.tail] = icmprun.spawn(Trace._probe, self, ttl, self.generation)
     end
@@ -326,13 +330,18 @@ function Trace:resume()
   self.paused = false
 end
 
---- Forgets every hop's counts (mtr's `r` key); probes in flight when it is
--- called are not counted.
+--- Forgets every hop's counts (mtr's `r` key), keeping the addresses seen
+-- and the end of the path; probes in flight when it is called are not
+-- counted.
 function Trace:reset()
   self.generation = self.generation + 1
-  self.end_ttl = nil
-  for ttl in pairs(self.hop_list) do
-    self.hop_list[ttl] = new_hop(ttl)
+  for ttl, old in pairs(self.hop_list) do
+    local hop = new_hop(ttl)
+    hop.addr, hop.addrs = old.addr, old.addrs
+    for _, addr in ipairs(old.addrs) do
+      hop.answers[addr] = 0
+    end
+    self.hop_list[ttl] = hop
   end
 end
 
@@ -349,7 +358,7 @@ function Trace:hops()
 end
 
 --- One hop as a plain table: ttl, addrs (list), addr (the latest to answer),
--- sent, received, loss_pct, last_ms, min_ms, avg_ms, max_ms, stddev_ms (the
+-- sent, done (probes that ended), received, loss_pct (of those ended), last_ms, min_ms, avg_ms, max_ms, stddev_ms (the
 -- population's, as ping's mdev), p50_ms, p90_ms, p95_ms, p99_ms, icmp_type,
 -- icmp_code, err, reached (the target answered at this hop), unreachable,
 -- first_answer_ms (when the first answer came, from the trace's start).
@@ -361,8 +370,8 @@ function M.hop_table(hop)
   end
   return {
     ttl = hop.ttl, addrs = addrs, addr = hop.addr,
-    sent = hop.sent, received = hop.received,
-    loss_pct = hop.sent > 0 and 100 * (hop.sent - hop.received) / hop.sent or 0,
+    sent = hop.sent, done = hop.done, received = hop.received,
+    loss_pct = hop.done > 0 and 100 * hop.lost / hop.done or 0,
     last_ms = hop.last_ms, min_ms = s.min_ms, avg_ms = s.avg_ms, max_ms = s.max_ms,
     stddev_ms = s.mdev_ms, p50_ms = s.p50_ms, p90_ms = s.p90_ms, p95_ms = s.p95_ms,
     p99_ms = s.p99_ms,
