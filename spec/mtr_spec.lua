@@ -230,6 +230,31 @@ describe("icmprun mtr", function()
         hosts(report_rows(r.stdout)))
     end)
 
+  it("says why and exits 1 when no ICMP socket can be opened, as mtr", function()
+    if cli.sh("id -u").stdout ~= "0\n" then
+      pending("needs root inside the namespace to switch to nobody")
+      return
+    end
+    -- A namespace of its own where ping sockets are refused, and nobody has
+    -- no CAP_NET_RAW for raw ones.
+    local function refused(args)
+      return cli.sh("unshare --net sh -c " .. cli.quote(table.concat({
+        "ip link set lo up",
+        'sysctl -qw net.ipv4.ping_group_range="1 0"',
+        "exec setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all "
+          .. "--bounding-set=-all " .. cli.icmprun_cmdline(args) }, "\n")))
+    end
+    local r = refused({ "mtr", "-r", "-n", "-c", "2", "127.0.0.1" })
+    assert.equal(1, r.code, explain(r))
+    assert.equal("", r.stdout)
+    assert.matches("^mtr: cannot open an IPv4 ICMP socket: .*ping_group_range", r.stderr)
+    r = refused({ "traceroute", "-n", "127.0.0.1" })
+    assert.equal(2, r.code, explain(r))
+    assert.equal("traceroute to 127.0.0.1 (127.0.0.1), 30 hops max, 60 byte packets\n",
+      r.stdout)
+    assert.matches("^traceroute: cannot open an IPv4 ICMP socket", r.stderr)
+  end)
+
   it("traces 30 hops x 10 probes, every hop answering, in one pass", function()
     -- 203.0.113.225 loops between path1 and path2 until the TTL runs out.
     local r = run("mtr", "-r", "-n", "-c", "10", "-i", "0.05", "-Z", "1", "-m", "30",

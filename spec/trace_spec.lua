@@ -241,6 +241,12 @@ describe("trace's arguments", function()
     assert.is_string(err)
   end)
 
+  it("refuse count = math.huge with no interval: rounds would never yield", function()
+    local ok, err = pcall(icmprun.trace, "127.0.0.1", { count = math.huge, interval = 0 })
+    assert.is_false(ok)
+    assert.matches("interval", err)
+  end)
+
   it("take a size below 10 only with flow = \"vary\"", function()
     local s = trace("127.0.0.1", { count = 1, size = 0, flow = "vary" })
     assert.is_true(s.reached)

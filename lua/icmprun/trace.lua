@@ -96,6 +96,9 @@ local function check_options(opts)
   if o.flow == "stable" and o.size < 10 then
     error("trace: flow \"stable\" needs a size of at least 10, got " .. o.size, 3)
   end
+  if o.count == math_huge and o.interval <= 0 then
+    error("trace: option 'count' = math.huge needs an 'interval' above 0", 3)
+  end
   if o.first_ttl > o.max_ttl then
     error(string_format("trace: option 'first_ttl' (%d) is past 'max_ttl' (%d)",
       o.first_ttl, o.max_ttl), 3)
@@ -231,10 +234,18 @@ end
 -- One probe, in a task of its own: its result goes to its hop as soon as it
 -- comes; the iterator picks up (hop, result) when it reaches this task.
 function Trace:_probe(ttl, generation)
-  local r = icmprun.ping(self.addr, {
+  local r, err, code = icmprun.ping(self.addr, {
     ttl = ttl, timeout = self.opts.timeout, size = self.opts.size, tos = self.opts.tos,
     flow = self.flow_key,
   })
+  if r == nil then
+    -- No probe could be made (no socket for this family, say): the same
+    -- would happen to every later one, so the trace stops, saying why, and
+    -- this probe ends in an error result of its own.
+    self.failure, self.failure_code = self.failure or err, self.failure_code or code
+    self:stop()
+    r = { status = "error", addr = self.addr, err = err, code = code }
+  end
   self:_record(ttl, generation, r)
   return ttl, generation, r
 end
@@ -382,8 +393,9 @@ function M.hop_table(hop)
 end
 
 --- A snapshot: target, addr, flow_key (nil with flow "vary"), rounds,
--- reached (the target answered), end_ttl, past_end, and hops (plain tables,
--- see `hop_table`, first TTL first).
+-- reached (the target answered), end_ttl, past_end, failure and
+-- failure_code (why probes could not be made, which stopped the trace), and
+-- hops (plain tables, see `hop_table`, first TTL first).
 function Trace:summary()
   local hops = {}
   local reached = false
@@ -394,7 +406,8 @@ function Trace:summary()
   return {
     target = self.target, addr = self.addr, flow_key = self.flow_key,
     rounds = self.rounds, reached = reached, end_ttl = self.end_ttl,
-    past_end = self.past_end, hops = hops,
+    past_end = self.past_end, failure = self.failure, failure_code = self.failure_code,
+    hops = hops,
   }
 end
 

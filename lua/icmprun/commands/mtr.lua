@@ -43,7 +43,7 @@ local function build_parser(name)
   parser:flag("-4", "Use IPv4 only.")
   parser:flag("-6", "Use IPv6 only.")
   parser:option("-i --interval", "Seconds between rounds.", "1")
-    :convert(number_in("-i", 0, 86400, false))
+    :convert(number_in("-i", 0.001, 86400, false))
   parser:option("-m --max-ttl", "Last TTL to probe.", "30"):convert(number_in("-m", 1, 255, true))
   parser:option("-f --first-ttl", "First TTL to probe.", "1")
     :convert(number_in("-f", 1, 255, true))
@@ -159,6 +159,10 @@ function M.run(arg)
   icmprun.on_signal("INT", function() tr:stop() end)
   while it(tr) do end
   icmprun.on_signal("INT", nil)
+  if tr.failure then
+    -- As mtr when mtr-packet cannot open its sockets.
+    return cli.fail(name, tr.failure, 1)
+  end
   M.print_report(tr, args, { start = start })
   return 0
 end

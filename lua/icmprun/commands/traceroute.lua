@@ -154,10 +154,17 @@ function M.run(arg)
     end
   end
   for hop, r in it, tr do
+    if tr.failure then
+      break
+    end
     local list = by_ttl[hop.ttl] or {}
     by_ttl[hop.ttl] = list
     list[#list + 1] = r
     flush_ready()
+  end
+  if tr.failure then
+    io_stderr:write(name, ": ", tr.failure, "\n")
+    return 2
   end
   flush_ready()
   return 0

@@ -90,14 +90,19 @@ function M.run(tr, it, args, t)
   io_stdout:write(ENTER)
   local period = math.max(100, math.min(1000, args.interval * 1000))
   local next_draw = icmprun.now()
-  while not ended do
-    if dirty or icmprun.now() >= next_draw then
-      draw(screen(tr, args, cols, tr.paused))
-      dirty = false
-      next_draw = icmprun.now() + period
+  -- Keys are read by a luv callback, outside any task: it only sets flags,
+  -- which this loop looks at every 50 ms. Whatever goes wrong in it, the
+  -- terminal is given back before the error goes on.
+  local ok, err = pcall(function()
+    while not ended and not tr.failure do
+      if dirty or icmprun.now() >= next_draw then
+        draw(screen(tr, args, cols, tr.paused))
+        dirty = false
+        next_draw = icmprun.now() + period
+      end
+      icmprun.sleep(50)
     end
-    icmprun.sleep(50)
-  end
+  end)
   tr:stop()
   io_stdout:write(LEAVE)
   io_stdout:flush()
@@ -110,6 +115,13 @@ function M.run(tr, it, args, t)
     output:close()
   end
   icmprun.on_signal("INT", nil)
+  if not ok then
+    error(err, 0)
+  end
+  if tr.failure then
+    io.stderr:write("mtr: ", tr.failure, "\n")
+    os.exit(1)
+  end
   if ended == "report" then
     t.print_report(tr, args, t)
   end
