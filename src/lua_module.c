@@ -27,6 +27,10 @@ int ir_lua_open(lua_State* L) {
   lua_setfield(L, -2, "version");      /* M */
   ir_lua_register_luv(L, ir_lua_runtime(L));
   ir_lua_register_embedded(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE); /* M preload */
+  lua_pushcfunction(L, ir_lua_open_trace_sched);             /* M preload f */
+  lua_setfield(L, -2, "icmprun.trace_sched");                /* M preload */
+  lua_pop(L, 1);                                             /* M */
   if (luaL_loadbuffer(L, ir__trace_stub, sizeof(ir__trace_stub) - 1, "=icmprun") ==
       LUA_OK) {           /* M stub */
     lua_pushvalue(L, -2); /* M stub M */

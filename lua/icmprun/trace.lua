@@ -22,6 +22,7 @@
 -- @module icmprun.trace
 local icmprun = require "icmprun"
 local stats = require "icmprun.stats"
+local trace_sched = require "icmprun.trace_sched" -- src/trace_sched.c
 
 local M = {}
 
@@ -156,13 +157,16 @@ function M.trace(target, opts)
     hop_list = {},    -- ttl -> hop record
     end_ttl = nil,    -- the first TTL the target or an unreachable error answered
     past_end = 0,     -- results past the end of the path, not counted as hops
-    rounds = 0,       -- rounds started
     generation = 1,   -- bumped by reset: older results are no longer counted
     pending = {},     -- FIFO of probe tasks the iterator has not handed out
     head = 1, tail = 0,
     stopped = false, paused = false,
     started = icmprun.now(),
   }, Trace)
+  -- When which probe goes out is the C scheduler's business (fake-clock
+  -- tests in spec/c/test_trace_sched.c); this module sends and counts.
+  self.sched = trace_sched.new(o.first_ttl, o.max_ttl, o.count, o.interval,
+    o.stop_at_target, self.started)
   for ttl = o.first_ttl, o.max_ttl do
     self.hop_list[ttl] = new_hop(ttl)
   end
@@ -218,6 +222,7 @@ end
 -- the answer that ends the path) move to past_end, as if they had come later.
 function Trace:_set_end(ttl)
   self.end_ttl = ttl
+  self.sched:end_at(ttl)
   if not self.opts.stop_at_target then
     return
   end
@@ -252,38 +257,26 @@ end
 
 -- The last TTL a round probes: up to the end of the path once it is known.
 function Trace:_last_ttl()
-  if self.opts.stop_at_target and self.end_ttl then
-    return self.end_ttl
-  end
-  return self.opts.max_ttl
+  return self.sched:last_ttl()
 end
 
--- Starts the rounds on time: round k at started + (k - 1) * interval,
--- measured from the start so that a late wake-up does not push every later
--- round back. A pause holds the rounds; a stop ends them.
+-- Sends each probe when the scheduler says, in a task of its own, and
+-- sleeps until it says the next one is due; returns when it says done.
 function Trace:_schedule()
-  local o = self.opts
-  local due = self.started
-  while not self.stopped and self.rounds < o.count do
-    while self.paused and not self.stopped do
-      icmprun.sleep(o.interval > 0 and o.interval or 50)
-      due = icmprun.now()
-    end
-    if self.stopped then
-      break
-    end
-    self.rounds = self.rounds + 1
-    for ttl = o.first_ttl, self:_last_ttl() do
-      local hop = self.hop_list[ttl]
+  local sched = self.sched
+  while true do
+    local step, value = sched:next(icmprun.now())
+    if step == "send" then
+      local hop = self.hop_list[value]
       hop.sent = hop.sent + 1
       self.tail = self.tail + 1
-      self.pending[self.tail] = icmprun.spawn(Trace._probe, self, ttl, self.generation)
-    end
-    due = due + o.interval
-    self.next_due = due
-    local wait = due - icmprun.now()
-    if self.rounds < o.count and wait > 0 then
-      icmprun.sleep(wait)
+      self.pending[self.tail] = icmprun.spawn(Trace._probe, self, value, self.generation)
+    elseif step == "wait" then
+      self.next_due = value
+      local wait = value - icmprun.now()
+      icmprun.sleep(wait > 0 and wait or 0)
+    else
+      break
     end
   end
   self.scheduled_all = true
@@ -308,13 +301,9 @@ function Trace._next(self)
       return nil
     else
       -- Everything sent has been handed out: the next probes leave when the
-      -- next round is due (or, paused, after a pause's step).
+      -- scheduler said they would (paused: when it looks again).
       local wait = (self.next_due or 0) - icmprun.now()
-      if self.paused then
-        icmprun.sleep(self.opts.interval > 0 and self.opts.interval or 50)
-      else
-        icmprun.sleep(wait > 0 and wait or 0)
-      end
+      icmprun.sleep(wait > 0 and wait or 0)
     end
   end
 end
@@ -330,15 +319,18 @@ end
 -- their results, which the iterator hands out.
 function Trace:stop()
   self.stopped = true
+  self.sched:stop()
 end
 
 --- Holds the rounds until `resume`.
 function Trace:pause()
   self.paused = true
+  self.sched:pause()
 end
 
 function Trace:resume()
   self.paused = false
+  self.sched:resume(icmprun.now())
 end
 
 --- Forgets every hop's counts (mtr's `r` key), keeping the addresses seen
@@ -405,7 +397,7 @@ function Trace:summary()
   end
   return {
     target = self.target, addr = self.addr, flow_key = self.flow_key,
-    rounds = self.rounds, reached = reached, end_ttl = self.end_ttl,
+    rounds = self.sched:rounds(), reached = reached, end_ttl = self.end_ttl,
     past_end = self.past_end, failure = self.failure, failure_code = self.failure_code,
     hops = hops,
   }
