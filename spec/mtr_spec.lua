@@ -192,6 +192,21 @@ describe("icmprun mtr", function()
     assert.matches("^  1%.|%-%- 2001:db8:e1::2  0%.0%%     1 ", a[3])
   end)
 
+  it("looks names up without -n, and prints both with -b, as mtr", function()
+    assert.is_true(have("mtr"), "mtr-tiny is not installed (scripts/install-deps)")
+    for _, flags in ipairs({ "-r", "-r -b" }) do
+      local ours = cli.sh(cli.icmprun_cmdline({ "mtr" }) .. " " .. flags
+        .. " -c 1 -i 0.05 -Z 0.5 127.0.0.1")
+      local theirs = cli.sh("mtr " .. flags .. " -c 1 -i 0.05 127.0.0.1")
+      assert.equal(0, ours.code, explain(ours))
+      local a, b = report_rows(ours.stdout), report_rows(theirs.stdout)
+      assert.equal(1, #a)
+      assert.same(hosts(b), hosts(a))
+      local line = lines_of(ours.stdout)[3]
+      assert.equal((lines_of(theirs.stdout)[3]:gsub("%d", "d")), (line:gsub("%d", "d")))
+    end
+  end)
+
   it("probes from -f to -m only", function()
     local r = run("mtr", "-r", "-n", "-c", "1", "-i", "0.05", "-Z", "0.5", "-f", "2",
       "-m", "4", PATH[4][5])
