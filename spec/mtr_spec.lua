@@ -94,15 +94,22 @@ describe("icmprun mtr", function()
       -- shows the floor of this path (5 to 10 us; a probe after an idle
       -- pause, as in mtr's pacing, takes 50 to 60 us on these veths, whoever
       -- sends it); its figures are printed beside ours for the record.
+      -- On two shared cores one preempted probe moves a ten-probe average by
+      -- tens of microseconds, either tool's: so the tools take turns three
+      -- times, and each hop's median of the three averages is compared.
       it("measures each hop's RTT no more than 20 % or 50 us above mtr's", function()
           assert.is_true(have("mtr"), "mtr-tiny is not installed (scripts/install-deps)")
-          local ours = run("mtr", "-j", "-n", "-c", "10", "-i", "0.1", "-Z", "1", path[5])
-          local theirs = cli.sh("mtr -j -n -c 10 -i 0.1 " .. path[5])
+          local ours_runs, mtr_runs = {}, {}
+          for k = 1, 3 do
+            local ours = run("mtr", "-j", "-n", "-c", "10", "-i", "0.1", "-Z", "1", path[5])
+            local theirs = cli.sh("mtr -j -n -c 10 -i 0.1 " .. path[5])
+            assert.equal(0, ours.code, explain(ours))
+            assert.equal(0, theirs.code, explain(theirs))
+            ours_runs[k] = cjson.decode(ours.stdout).report.hubs
+            mtr_runs[k] = cjson.decode(theirs.stdout).report.hubs
+          end
           local tr = cli.sh("traceroute -I -n -q 10 -w 1 " .. path[5])
-          assert.equal(0, ours.code, explain(ours))
           assert.equal(0, tr.code, explain(tr))
-          local a = cjson.decode(ours.stdout).report.hubs
-          local b = cjson.decode(theirs.stdout).report.hubs
           -- traceroute's average per hop, from its lines.
           local tr_avg = {}
           for _, line in ipairs(lines_of(tr.stdout)) do
@@ -115,16 +122,29 @@ describe("icmprun mtr", function()
               tr_avg[ttl] = n > 0 and sum / n or nil
             end
           end
+          -- The median of a hop's averages over the runs that heard it.
+          local function median(runs, i)
+            local xs = {}
+            for _, hubs in ipairs(runs) do
+              if hubs[i] and hubs[i]["Loss%"] < 100 then
+                xs[#xs + 1] = hubs[i].Avg
+              end
+            end
+            table.sort(xs)
+            return xs[(#xs + 1) // 2]
+          end
+          local a, b = ours_runs[1], mtr_runs[1]
           assert.equal(#b, #a)
           local compared = 0
           for i = 1, #a do
             assert.equal(b[i].host, a[i].host)
-            if a[i].host ~= "???" and a[i]["Loss%"] < 100 and b[i]["Loss%"] < 100 then
-              local why = string.format("hop %d avg: icmprun %.3f ms, mtr %.3f ms, "
-                .. "traceroute -I %.3f ms", i, a[i].Avg, b[i].Avg, tr_avg[i] or -1)
+            local ours, theirs = median(ours_runs, i), median(mtr_runs, i)
+            if a[i].host ~= "???" and ours and theirs then
+              local why = string.format("hop %d avg (median of 3 runs): icmprun %.3f ms, "
+                .. "mtr %.3f ms, traceroute -I %.3f ms", i, ours, theirs, tr_avg[i] or -1)
               print(why)
-              assert.is_true(a[i].Avg > 0, why)
-              assert.is_true(a[i].Avg <= b[i].Avg + math.max(0.2 * b[i].Avg, 0.050), why)
+              assert.is_true(ours > 0, why)
+              assert.is_true(ours <= theirs + math.max(0.2 * theirs, 0.050), why)
               compared = compared + 1
             end
           end
@@ -132,7 +152,7 @@ describe("icmprun mtr", function()
         end)
 
       it("ends at the router that reports the target unreachable", function()
-        local r = run("mtr", "-r", "-n", "-c", "3", "-i", "0.05", "-Z", "1",
+        local r = run("mtr", "-r", "-n", "-c", "10", "-i", "0.02", "-Z", "1",
           BLOCKED[family])
         assert.equal(0, r.code, explain(r))
         assert.same({ path[1], path[2], "???", path[4] }, hosts(report_rows(r.stdout)))
@@ -238,7 +258,7 @@ describe("icmprun mtr", function()
       end
       local r = cli.sh("setpriv --reuid=nobody --regid=nogroup --clear-groups "
         .. "--inh-caps=-all --bounding-set=-all "
-        .. cli.icmprun_cmdline({ "mtr", "-r", "-n", "-c", "2", "-i", "0.05", "-Z", "0.5",
+        .. cli.icmprun_cmdline({ "mtr", "-r", "-n", "-c", "10", "-i", "0.02", "-Z", "0.5",
           PATH[6][5] }))
       assert.equal(0, r.code, explain(r))
       assert.same({ PATH[6][1], PATH[6][2], "???", PATH[6][4], PATH[6][5] },
