@@ -169,6 +169,62 @@ for _, family in ipairs({ 4, 6 }) do
   end)
 end
 
+describe("a running trace", function()
+  local TARGET = PATH[4][5]
+
+  it("stops: no round starts after stop, and the iterator ends", function()
+    local s, handed, at_stop = icmprun.run(function()
+      local it, tr = icmprun.trace(TARGET, { count = math.huge, interval = 20,
+        timeout = 200 })
+      local n, rounds = 0, nil
+      for _ in it, tr do
+        n = n + 1
+        if n == 12 then
+          tr:stop()
+          rounds = tr:summary().rounds
+        end
+      end
+      return tr:summary(), n, rounds
+    end)
+    -- Rounds went on while the iterator waited for the silent hop's
+    -- timeouts; none started after the stop, and every probe sent was
+    -- handed out.
+    assert.is_true(at_stop >= 3)
+    assert.equal(at_stop, s.rounds)
+    local sent = 0
+    for _, hop in ipairs(s.hops) do
+      sent = sent + hop.sent
+      assert.equal(hop.sent, hop.done)
+    end
+    assert.equal(sent, handed)
+  end)
+
+  it("pauses, resumes, and resets the counts but keeps the hops", function()
+    icmprun.run(function()
+      local it, tr = icmprun.trace(TARGET, { count = math.huge, interval = 10,
+        timeout = 200 })
+      icmprun.spawn(function() for _ in it, tr do end end)
+      icmprun.sleep(100)
+      tr:pause()
+      icmprun.sleep(50) -- the round under way goes out, then none
+      local rounds = tr:summary().rounds
+      icmprun.sleep(100)
+      assert.equal(rounds, tr:summary().rounds)
+      tr:reset()
+      local hops = tr:summary().hops
+      assert.equal(5, #hops)
+      assert.equal(0, hops[1].sent)
+      assert.equal("203.0.113.130", hops[1].addr)
+      tr:resume()
+      icmprun.sleep(100)
+      local s = tr:summary()
+      assert.is_true(s.rounds > rounds)
+      assert.is_true(s.hops[1].sent > 0 and s.hops[1].sent <= s.rounds - rounds)
+      tr:stop()
+    end)
+  end)
+end)
+
 describe("flow-stable traces", function()
   setup(function()
     -- path1 collects the checksum of every echo request that reaches it.

@@ -56,7 +56,7 @@ local function check_integer(opts, name, min, max, allow_huge)
     error(string_format("trace: option '%s' must be an integer in %d..%d, got %s", name,
       min, max, tostring(v)), 3)
   end
-  return v // 1
+  return math.tointeger(v)
 end
 
 local function check_number(opts, name, min, max)
@@ -139,7 +139,8 @@ end
 -- @tparam string target
 -- @tparam[opt] table opts max_ttl (30), first_ttl (1), count (3 probes per hop;
 --   `math.huge`: until `trace:stop()`), interval (ms between rounds, 250),
---   timeout (ms, 1000), size (payload bytes, 56, at least 10), tos (0),
+--   timeout (ms, 1000), size (payload bytes, 56; at least 10 with flow
+--   "stable"), tos (0),
 --   family (4 or 6), stop_at_target (true), flow ("stable" or "vary")
 function M.trace(target, opts)
   if type(target) ~= "string" then
