@@ -4,10 +4,17 @@
 local cli = require "cli"
 
 local TARGET = "203.0.113.146"
-local SOCKET = "icmprun-live-" .. tostring(os.time()) -- a tmux server of our own
+-- A tmux server of our own, its socket in a directory of our own: tmux's
+-- default directory (/tmp/tmux-UID) may belong to another user as seen
+-- from the user namespace of an unprivileged run.
+local DIR = (cli.sh("mktemp -d").stdout:gsub("\n$", ""))
+local servers = 0 -- one server a test, never one that is still going away
+local function socket()
+  return DIR .. "/tmux" .. servers
+end
 
 local function tmux(args)
-  return cli.sh("tmux -L " .. SOCKET .. " " .. args)
+  return cli.sh("tmux -S " .. cli.quote(socket()) .. " " .. args)
 end
 
 local function screen()
@@ -48,6 +55,7 @@ local function rows(text)
 end
 
 local function start()
+  servers = servers + 1
   local cmd = cli.icmprun_cmdline({ "mtr", "-n", "-i", "0.1", "-Z", "1", TARGET })
   local r = tmux(string.format("new-session -d -s live -x 110 -y 24 %s",
     cli.quote(cmd .. "; echo EXIT=$?; sleep 30")))
@@ -62,6 +70,9 @@ describe("icmprun mtr's live view", function()
   end)
   after_each(function()
     tmux("kill-server")
+  end)
+  teardown(function()
+    cli.sh("rm -rf " .. cli.quote(DIR))
   end)
 
   it("redraws the hop table in place, pauses, resets, and prints the report on Ctrl-C",
