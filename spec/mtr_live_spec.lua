@@ -7,10 +7,19 @@ local TARGET = "203.0.113.146"
 -- A tmux server of our own, its socket in a directory of our own: tmux's
 -- default directory (/tmp/tmux-UID) may belong to another user as seen
 -- from the user namespace of an unprivileged run.
-local DIR = (cli.sh("mktemp -d").stdout:gsub("\n$", ""))
-local servers = 0 -- one server a test, never one that is still going away
+-- One server a test, never one that is still going away; the directory is
+-- made on first use and removed by each describe's teardown.
+local dir, servers = nil, 0
 local function socket()
-  return DIR .. "/tmux" .. servers
+  dir = dir or (cli.sh("mktemp -d").stdout:gsub("\n$", ""))
+  return dir .. "/tmux" .. servers
+end
+
+local function remove_dir()
+  if dir then
+    cli.sh("rm -rf " .. cli.quote(dir))
+    dir = nil
+  end
 end
 
 local function tmux(args)
@@ -71,9 +80,7 @@ describe("icmprun mtr's live view", function()
   after_each(function()
     tmux("kill-server")
   end)
-  teardown(function()
-    cli.sh("rm -rf " .. cli.quote(DIR))
-  end)
+  teardown(remove_dir)
 
   it("redraws the hop table in place, pauses, resets, and prints the report on Ctrl-C",
     function()
@@ -157,6 +164,22 @@ describe("icmprun mtr's live view", function()
     assert.matches("EXIT=0", text)
     assert.matches("HOST: ", text)
   end)
+end)
+
+describe("icmprun mtr's live view with -c", function()
+  it("leaves by itself after the last round, as mtr's display does", function()
+    local cmd = cli.icmprun_cmdline({ "mtr", "-n", "-c", "5", "-i", "0.05", "-Z", "0.3",
+      TARGET })
+    servers = servers + 1
+    local r = tmux(string.format("new-session -d -s live -x 110 -y 24 %s",
+      cli.quote(cmd .. "; echo EXIT=$?; sleep 30")))
+    assert.equal(0, r.code, r.stderr)
+    local text = wait_for(function(t) return t:find("EXIT=", 1, true) end, "the exit")
+    tmux("kill-server")
+    assert.matches("EXIT=0", text)
+    assert.is_nil(text:find("HOST:", 1, true))
+  end)
+  teardown(remove_dir)
 end)
 
 describe("icmprun mtr without a terminal", function()

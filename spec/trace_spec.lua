@@ -342,6 +342,7 @@ describe("a trace as an unprivileged user", function()
     local r = cli.sh(string.format(
       "setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all "
       .. "--bounding-set=-all %s %s", cli.quote(cli.icmprun), cli.quote(script)))
+    os.remove(script)
     assert.equal(0, r.code, r.stderr)
     assert.equal(table.concat({
       "1\t203.0.113.130\t2", "3\t*\t0", "4\t203.0.113.142\t2",

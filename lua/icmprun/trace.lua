@@ -299,6 +299,7 @@ function Trace._next(self)
         return self.hop_list[ttl], r
       end
     elseif self.scheduled_all then
+      self.finished = true -- every probe has ended and been handed out
       return nil
     else
       -- Everything sent has been handed out: the next probes leave when the

@@ -34,7 +34,8 @@ local function build_parser(name)
   parser:argument("host", "Address or host name.")
   parser:flag("-r --report", "Report mode: probe, then print the hop table.")
   parser:flag("-w --report-wide", "Wide report: addresses are never cut.")
-  parser:option("-c --report-cycles", "Rounds to send.", "10")
+  parser:option("-c --report-cycles", "Rounds to send (default: 10 in a report, "
+    .. "until q in the live view).")
     :convert(number_in("-c", 1, 1000000, true))
   parser:flag("-n --no-dns", "Print addresses, not names.")
   parser:flag("-b --show-ips", "Print names and addresses.")
@@ -140,8 +141,11 @@ function M.run(arg)
   local live = not (args.report or args.report_wide or args.json or args.csv)
     and require("luv").guess_handle(1) == "tty"
   local start = os.time()
+  if not live then
+    args.report_cycles = args.report_cycles or 10
+  end
   local it, tr = icmprun.trace(addr, {
-    count = live and math.huge or args.report_cycles, interval = args.interval * 1000,
+    count = args.report_cycles or math.huge, interval = args.interval * 1000,
     timeout = args.timeout * 1000, max_ttl = args.max_ttl, first_ttl = args.first_ttl,
     size = size, tos = args.tos, family = family,
     -- The flow bytes need room after the cookie; smaller probes vary.

@@ -1,5 +1,8 @@
 --- `icmprun mtr`'s live view: the hop table redrawn in place on a terminal.
 --
+-- It runs until `q`, or for `-c` rounds when given (then it leaves as `q`
+-- does, as mtr's display does).
+--
 -- The screen is redrawn every interval (at most every second, at least every
 -- tenth of a second) from the trace's live hop records. Keys, read raw from
 -- the terminal through luv: `q` quits, `p` pauses and resumes the rounds,
@@ -95,6 +98,12 @@ function M.run(tr, it, args, t)
   -- terminal is given back before the error goes on.
   local ok, err = pcall(function()
     while not ended and not tr.failure do
+      -- With -c, the view ends once the last round's probes have ended.
+      if tr.finished then
+        draw(screen(tr, args, cols, tr.paused))
+        ended = "quit"
+        break
+      end
       if dirty or icmprun.now() >= next_draw then
         draw(screen(tr, args, cols, tr.paused))
         dirty = false
