@@ -9,6 +9,7 @@
 
 #include "common.h"
 #include "engine_internal.h"
+#include "packet_flow.h"
 
 #define IR_PROBES_PER_CHUNK 1024
 
@@ -237,7 +238,8 @@ int ir_engine_probe(ir_engine_t* engine, const ir_probe_spec_t* spec, ir_result_
   }
   uint32_t max_size = family == AF_INET ? IR_MAX_SIZE_V4 : IR_MAX_SIZE_V6;
   if (spec->size > max_size || spec->ttl < 0 || spec->ttl > 255 || spec->tos < 0 ||
-      spec->tos > 255 || cb == NULL) {
+      spec->tos > 255 || cb == NULL ||
+      (spec->flow != 0 && spec->size < IR_FLOW_MIN_SIZE)) {
     return -EINVAL;
   }
   if (ir__engine_socket(engine, family) == NULL) {

@@ -46,6 +46,11 @@ typedef struct ir_probe_spec_s {
   int ttl;             /* 1..255, or 0 for the system default. */
   int tos;             /* 0..255: IPv4 TOS byte or IPv6 traffic class. */
   const void* group;   /* Any tag; ir_engine_cancel_group ends a group. */
+  /* Nonzero (1..65535): a flow-stable probe, whose message sums to this key
+   * whatever its sequence number, so that probes with one key and target
+   * carry one checksum and follow one path (see packet_flow.h). It needs
+   * size >= IR_FLOW_MIN_SIZE. 0: the usual echo request. */
+  uint16_t flow;
 } ir_probe_spec_t;
 
 /* The one result of one probe. Valid only during the result callback. */

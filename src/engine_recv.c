@@ -3,12 +3,14 @@
 #include <time.h>
 #include <linux/errqueue.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include "engine_internal.h"
 #include "packet.h"
+#include "packet_flow.h"
 
 /* Control data we expect: a receive timestamp and the TTL or hop limit, or an
  * extended error with its offender address. Generous, as truncated control
@@ -135,6 +137,32 @@ static void ir__count_unmatched(ir_engine_t* engine, const ir_icmp_msg_t* msg,
   }
 }
 
+/* Where a flow-stable probe's payload first differs from `payload` (len
+ * bytes), or IR_PAYLOAD_SAME. Its two flow bytes depend on the whole
+ * message, so the request is encoded again, whole, into the engine's
+ * scratch buffer (the send path is done with it between calls). */
+static size_t ir__flow_payload_mismatch(ir_engine_t* engine, const ir_probe_t* probe,
+                                        const uint8_t* payload, size_t len) {
+  if (engine->send_buf == NULL &&
+      (engine->send_buf = malloc(IR_ICMP_HEADER_LEN + IR_MAX_SIZE_V6)) == NULL) {
+    return IR_PAYLOAD_SAME; /* Out of memory: judged by the cookie alone. */
+  }
+  size_t total = ir_packet_encode_flow_echo(
+      engine->send_buf, IR_ICMP_HEADER_LEN + IR_MAX_SIZE_V6, probe->spec.addr.family, 0,
+      probe->seq, engine->run_cookie, probe->token, probe->payload_stamp_ns,
+      probe->spec.size, probe->spec.flow);
+  if (total < IR_ICMP_HEADER_LEN + len) {
+    return IR_PAYLOAD_SAME;
+  }
+  const uint8_t* want = engine->send_buf + IR_ICMP_HEADER_LEN;
+  for (size_t i = 0; i < len; i++) {
+    if (payload[i] != want[i]) {
+      return i;
+    }
+  }
+  return IR_PAYLOAD_SAME;
+}
+
 /* Compares an answer's payload with what probe sent: `have` bytes of it are in
  * the buffer, out of `total`. A difference in those bytes, or a length other
  * than the probe's, is noted on the probe (its result will say where) and in
@@ -146,9 +174,10 @@ static bool ir__note_corrupt(ir_engine_t* engine, ir_probe_t* probe,
   if (checked > IR_CHECKED_PAYLOAD) {
     checked = IR_CHECKED_PAYLOAD; /* The same limit whatever the IP header. */
   }
-  uint64_t stamp_ns = probe->payload_stamp_ns;
-  size_t at = ir_packet_payload_mismatch(payload, checked, engine->run_cookie,
-                                         probe->token, stamp_ns);
+  size_t at = probe->spec.flow != 0
+                  ? ir__flow_payload_mismatch(engine, probe, payload, checked)
+                  : ir_packet_payload_mismatch(payload, checked, engine->run_cookie,
+                                               probe->token, probe->payload_stamp_ns);
   if (at == IR_PAYLOAD_SAME && total != sent) {
     at = total < sent ? total : sent; /* Cut short, or longer than sent. */
   }

@@ -8,6 +8,7 @@
 
 #include "engine_internal.h"
 #include "packet.h"
+#include "packet_flow.h"
 
 /* Picks a sequence number not in flight to this address. The counter is per
  * socket, shared by all addresses: the in-flight key is (address, sequence),
@@ -42,9 +43,17 @@ static size_t ir__add_int_cmsg(char* control, size_t used, int level, int type,
 static void ir__prepare_message(ir_engine_t* engine, ir_socket_t* sock,
                                 ir_probe_t* probe, uint64_t stamp, uint8_t* buf,
                                 ir_send_slot_t* slot, struct mmsghdr* mmsg) {
-  size_t len = ir_packet_encode_echo(
-      buf, IR_ICMP_HEADER_LEN + probe->spec.size, sock->family, sock->ident, probe->seq,
-      engine->run_cookie, probe->token, stamp, probe->spec.size);
+  size_t len;
+  if (probe->spec.flow != 0) {
+    len = ir_packet_encode_flow_echo(buf, IR_ICMP_HEADER_LEN + probe->spec.size,
+                                     sock->family, sock->ident, probe->seq,
+                                     engine->run_cookie, probe->token, stamp,
+                                     probe->spec.size, probe->spec.flow);
+  } else {
+    len = ir_packet_encode_echo(
+        buf, IR_ICMP_HEADER_LEN + probe->spec.size, sock->family, sock->ident,
+        probe->seq, engine->run_cookie, probe->token, stamp, probe->spec.size);
+  }
   socklen_t dest_len = ir_addr_to_sockaddr(&probe->spec.addr, &slot->dest);
   slot->iov.iov_base = buf;
   slot->iov.iov_len = len;

@@ -11,6 +11,14 @@
 #define ICMPRUN_VERSION "0.1.0"
 #endif
 
+/* icmprun.trace is written in Lua (lua/icmprun/trace.lua), on ping and
+ * spawn; this stub loads it on the first call, so that scripts that never
+ * trace never load it. A Lua function rather than a C one, so that the trace
+ * may wait (resolve a name) across it. */
+static const char ir__trace_stub[] =
+    "local M = ...\n"
+    "M.trace = function(...) return require('icmprun.trace').trace(...) end\n";
+
 int ir_lua_open(lua_State* L) {
   ir_lua_runtime_init(L);
   lua_newtable(L); /* M */
@@ -23,6 +31,17 @@ int ir_lua_open(lua_State* L) {
   lua_setfield(L, -2, "version");      /* M */
   ir_lua_register_luv(L, ir_lua_runtime(L));
   ir_lua_register_embedded(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE); /* M preload */
+  lua_pushcfunction(L, ir_lua_open_trace_sched);             /* M preload f */
+  lua_setfield(L, -2, "icmprun.trace_sched");                /* M preload */
+  lua_pop(L, 1);                                             /* M */
+  if (luaL_loadbuffer(L, ir__trace_stub, sizeof(ir__trace_stub) - 1, "=icmprun") ==
+      LUA_OK) {           /* M stub */
+    lua_pushvalue(L, -2); /* M stub M */
+    lua_call(L, 1, 0);    /* M */
+  } else {
+    return lua_error(L);
+  }
   return 1;
 }
 

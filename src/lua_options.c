@@ -7,10 +7,11 @@
 
 #include "common.h"
 #include "lua_runtime.h"
+#include "packet_flow.h"
 
 /* Options every probe takes; anything else in the table is a caller mistake. */
-static const char* const ir__probe_options[] = {"timeout", "size",   "ttl",
-                                                "tos",     "family", NULL};
+static const char* const ir__probe_options[] = {"timeout", "size", "ttl", "tos",
+                                                "family",  "flow", NULL};
 
 /* Reads opts.name as a number within [min, max]; absent keeps *value. Raises an
  * argument error naming the option when it is of the wrong type or range. */
@@ -60,7 +61,7 @@ void ir_lua_check_option_names(lua_State* L, int opts, const char* const* extra)
 int ir_lua_probe_options(lua_State* L, int opts, ir_probe_spec_t* spec,
                          const char* const* extra) {
   double timeout = IR_DEFAULT_TIMEOUT_MS, size = IR_DEFAULT_SIZE, ttl = 0, tos = 0,
-         family = 0;
+         family = 0, flow = 0;
   if (!lua_isnoneornil(L, opts)) {
     luaL_checktype(L, opts, LUA_TTABLE);
     ir_lua_check_option_names(L, opts, extra);
@@ -72,11 +73,21 @@ int ir_lua_probe_options(lua_State* L, int opts, ir_probe_spec_t* spec,
     if (family == 5) {
       luaL_argerror(L, opts, "option 'family' must be 4 or 6, got 5");
     }
+    /* A flow key keeps the checksum of every probe that carries it constant,
+     * which takes two payload bytes after the cookie. */
+    ir_lua_opt_number(L, opts, "flow", 1, UINT16_MAX, true, &flow);
+    if (flow != 0 && size < IR_FLOW_MIN_SIZE) {
+      luaL_argerror(
+          L, opts,
+          lua_pushfstring(L, "option 'flow' needs a size of at least %d, got %d",
+                          IR_FLOW_MIN_SIZE, (int)size));
+    }
   }
   memset(spec, 0, sizeof(*spec));
   spec->timeout_ms = (uint32_t)ceil(timeout);
   spec->size = (uint32_t)size;
   spec->ttl = (int)ttl;
   spec->tos = (int)tos;
+  spec->flow = (uint16_t)flow;
   return (int)family;
 }

@@ -220,6 +220,10 @@ void* ir_lua_pool_alloc(void* ud, void* ptr, size_t osize, size_t nsize);
 /* lua_embed.c */
 void ir_lua_register_embedded(lua_State* L);
 
+/* lua_trace.c: the loader of the module icmprun.trace_sched (trace.lua's
+ * round scheduler), put in package.preload by ir_lua_open. */
+int ir_lua_open_trace_sched(lua_State* L);
+
 /* lua_module.c: builds the module table (used by main and by the C module). */
 int ir_lua_open(lua_State* L);
 /* lua_module.c: opens /dev/null on each of fds 0, 1 and 2 that is closed, so
