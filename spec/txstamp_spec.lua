@@ -35,7 +35,8 @@ local TROUBLE = [[
   local targets = {}
   for i = 1, 600 do
     targets[#targets + 1] = i % 3 == 0 and "]] .. SLOW4 .. [[" or "]] .. SLOW6 .. [["
-    if i % 50 == 0 then targets[#targets + 1] = "203.0.113." .. i % 200 end
+    -- 203.0.113.0/25 is unreachable here (203.0.113.128/25 is the trace path).
+    if i % 50 == 0 then targets[#targets + 1] = "203.0.113." .. i % 120 end
     if i % 60 == 0 then targets[#targets + 1] = "2001:db8:dead::" .. i end
   end
   local before = icmprun.stats()

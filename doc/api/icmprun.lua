@@ -107,6 +107,18 @@ function icmprun.info() end
 --   `tx_stamps_unmatched`, `tx_stamps_misattributed`
 function icmprun.stats() end
 
+--- Traces the path to `target`, probing every hop of a round at once, with
+-- flow-stable probes by default (one ICMP checksum for the whole trace, as
+-- Paris traceroute). Loads the library module `icmprun.trace`; see it for
+-- the hop records and the trace's methods.
+-- @tparam string target an address or a host name
+-- @tparam[opt] table opts `max_ttl` (30), `first_ttl` (1), `count` (probes
+--   per hop, 3), `interval` (ms between rounds, 250), `timeout` (ms, 1000),
+--   `size`, `tos`, `family`, `stop_at_target` (true), `flow` (`"stable"` or
+--   `"vary"`)
+-- @return an iterator of `hop, result` and the trace, or `nil, message, code`
+function icmprun.trace(target, opts) end
+
 --- The statuses a result can have, in order: `"reply"`, `"timeout"`,
 -- `"unreachable"`, `"ttl_exceeded"`, `"error"`.
 -- @table icmprun.STATUSES

@@ -330,6 +330,7 @@ function Trace:pause()
   self.sched:pause()
 end
 
+--- Lets the rounds go on after `pause`, the next one at once.
 function Trace:resume()
   self.paused = false
   self.sched:resume(icmprun.now())

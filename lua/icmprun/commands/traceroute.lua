@@ -52,7 +52,6 @@ local MARKS6 = { [0] = "!N", [1] = "!X", [3] = "!H" }
 
 --- The mark after an unreachable answer's time ("!H"), or nil.
 -- @tparam table r a result
--- @tparam boolean v6
 function M.mark(r)
   if r.status ~= "unreachable" or not r.icmp_code then
     return nil
