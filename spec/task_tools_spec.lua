@@ -46,6 +46,40 @@ local PRINT_STATS = [[
     s.sent + s.cancelled + s.send_errors == s.results)
 ]]
 
+describe("inside a __gc metamethod", function()
+  it("refuses the waits (join with a timeout, first, await) and allows cancel and stop",
+    function()
+      -- Stock Lua and icmprun: the finalizer runs while a task collects.
+      local stock, command = both([[
+        local sleeper = icmprun.spawn(function() icmprun.sleep(60000) end)
+        local schedule = icmprun.every(60000, function() end)
+        icmprun.spawn(function()
+          setmetatable({}, { __gc = function()
+            print("join", pcall(sleeper.join, sleeper, 10))
+            print("first", pcall(icmprun.first, sleeper))
+            print("await", pcall(icmprun.await, function(resume) resume() end))
+            print("cancel", pcall(sleeper.cancel, sleeper))
+            print("stop", pcall(schedule.stop, schedule))
+          end })
+          collectgarbage()
+        end)
+        icmprun.sleep(10)
+        collectgarbage()
+        collectgarbage()
+        print("after", select(3, sleeper:join()), select(3, schedule:task():join()))
+      ]])
+      for _, r in ipairs({ stock, command }) do
+        assert_clean(r)
+        assert.equal("join\tfalse\tjoin: cannot wait inside a __gc metamethod\n"
+          .. "first\tfalse\tfirst: cannot wait inside a __gc metamethod\n"
+          .. "await\tfalse\tawait: cannot wait inside a __gc metamethod\n"
+          .. "cancel\ttrue\ttrue\n"
+          .. "stop\ttrue\n"
+          .. "after\tECANCELED\tECANCELED\n", r.stdout)
+      end
+    end)
+end)
+
 describe("task:cancel()", function()
   it("ends a waiting task, whose join then returns nil, cancelled, ECANCELED", function()
     icmprun.run(function()
