@@ -36,6 +36,8 @@ static void ir__submit(ir_lua_waiter_t* waiter) {
     err = -ECANCELED;
     snprintf(waiter->failure, sizeof(waiter->failure), "icmprun is shutting down");
   } else {
+    /* The waiter tags its probe, so that cancelling its task can end it. */
+    waiter->spec.group = waiter;
     err = ir_engine_probe(rt->engine, &waiter->spec, ir__on_probe_result, waiter);
     if (err == 0) {
       return;
@@ -96,6 +98,22 @@ static void ir__lookup_shutdown(ir_lua_owner_t* owner) {
   waiter->task = NULL;
   waiter->consumed = true;
   (void)uv_cancel((uv_req_t*)&waiter->resolve);
+}
+
+void ir_lua_probe_cancel(ir_lua_waiter_t* waiter) {
+  ir_lua_runtime_t* rt = waiter->rt;
+  if (waiter->owner.next != NULL) {
+    /* A lookup in flight: ir__on_resolved frees the waiter when it ends,
+     * and submits nothing, since the waiter is consumed. */
+    (void)uv_cancel((uv_req_t*)&waiter->resolve);
+  } else if (!waiter->op_done && rt->engine != NULL) {
+    /* A probe in the engine: it ends now, with its one result (ERROR,
+     * ECANCELED, counted by the engine), and ir__on_probe_result frees the
+     * waiter. A reply that comes later is counted as late. */
+    ir_engine_cancel_group(rt->engine, waiter);
+  } else {
+    ir_lua_waiter_op_done(waiter); /* Its values were ready: free it. */
+  }
 }
 
 /* Starts resolving waiter->target for the family (0, 4 or 6). */

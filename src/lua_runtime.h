@@ -37,16 +37,30 @@ typedef enum ir_wait_kind_e {
   IR_WAIT_RESOLVE, /* resolve: a name lookup only. */
   IR_WAIT_SWEEP,   /* sweep: results, or a need for more targets. */
   IR_WAIT_SLEEP,   /* sleep: a one-shot timer. */
-  IR_WAIT_JOIN     /* join: another task's end. */
+  IR_WAIT_JOIN,    /* join: another task's end, or a timeout. */
+  IR_WAIT_FIRST,   /* first: the end of the first of several tasks. */
+  IR_WAIT_AWAIT    /* await: a call of the resume function it handed out. */
 } ir_wait_kind_t;
 
-typedef struct ir_lua_waiter_s {
+typedef struct ir_lua_waiter_s ir_lua_waiter_t;
+
+/* One waiter's place in the list of joiners of one task it waits for (a join
+ * has one, a wait for the first of n tasks has n). Owned by the waiter. */
+typedef struct ir_join_link_s ir_join_link_t;
+struct ir_join_link_s {
+  ir_join_link_t* next;
+  ir_join_link_t** pprev; /* NULL while not in a list. */
+  ir_lua_waiter_t* waiter;
+  ir_lua_task_t* task; /* The task waited for. */
+};
+
+struct ir_lua_waiter_s {
   ir_lua_runtime_t* rt;
   /* NULL for a blocking call outside any task, and once the task was
    * abandoned (detached): a detached waiter never reaches its task again. */
   ir_lua_task_t* task;
-  /* Linked while a sleep's timer is open or a name lookup is in flight, so
-   * that shutdown closes the one and cancels the other. */
+  /* Linked while its timer (sleep, join's timeout) is open or a name lookup
+   * is in flight, so that shutdown closes the one and cancels the other. */
   ir_lua_owner_t owner;
   ir_wait_kind_t kind;
   bool done; /* The values are ready. */
@@ -59,13 +73,23 @@ typedef struct ir_lua_waiter_s {
   char failure[384]; /* Non-empty: the call returns nil, failure, code. */
   int failure_code;  /* Negative errno or libuv error named by that code. */
   uv_getaddrinfo_t resolve;
-  /* IR_WAIT_SLEEP */
+  /* IR_WAIT_SLEEP, and IR_WAIT_JOIN with a timeout */
   uv_timer_t timer;
-  uint64_t due_ns; /* uv_hrtime() at which the sleep ends. */
-  /* IR_WAIT_JOIN */
-  ir_lua_task_t* joined;
-  struct ir_lua_waiter_s* next_joiner;
-} ir_lua_waiter_t;
+  uint64_t due_ns; /* uv_hrtime() at which the sleep or the timeout ends. */
+  /* IR_WAIT_JOIN and IR_WAIT_FIRST: links in the joined tasks' lists, one
+   * (`one_link`) or an array of nlinks; all leave their lists at once when
+   * the wait is settled: a task ended, the timeout passed, or it was given up. */
+  ir_join_link_t one_link;
+  ir_join_link_t* links;
+  int nlinks;
+  bool settled;
+  bool timed_out;
+  ir_lua_task_t* joined; /* The task that ended (NULL on a timeout). */
+  int winner;            /* Its index in links, from 0. */
+  /* IR_WAIT_AWAIT: the resume function's pointer to this waiter, cleared when
+   * the waiter is freed, so that a late resume finds nothing to wake. */
+  ir_lua_waiter_t** backref;
+};
 
 typedef enum ir_task_state_e {
   IR_TASK_READY,
@@ -80,10 +104,11 @@ typedef enum ir_task_state_e {
 struct ir_lua_task_s {
   lua_State* co;
   ir_task_state_t state;
-  int start_args;           /* Arguments on co's stack for the first resume. */
-  int nresults;             /* Values left on co's stack when done. */
-  ir_lua_waiter_t* waiter;  /* What it waits for, while WAITING. */
-  ir_lua_waiter_t* joiners; /* Waiters of tasks that join this one. */
+  int start_args;          /* Arguments on co's stack for the first resume. */
+  int nresults;            /* Values left on co's stack when done. */
+  bool cancelled;          /* Ended by task:cancel(): joins get ECANCELED. */
+  ir_lua_waiter_t* waiter; /* What it waits for, while WAITING. */
+  ir_join_link_t* joiners; /* Waits of tasks that join this one. */
   ir_lua_task_t* next_ready;
   ir_lua_runtime_t* rt;
 };
@@ -97,10 +122,11 @@ struct ir_lua_runtime_s {
   uv_idle_t resumer; /* Resumes ready tasks; active while any are. */
   ir_lua_task_t* ready_head;
   ir_lua_task_t* ready_tail;
-  int live_tasks;    /* Spawned and not yet finished. */
-  int running_depth; /* > 0 while the loop runs: blocking calls refused. */
-  bool failed;       /* A task raised an error: stop everything. */
-  int error_ref;     /* Registry ref of that error's message. */
+  ir_lua_task_t* batch_head; /* The ready tasks that the resumer runs now. */
+  int live_tasks;            /* Spawned and not yet finished. */
+  int running_depth;         /* > 0 while the loop runs: blocking calls refused. */
+  bool failed;               /* A task raised an error: stop everything. */
+  int error_ref;             /* Registry ref of that error's message. */
   bool closing;
   ir_lua_owner_t owners; /* Sentinel of the list of live binding objects. */
 };
@@ -134,9 +160,26 @@ int ir_lua_wait_k(lua_State* L, ir_lua_waiter_t* waiter, lua_KContext ctx,
  * if nobody will take its values any more. */
 void ir_lua_finish_wait(ir_lua_waiter_t* waiter);
 void ir_lua_register_tasks(lua_State* L, int module_index);
+/* Starts a sleep of the task until uv_hrtime() reaches due_ns: a waiter with
+ * its own timer, linked as an owner. Returns NULL when out of memory. */
+ir_lua_waiter_t* ir_lua_sleep_start(ir_lua_runtime_t* rt, ir_lua_task_t* task,
+                                    uint64_t due_ns);
+/* Ends a task that is ready or waiting (see task:cancel in lua_tasks.c).
+ * Returns false for a finished task; raises for a running one, and with the
+ * error of a __close handler of the task if one raised. */
+bool ir_lua_task_cancel(lua_State* L, ir_lua_task_t* task);
+/* The task handle at index idx, or a raised argument error. */
+ir_lua_task_t* ir_lua_check_task(lua_State* L, int idx);
+
+/* lua_await.c: icmprun.await and icmprun.every. */
+void ir_lua_register_await(lua_State* L, int module_index);
 
 /* lua_probe.c: pushes a waiter's values; returns how many. */
 int ir_lua_push_probe_values(lua_State* L, ir_lua_waiter_t* waiter);
+/* lua_probe.c: the task of a ping or resolve wait was cancelled (the waiter
+ * is consumed already): cancels its name lookup or its engine probe. The
+ * waiter may be freed by this call. */
+void ir_lua_probe_cancel(ir_lua_waiter_t* waiter);
 void ir_lua_register_probe(lua_State* L, int module_index);
 
 /* lua_txstamp.c: adds the send timestamp fields to icmprun.info() and

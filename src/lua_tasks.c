@@ -17,7 +17,8 @@ static void ir__waiter_maybe_free(ir_lua_waiter_t* waiter);
 static void ir__abandon_tasks(ir_lua_runtime_t* rt);
 static int ir__copy_results(lua_State* L, ir_lua_task_t* task);
 static void ir__walk_close(uv_handle_t* handle, void* arg);
-static void ir__on_sleep_closed(uv_handle_t* handle);
+static void ir__join_settle(ir_lua_waiter_t* waiter, ir_lua_task_t* ended, bool wake);
+static void ir__link_remove(ir_join_link_t* link);
 
 /* ---- Runtime ------------------------------------------------------------ */
 
@@ -161,6 +162,12 @@ ir_lua_waiter_t* ir_lua_waiter_new(ir_lua_runtime_t* rt, ir_wait_kind_t kind,
 static void ir__waiter_maybe_free(ir_lua_waiter_t* waiter) {
   if (waiter->op_done && waiter->consumed) {
     ir_lua_owner_unlink(&waiter->owner);
+    if (waiter->backref != NULL) {
+      *waiter->backref = NULL; /* An await's resume function lets go of it. */
+    }
+    if (waiter->links != &waiter->one_link) {
+      free(waiter->links); /* A first's links; every one has left its list. */
+    }
     free(waiter);
   }
 }
@@ -217,15 +224,33 @@ static int ir__push_wait_values(lua_State* L, ir_lua_waiter_t* waiter) {
       return ir_lua_push_probe_values(L, waiter);
     case IR_WAIT_SLEEP:
     case IR_WAIT_SWEEP:
+    case IR_WAIT_AWAIT: /* Its values are in the resume function's box. */
       return 0;
     case IR_WAIT_JOIN:
+      if (waiter->timed_out) {
+        lua_pushnil(L);                                 /* nil */
+        lua_pushliteral(L, "timeout");                  /* nil msg */
+        lua_pushstring(L, ir_error_name(UV_ETIMEDOUT)); /* nil msg code */
+        return 3;
+      }
       return ir__copy_results(L, waiter->joined);
+    case IR_WAIT_FIRST:
+      lua_pushinteger(L, waiter->winner + 1); /* index; first's continuation */
+      return 1;
   }
   return 0;
 }
 
-/* Pushes copies of a finished task's results (left on its stack) onto L. */
+/* Pushes copies of a finished task's results (left on its stack) onto L, or
+ * the failure of a cancelled task. */
 static int ir__copy_results(lua_State* L, ir_lua_task_t* task) {
+  if (task->cancelled) {
+    luaL_checkstack(L, 3, NULL);
+    lua_pushnil(L);                                 /* nil */
+    lua_pushliteral(L, "cancelled");                /* nil msg */
+    lua_pushstring(L, ir_error_name(UV_ECANCELED)); /* nil msg code */
+    return 3;
+  }
   int n = task->nresults;
   int first = lua_gettop(task->co) - n + 1;
   luaL_checkstack(L, n, "too many results to join");
@@ -252,18 +277,17 @@ static void ir__abandon_tasks(ir_lua_runtime_t* rt) {
   lua_State* S = rt->scratch;
   rt->ready_head = rt->ready_tail = NULL;
   uv_idle_stop(&rt->resumer);
+  rt->batch_head = NULL;
   lua_getfield(S, LUA_REGISTRYINDEX, IR_TASKS_KEY); /* tasks */
   lua_pushnil(S);                                   /* tasks nil */
   while (lua_next(S, -2) != 0) {                    /* tasks co task */
     ir_lua_task_t* task = lua_touserdata(S, -1);
-    /* The joined side of each join ends here. A joiner is freed now if its
-     * own side is over too (its task was visited already, or its blocking
-     * call gave up), otherwise when its task is visited. */
+    /* The joined side of each join ends here, without waking anyone. A
+     * joiner is freed now if its own side is over too (its task was visited
+     * already, or its blocking call gave up), otherwise when its task is
+     * visited (or its timeout's timer has closed). */
     while (task->joiners != NULL) {
-      ir_lua_waiter_t* joiner = task->joiners;
-      task->joiners = joiner->next_joiner;
-      joiner->op_done = true;
-      ir__waiter_maybe_free(joiner);
+      ir__join_settle(task->joiners->waiter, task, false);
     }
     if (task->waiter != NULL) {
       ir__drop_waiter(task->waiter);
@@ -365,14 +389,10 @@ static void ir__task_finish(ir_lua_runtime_t* rt, ir_lua_task_t* task, int nresu
   task->state = IR_TASK_DONE;
   task->nresults = nresults;
   rt->live_tasks--;
-  ir_lua_waiter_t* joiner = task->joiners;
-  task->joiners = NULL;
-  while (joiner != NULL) {
-    ir_lua_waiter_t* next = joiner->next_joiner;
-    joiner->op_done = true;
-    ir_lua_wake(joiner);
-    ir__waiter_maybe_free(joiner); /* A blocking join that gave up. */
-    joiner = next;
+  /* Each settle takes its waiter's links out of every list, this one's
+   * head included. */
+  while (task->joiners != NULL) {
+    ir__join_settle(task->joiners->waiter, task, true);
   }
   ir__unanchor(rt, task);
 }
@@ -449,15 +469,17 @@ static void ir__resume(ir_lua_runtime_t* rt, ir_lua_task_t* task) {
 static void ir__on_resume(uv_idle_t* idle) {
   ir_lua_runtime_t* rt = idle->data;
   /* Only the tasks ready now: those that become ready while these run wait
-   * for the next turn, so the loop keeps reading replies in between. */
-  ir_lua_task_t* batch = rt->ready_head;
+   * for the next turn, so the loop keeps reading replies in between. The
+   * batch is the runtime's, so that a task it holds can be cancelled. */
+  rt->batch_head = rt->ready_head;
   rt->ready_head = rt->ready_tail = NULL;
-  while (batch != NULL && !rt->failed) {
-    ir_lua_task_t* task = batch;
-    batch = task->next_ready;
+  while (rt->batch_head != NULL && !rt->failed) {
+    ir_lua_task_t* task = rt->batch_head;
+    rt->batch_head = task->next_ready;
     task->next_ready = NULL;
     ir__resume(rt, task);
   }
+  rt->batch_head = NULL;
   if (rt->ready_head == NULL) {
     uv_idle_stop(idle);
   }
@@ -494,8 +516,144 @@ static int ir__l_spawn(lua_State* L) {
   return 1;
 }
 
+/* ---- Timers of waiters (sleep, join's timeout) ---------------------------- */
+
+static void ir__on_waiter_timer_closed(uv_handle_t* handle) {
+  ir_lua_waiter_op_done(handle->data);
+}
+
+/* Closes a waiter's timer if it is open; its close callback ends the
+ * waiter's operation. */
+static void ir__waiter_timer_close(ir_lua_waiter_t* waiter) {
+  if (waiter->owner.next == NULL) {
+    return; /* Not open, or closing already. */
+  }
+  ir_lua_owner_unlink(&waiter->owner);
+  uv_close((uv_handle_t*)&waiter->timer, ir__on_waiter_timer_closed);
+}
+
+static void ir__on_waiter_timer(uv_timer_t* timer) {
+  ir_lua_waiter_t* waiter = timer->data;
+  /* libuv's clock counts whole milliseconds, so a timer can fire up to one
+   * millisecond before the precise deadline: never wake early. */
+  uint64_t now = uv_hrtime();
+  if (now < waiter->due_ns) {
+    uv_timer_start(timer, ir__on_waiter_timer,
+                   (waiter->due_ns - now + 999999) / 1000000, 0);
+    return;
+  }
+  if (waiter->kind == IR_WAIT_JOIN) {
+    ir__join_settle(waiter, NULL, true); /* Timed out; closes the timer. */
+    return;
+  }
+  ir_lua_wake(waiter);
+  ir__waiter_timer_close(waiter);
+}
+
+/* Shutdown of a timer that has not fired: nobody will take its values. It
+ * is unlinked already. */
+static void ir__waiter_timer_shutdown(ir_lua_owner_t* owner) {
+  ir_lua_waiter_t* waiter = ir_lua_waiter_of_owner(owner);
+  waiter->task = NULL;
+  waiter->consumed = true;
+  if (waiter->kind == IR_WAIT_JOIN && !waiter->settled) {
+    /* Its link leaves its list; the close below ends the operation. */
+    waiter->settled = true;
+    ir__link_remove(&waiter->one_link);
+  }
+  uv_close((uv_handle_t*)&waiter->timer, ir__on_waiter_timer_closed);
+}
+
+/* Opens the waiter's timer for due_ns (uv_hrtime()) and links it. */
+static void ir__waiter_timer_start(ir_lua_runtime_t* rt, ir_lua_waiter_t* waiter,
+                                   uint64_t due_ns) {
+  uv_timer_init(&rt->loop, &waiter->timer);
+  waiter->timer.data = waiter;
+  ir_lua_owner_link(rt, &waiter->owner, ir__waiter_timer_shutdown);
+  waiter->due_ns = due_ns;
+  uv_update_time(&rt->loop);
+  uint64_t now = uv_hrtime();
+  uint64_t ms = due_ns > now ? (due_ns - now + 999999) / 1000000 : 0;
+  uv_timer_start(&waiter->timer, ir__on_waiter_timer, ms, 0);
+}
+
+ir_lua_waiter_t* ir_lua_sleep_start(ir_lua_runtime_t* rt, ir_lua_task_t* task,
+                                    uint64_t due_ns) {
+  ir_lua_waiter_t* waiter = ir_lua_waiter_new(rt, IR_WAIT_SLEEP, task);
+  if (waiter != NULL) {
+    ir__waiter_timer_start(rt, waiter, due_ns);
+  }
+  return waiter;
+}
+
+/* ---- Joins: join, join with a timeout, first ------------------------------ */
+
+static void ir__link_add(ir_join_link_t* link, ir_lua_waiter_t* waiter,
+                         ir_lua_task_t* task) {
+  link->waiter = waiter;
+  link->task = task;
+  link->next = task->joiners;
+  if (link->next != NULL) {
+    link->next->pprev = &link->next;
+  }
+  link->pprev = &task->joiners;
+  task->joiners = link;
+}
+
+static void ir__link_remove(ir_join_link_t* link) {
+  if (link->pprev == NULL) {
+    return;
+  }
+  *link->pprev = link->next;
+  if (link->next != NULL) {
+    link->next->pprev = link->pprev;
+  }
+  link->next = NULL;
+  link->pprev = NULL;
+}
+
+/* Settles a join or first wait, once: `ended` is the task that ended (NULL
+ * for a timeout, or when the wait was given up); every link leaves its
+ * list, and the timer, if any, closes. With `wake`, the waiting task (or
+ * blocking call) gets its values; without it, nobody will take them. */
+static void ir__join_settle(ir_lua_waiter_t* waiter, ir_lua_task_t* ended, bool wake) {
+  if (waiter->settled) {
+    return;
+  }
+  waiter->settled = true;
+  for (int i = 0; i < waiter->nlinks; i++) {
+    if (waiter->links[i].task == ended && waiter->joined == NULL && ended != NULL) {
+      waiter->joined = ended;
+      waiter->winner = i;
+    }
+    ir__link_remove(&waiter->links[i]);
+  }
+  waiter->timed_out = ended == NULL && wake;
+  if (wake) {
+    ir_lua_wake(waiter);
+  }
+  if (waiter->timer.type == UV_TIMER) {
+    ir__waiter_timer_close(waiter); /* Its close ends the operation. */
+  } else {
+    waiter->op_done = true; /* No timer was ever opened. */
+  }
+  ir__waiter_maybe_free(waiter);
+}
+
+ir_lua_task_t* ir_lua_check_task(lua_State* L, int idx) {
+  return luaL_checkudata(L, idx, IR_TASK_META);
+}
+
+/* task:join([timeout_ms]) -> the task's results | nil, "timeout", "ETIMEDOUT"
+ * | nil, "cancelled", "ECANCELED". A timeout leaves the task running. */
 static int ir__l_join(lua_State* L) {
-  ir_lua_task_t* task = luaL_checkudata(L, 1, IR_TASK_META);
+  ir_lua_task_t* task = ir_lua_check_task(L, 1);
+  lua_Number timeout = -1;
+  if (!lua_isnoneornil(L, 2)) {
+    timeout = luaL_checknumber(L, 2);
+    luaL_argcheck(L, timeout >= 0 && timeout < 1e12, 2,
+                  "timeout must be milliseconds >= 0");
+  }
   if (task->state == IR_TASK_DONE) {
     return ir__copy_results(L, task);
   }
@@ -507,43 +665,176 @@ static int ir__l_join(lua_State* L) {
   if (waiter == NULL) {
     return luaL_error(L, "join: out of memory");
   }
-  waiter->joined = task;
-  waiter->next_joiner = task->joiners;
-  task->joiners = waiter;
+  waiter->links = &waiter->one_link;
+  waiter->nlinks = 1;
+  ir__link_add(&waiter->one_link, waiter, task);
+  if (timeout >= 0) {
+    ir__waiter_timer_start(task->rt, waiter, uv_hrtime() + (uint64_t)(timeout * 1e6));
+  }
   return ir_lua_wait(L, waiter);
+}
+
+/* first's continuation: the index of the task that ended is on top. */
+static int ir__first_done(lua_State* L, int status, lua_KContext ctx) {
+  (void)status;
+  int nargs = (int)ctx;
+  int winner = (int)lua_tointeger(L, -1);
+  lua_settop(L, nargs);     /* t1 ... tn */
+  lua_pushvalue(L, winner); /* t1 ... tn task */
+  return 1 + ir__copy_results(L, lua_touserdata(L, winner));
+}
+
+/* icmprun.first(t1, t2, ...) -> the first task to end, and its results (or
+ * nil, "cancelled", "ECANCELED"). The others keep running. */
+static int ir__l_first(lua_State* L) {
+  int n = lua_gettop(L);
+  luaL_argcheck(L, n > 0, 1, "tasks expected");
+  ir_lua_task_t* self = ir_lua_current_task(L);
+  for (int i = 1; i <= n; i++) {
+    ir_lua_task_t* task = ir_lua_check_task(L, i);
+    luaL_argcheck(L, task != self, i, "a task cannot wait for itself");
+  }
+  for (int i = 1; i <= n; i++) {
+    if (((ir_lua_task_t*)lua_touserdata(L, i))->state == IR_TASK_DONE) {
+      lua_pushinteger(L, i); /* t1 ... tn i */
+      return ir__first_done(L, LUA_OK, n);
+    }
+  }
+  ir_lua_runtime_t* rt = ir_lua_check_task(L, 1)->rt;
+  self = ir_lua_check_can_wait(L, rt, "first");
+  ir_lua_waiter_t* waiter = ir_lua_waiter_new(rt, IR_WAIT_FIRST, self);
+  ir_join_link_t* links = waiter != NULL ? calloc((size_t)n, sizeof(*links)) : NULL;
+  if (links == NULL) {
+    free(waiter);
+    return luaL_error(L, "first: out of memory");
+  }
+  waiter->links = links;
+  waiter->nlinks = n;
+  for (int i = 0; i < n; i++) {
+    ir__link_add(&links[i], waiter, lua_touserdata(L, i + 1));
+  }
+  if (self != NULL) {
+    return ir_lua_wait_k(L, waiter, n, ir__first_done);
+  }
+  ir_lua_wait(L, waiter); /* Blocks; pushes the index. */
+  return ir__first_done(L, LUA_OK, n);
+}
+
+/* ---- Cancelling --------------------------------------------------------- */
+
+/* The task of a waiter was cancelled: the waiter is detached from it, and
+ * what it waited for ends now or is left to free the waiter when it ends. */
+static void ir__waiter_cancel(ir_lua_waiter_t* waiter) {
+  waiter->task = NULL;
+  waiter->consumed = true;
+  switch (waiter->kind) {
+    case IR_WAIT_PROBE:
+    case IR_WAIT_RESOLVE:
+      ir_lua_probe_cancel(waiter);
+      return;
+    case IR_WAIT_SLEEP:
+      ir__waiter_timer_close(waiter);
+      ir__waiter_maybe_free(waiter); /* If its timer had closed already. */
+      return;
+    case IR_WAIT_JOIN:
+    case IR_WAIT_FIRST:
+      ir__join_settle(waiter, NULL, false);
+      return;
+    case IR_WAIT_SWEEP: /* The sweep frees it when it next wakes its pullers. */
+    case IR_WAIT_AWAIT: /* Nothing else holds it but the resume function. */
+      ir__waiter_maybe_free(waiter);
+      return;
+  }
+}
+
+/* Takes a ready task out of the queue it is in: the next turn's, or the
+ * batch being resumed now. */
+static void ir__unready(ir_lua_runtime_t* rt, ir_lua_task_t* task) {
+  ir_lua_task_t* prev = NULL;
+  for (ir_lua_task_t* t = rt->ready_head; t != NULL; prev = t, t = t->next_ready) {
+    if (t == task) {
+      if (prev != NULL) {
+        prev->next_ready = task->next_ready;
+      } else {
+        rt->ready_head = task->next_ready;
+      }
+      if (rt->ready_tail == task) {
+        rt->ready_tail = prev;
+      }
+      task->next_ready = NULL;
+      return;
+    }
+  }
+  for (ir_lua_task_t** link = &rt->batch_head; *link != NULL;
+       link = &(*link)->next_ready) {
+    if (*link == task) {
+      *link = task->next_ready;
+      task->next_ready = NULL;
+      return;
+    }
+  }
+}
+
+/* Closes a coroutine's pending to-be-closed variables, as coroutine.close. */
+static int ir__close_thread(lua_State* co, lua_State* from) {
+#if LUA_VERSION_RELEASE_NUM >= 50406
+  return lua_closethread(co, from);
+#else
+  (void)from;
+  return lua_resetthread(co);
+#endif
+}
+
+bool ir_lua_task_cancel(lua_State* L, ir_lua_task_t* task) {
+  ir_lua_runtime_t* rt = task->rt;
+  if (task->state == IR_TASK_DONE) {
+    return false;
+  }
+  if (task->state == IR_TASK_RUNNING) {
+    luaL_error(L,
+               "cancel: the task is running; a task cannot cancel itself "
+               "(return from it, or raise an error)");
+  }
+  if (task->state == IR_TASK_READY) {
+    ir__unready(rt, task);
+  }
+  ir_lua_waiter_t* waiter = task->waiter;
+  task->waiter = NULL;
+  /* Done before any of its code runs again (its __close handlers below), so
+   * that they see it ended: joining it returns ECANCELED, cancelling it
+   * again does nothing. */
+  task->state = IR_TASK_DONE;
+  task->cancelled = true;
+  if (waiter != NULL) {
+    ir__waiter_cancel(waiter);
+  }
+  /* As coroutine.close: its to-be-closed variables are closed, so a sweep
+   * that it iterates with a for loop stops and cancels its probes. */
+  int status = ir__close_thread(task->co, L);
+  if (status != LUA_OK) {
+    luaL_checkstack(L, 1, NULL);
+    lua_xmove(task->co, L, 1); /* err */
+  }
+  ir__task_finish(rt, task, 0);
+  if (status != LUA_OK) {
+    lua_error(L); /* A __close handler of the task raised this. */
+  }
+  return true;
+}
+
+/* task:cancel() -> true if it ended the task, false if it had ended. */
+static int ir__l_cancel(lua_State* L) {
+  ir_lua_task_t* task = ir_lua_check_task(L, 1);
+  lua_pushboolean(L, ir_lua_task_cancel(L, task));
+  return 1;
 }
 
 static int ir__l_task_tostring(lua_State* L) {
   ir_lua_task_t* task = luaL_checkudata(L, 1, IR_TASK_META);
   static const char* const names[] = {"ready", "running", "waiting", "done"};
-  lua_pushfstring(L, "icmprun.task (%s): %p", names[task->state], (void*)task);
+  lua_pushfstring(L, "icmprun.task (%s): %p",
+                  task->cancelled ? "cancelled" : names[task->state], (void*)task);
   return 1;
-}
-
-static void ir__on_sleep_closed(uv_handle_t* handle) {
-  ir_lua_waiter_op_done(handle->data);
-}
-
-static void ir__on_sleep(uv_timer_t* timer) {
-  ir_lua_waiter_t* waiter = timer->data;
-  /* libuv's clock counts whole milliseconds, so a timer can fire up to one
-   * millisecond before the precise deadline: never wake early. */
-  uint64_t now = uv_hrtime();
-  if (now < waiter->due_ns) {
-    uv_timer_start(timer, ir__on_sleep, (waiter->due_ns - now + 999999) / 1000000, 0);
-    return;
-  }
-  ir_lua_wake(waiter);
-  ir_lua_owner_unlink(&waiter->owner); /* The timer's close is under way. */
-  uv_close((uv_handle_t*)timer, ir__on_sleep_closed);
-}
-
-/* Shutdown of a sleep that has not ended: nobody will take its values. */
-static void ir__sleep_shutdown(ir_lua_owner_t* owner) {
-  ir_lua_waiter_t* waiter = ir_lua_waiter_of_owner(owner);
-  waiter->task = NULL;
-  waiter->consumed = true;
-  uv_close((uv_handle_t*)&waiter->timer, ir__on_sleep_closed);
 }
 
 /* Whether a waiting primitive may run here: in a task it yields; outside any
@@ -584,16 +875,11 @@ static int ir__l_sleep(lua_State* L) {
   lua_Number ms = luaL_checknumber(L, 1);
   luaL_argcheck(L, ms >= 0 && ms < 1e12, 1, "milliseconds must be >= 0");
   ir_lua_task_t* task = ir_lua_check_can_wait(L, rt, "sleep");
-  ir_lua_waiter_t* waiter = ir_lua_waiter_new(rt, IR_WAIT_SLEEP, task);
+  ir_lua_waiter_t* waiter =
+      ir_lua_sleep_start(rt, task, uv_hrtime() + (uint64_t)(ms * 1e6));
   if (waiter == NULL) {
     return luaL_error(L, "sleep: out of memory");
   }
-  uv_timer_init(&rt->loop, &waiter->timer);
-  waiter->timer.data = waiter;
-  ir_lua_owner_link(rt, &waiter->owner, ir__sleep_shutdown);
-  waiter->due_ns = uv_hrtime() + (uint64_t)(ms * 1e6);
-  uv_update_time(&rt->loop);
-  uv_timer_start(&waiter->timer, ir__on_sleep, (uint64_t)ceil(ms), 0);
   return ir_lua_wait(L, waiter);
 }
 
@@ -658,6 +944,8 @@ void ir_lua_register_tasks(lua_State* L, int module_index) {
     lua_newtable(L);                        /* mt methods */
     lua_pushcfunction(L, ir__l_join);       /* mt methods join */
     lua_setfield(L, -2, "join");            /* mt methods */
+    lua_pushcfunction(L, ir__l_cancel);     /* mt methods cancel */
+    lua_setfield(L, -2, "cancel");          /* mt methods */
     lua_setfield(L, -2, "__index");         /* mt */
     lua_pushcfunction(L, ir__l_task_tostring);
     lua_setfield(L, -2, "__tostring");
@@ -672,4 +960,6 @@ void ir_lua_register_tasks(lua_State* L, int module_index) {
   lua_pop(L, 1);                                      /* */
   lua_pushcfunction(L, ir__l_now);
   lua_setfield(L, module_index, "now");
+  lua_pushcfunction(L, ir__l_first);
+  lua_setfield(L, module_index, "first");
 }
