@@ -71,6 +71,32 @@ function icmprun.sweep(targets, opts) end
 -- @return the task
 function icmprun.spawn(fn, ...) end
 
+--- Waits for the first of several tasks to finish; the others keep running.
+-- A task that has already finished is returned at once (the first such in
+-- argument order).
+-- @param ... tasks (from `spawn`)
+-- @return the task that finished, then its results (for a cancelled task:
+--   `nil, "cancelled", "ECANCELED"` after it)
+function icmprun.first(...) end
+
+--- Turns a callback into a wait of the calling task: `fn(resume)` runs at
+-- once and must not wait; `await` returns what `resume(...)` is called
+-- with. A second `resume`, or one after the task was cancelled or
+-- abandoned, is ignored and returns false. An error in `fn` is raised here.
+-- @tparam function fn called with `resume`, e.g. to hand it to luv
+-- @return the values given to `resume`
+function icmprun.await(fn) end
+
+--- Calls `fn(n, due)` on a fixed schedule: the n-th call is due at start +
+-- n × ms and never runs earlier. After a call that overran, the latest slot
+-- already due runs at once and the slots before it are skipped (counted),
+-- never a burst. An error in `fn` ends the run like any task error.
+-- @tparam number ms the period, in milliseconds (whole, 1..86400000)
+-- @tparam function fn
+-- @return a handle: `:stop()` starts no more calls, `:stats()` gives the
+--   calls made and slots skipped, `:task()` the task that runs the schedule
+function icmprun.every(ms, fn) end
+
 --- Suspends the calling task for `ms` milliseconds; other tasks and probes
 -- go on. Outside any task it blocks, running the loop meanwhile.
 -- @tparam number ms
