@@ -1,7 +1,10 @@
 /* The icmprun command: runs a Lua script's main chunk as a task on the loop. */
 #include <lauxlib.h>
 #include <lua.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <lualib.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,8 +244,26 @@ static int ir_run_options(lua_State* L, char** argv, int stop) {
   return LUA_OK;
 }
 
+/* A daemon started with stdin, stdout or stderr closed would hand those
+ * numbers to its first sockets, and a log line would then go to a client
+ * or a probe socket: each closed one is opened on /dev/null instead. */
+static void ir_open_std_fds(void) {
+  for (int fd = 0; fd <= 2; fd++) {
+    if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+      int opened = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+      if (opened > 2) {
+        close(opened); /* Cannot happen: the lowest free number is fd. */
+      }
+    }
+  }
+}
+
 int main(int argc, char** argv) {
   ir_options_t opts = {0, false, false};
+  ir_open_std_fds();
+  /* A client that hangs up mid-response is an EPIPE on that connection, not
+   * the end of the process. */
+  signal(SIGPIPE, SIG_IGN);
   bool has_e = false;
   if (ir_scan_options(argc, argv, &opts, &has_e) != 0) {
     return 1;
