@@ -19,6 +19,7 @@ local icmprun = require "icmprun"
 local cli = require "icmprun.cli"
 local config = require "icmprun.exporter.config"
 local exporter = require "icmprun.exporter"
+local logging = require "icmprun.exporter.log"
 
 local M = {}
 
@@ -69,6 +70,11 @@ local function build_parser()
     :target("interval"):convert(duration("--ping.interval"))
   parser:option("-s --ping.size", "Payload bytes of the hosts given as arguments.", "56")
     :target("size"):convert(cli.number_in("--ping.size", 0, 65507, true))
+  parser:option("--log.level", "Only log messages with the given severity or above: "
+    .. "debug, info, warn, error.", "info"):target("log_level")
+    :choices(logging.LEVELS)
+  parser:option("--log.format", "Output format of log messages: logfmt, json.", "logfmt")
+    :target("log_format"):choices(logging.FORMATS)
   parser:flag("--privileged", "Accepted for smokeping_prober's sake; icmprun picks "
     .. "datagram or raw sockets itself.")
   return parser
@@ -107,8 +113,10 @@ function M.run(arg)
   if #args.hosts > 0 and not groups then
     return cli.fail(NAME, err)
   end
+  local logger = assert(logging.new({ level = args.log_level, format = args.log_format }))
   local e
-  e, err = exporter.new({ config = args.config, groups = groups, buckets = args.buckets })
+  e, err = exporter.new({ config = args.config, groups = groups, buckets = args.buckets,
+    logger = logger })
   if not e then
     return cli.fail(NAME, err)
   end
@@ -127,7 +135,7 @@ function M.run(arg)
   e.log(string.format("serving http://%s:%d%s", shown, server.port, args.path))
   icmprun.on_signal("HUP", function()
     if args.config then
-      e:reload()
+      e:request_reload() -- Coalesced: a storm of HUPs costs two reloads.
     else
       e.log("SIGHUP: no config file to reload")
     end
