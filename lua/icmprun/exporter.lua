@@ -352,6 +352,15 @@ function Exporter:stop()
   self.servers, self.server = nil, nil
 end
 
+-- The HTTP connections open now, on every address served.
+function Exporter:connections()
+  local n = 0
+  for _, server in ipairs(self.servers or {}) do
+    n = n + server.connections
+  end
+  return n
+end
+
 -- The exporter's own samples: config state, targets, last scrape, process.
 function Exporter:own_lines()
   local uv = require "luv"
@@ -378,6 +387,9 @@ function Exporter:own_lines()
       .. "scheduled time since the previous scrape.",
     "# TYPE icmprun_exporter_max_send_delay_seconds gauge",
     "icmprun_exporter_max_send_delay_seconds " .. fv(self.max_send_delay / 1000),
+    "# HELP icmprun_exporter_http_connections HTTP connections open now.",
+    "# TYPE icmprun_exporter_http_connections gauge",
+    "icmprun_exporter_http_connections " .. self:connections(),
     "# HELP process_cpu_seconds_total User and system CPU time spent in seconds.",
     "# TYPE process_cpu_seconds_total counter",
     "process_cpu_seconds_total " .. fv(cpu),
