@@ -38,6 +38,7 @@ local config = require "icmprun.exporter.config"
 local http = require "icmprun.exporter.http"
 local logging = require "icmprun.exporter.log"
 local metrics = require "icmprun.exporter.metrics"
+local probe = require "icmprun.exporter.probe"
 local prometheus = require "icmprun.report.prometheus"
 
 local M = {}
@@ -83,6 +84,7 @@ function M.new(opts)
   end
   logger = logger or logging.new()
   return setmetatable({
+    modules = opts.modules or { icmp = probe.DEFAULT_MODULE },
     config_path = opts.config,
     groups = opts.groups,
     buckets = buckets.buckets,
@@ -491,6 +493,39 @@ function Exporter:scrape(req, respond)
   end)
 end
 
+-- blackbox_exporter's /probe (see `icmprun.exporter.probe`).
+function Exporter:probe_request(req, respond)
+  local params = http.parse_query(req.query)
+  local module_name = params.module or "icmp"
+  local m = self.modules[module_name]
+  if not m then
+    return respond(400, "text/plain", string_format("Unknown module %q\n", module_name))
+  end
+  local target = params.target
+  if not target or target == "" then
+    return respond(400, "text/plain", "Target parameter is missing\n")
+  end
+  if #target > config.LIMITS.max_name or target:find("[%s%c/]") then
+    return respond(400, "text/plain", "Target parameter is not a host name or address\n")
+  end
+  local timeout, err = probe.timeout(req.headers, m)
+  if not timeout then
+    return respond(400, "text/plain", err .. "\n")
+  end
+  icmprun.spawn(function()
+    local ok, text, success, why = pcall(probe.run, icmprun, target, m, timeout)
+    if not ok then
+      self.logger.error("error while probing: " .. tostring(text))
+      return respond(500, "text/plain", "internal error\n")
+    end
+    if not success then
+      self.logger.debug("probe failed", { "target", target, "module", module_name,
+        "err", tostring(why) })
+    end
+    respond(200, METRICS_TYPE, text)
+  end)
+end
+
 -- The methods each path answers; anything else gets 405 with `Allow`.
 local READ = { GET = true, HEAD = true }
 local WRITE = { POST = true, PUT = true }
@@ -520,6 +555,10 @@ function Exporter:handle(req, respond, metrics_path)
           respond(500, "text/plain", "reload failed: " .. err .. "\n")
         end
       end)
+    end
+  elseif path == "/probe" then
+    if allow(READ, ALLOW_READ) then
+      self:probe_request(req, respond)
     end
   elseif path == "/-/healthy" or path == "/-/ready" then
     if allow(READ, ALLOW_READ) then

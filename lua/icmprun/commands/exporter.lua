@@ -20,6 +20,7 @@ local cli = require "icmprun.cli"
 local config = require "icmprun.exporter.config"
 local exporter = require "icmprun.exporter"
 local logging = require "icmprun.exporter.log"
+local probe = require "icmprun.exporter.probe"
 
 local M = {}
 
@@ -70,6 +71,9 @@ local function build_parser()
     :target("interval"):convert(duration("--ping.interval"))
   parser:option("-s --ping.size", "Payload bytes of the hosts given as arguments.", "56")
     :target("size"):convert(cli.number_in("--ping.size", 0, 65507, true))
+  parser:option("--blackbox.config.file", "blackbox_exporter's YAML file of modules for "
+    .. "/probe (ICMP modules; default: one module, icmp, with its defaults).")
+    :target("blackbox_config")
   parser:option("--log.level", "Only log messages with the given severity or above: "
     .. "debug, info, warn, error.", "info"):target("log_level")
     :choices(logging.LEVELS)
@@ -113,10 +117,17 @@ function M.run(arg)
   if #args.hosts > 0 and not groups then
     return cli.fail(NAME, err)
   end
+  local modules
+  if args.blackbox_config then
+    modules, err = probe.load_modules(args.blackbox_config)
+    if not modules then
+      return cli.fail(NAME, err)
+    end
+  end
   local logger = assert(logging.new({ level = args.log_level, format = args.log_format }))
   local e
   e, err = exporter.new({ config = args.config, groups = groups, buckets = args.buckets,
-    logger = logger })
+    logger = logger, modules = modules })
   if not e then
     return cli.fail(NAME, err)
   end
