@@ -59,8 +59,9 @@ local function build_parser()
     "SIGHUP or POST /-/reload reloads the config; counters of unchanged targets are kept.")
   parser:help_max_width(80)
   parser:argument("hosts", "Hosts to ping, besides (or instead of) a config file."):args("*")
-  parser:option("--listen --web.listen-address", "Address to serve on, HOST:PORT.",
-    "127.0.0.1:9374"):target("listen")
+  parser:option("--listen --web.listen-address", "Address to serve on, HOST:PORT "
+    .. "([::]:9374 for every IPv6 and IPv4 one); repeatable for several.")
+    :target("listen"):count("*")
   parser:option("--config --config.file", "smokeping_prober YAML file of target groups.")
     :target("config")
   parser:option("--web.telemetry-path", "Path of the metrics.", "/metrics"):target("path")
@@ -81,6 +82,20 @@ local function build_parser()
     :target("log_format"):choices(logging.FORMATS)
   parser:flag("--privileged", "Accepted for smokeping_prober's sake; icmprun picks "
     .. "datagram or raw sockets itself.")
+  parser:flag("--no-privileged", "Accepted, as --privileged."):target("no_privileged")
+  parser:option("-O --ping.tos", "TOS of the hosts given as arguments (0-255, or 0x00).",
+    "0"):target("tos"):convert(function(text)
+      local n = math.tointeger(tonumber(text))
+      if not n or n < 0 or n > 255 then
+        return nil, "option '--ping.tos': invalid argument '" .. text .. "': 0 to 255"
+      end
+      return n
+    end)
+  parser:option("--web.config.file", "exporter-toolkit's TLS and basic auth file: "
+    .. "refused, as icmprun serves plain HTTP only (put a TLS proxy in front)."):target("web_config")
+  parser:flag("--web.systemd-socket", "systemd socket activation: refused, not "
+    .. "supported yet."):target("systemd_socket")
+  parser:flag("--version", "Print the version and exit."):target("version")
   return parser
 end
 
@@ -89,7 +104,7 @@ local function argument_groups(args)
   if #args.hosts == 0 then
     return nil
   end
-  return config.check({ targets = { { hosts = args.hosts, size = args.size,
+  return config.check({ targets = { { hosts = args.hosts, size = args.size, tos = args.tos,
     interval = string.format("%.6fms", args.interval) } } })
 end
 
@@ -106,6 +121,21 @@ function M.run(arg)
   local args, status = cli.handle(build_parser(), arg)
   if not args then
     return status
+  end
+  if args.version then
+    io.stdout:write("icmprun exporter ", icmprun.version, "\n")
+    return 0
+  end
+  if args.web_config then
+    return cli.fail(NAME, "--web.config.file: TLS and basic auth are not supported: icmprun "
+      .. "serves plain HTTP only; put a TLS proxy in front of it")
+  end
+  if args.systemd_socket then
+    return cli.fail(NAME, "--web.systemd-socket: socket activation is not supported; "
+      .. "give --web.listen-address")
+  end
+  if #args.listen == 0 then
+    args.listen = { "127.0.0.1:9374" }
   end
   if not args.config and #args.hosts == 0 then
     return cli.fail(NAME, "give a config file (--config FILE) or hosts to ping")
@@ -136,14 +166,16 @@ function M.run(arg)
   if not n then
     return cli.fail(NAME, err)
   end
-  local server
-  server, err = e:listen(args.listen, args.path)
-  if not server then
-    e:stop()
-    return cli.fail(NAME, err)
+  for _, address in ipairs(args.listen) do
+    local server
+    server, err = e:listen(address, args.path)
+    if not server then
+      e:stop()
+      return cli.fail(NAME, err)
+    end
+    local shown = server.host:find(":", 1, true) and "[" .. server.host .. "]" or server.host
+    e.log(string.format("serving http://%s:%d%s", shown, server.port, args.path))
   end
-  local shown = server.host:find(":", 1, true) and "[" .. server.host .. "]" or server.host
-  e.log(string.format("serving http://%s:%d%s", shown, server.port, args.path))
   icmprun.on_signal("HUP", function()
     if args.config then
       e:request_reload() -- Coalesced: a storm of HUPs costs two reloads.
