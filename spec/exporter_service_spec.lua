@@ -300,6 +300,34 @@ describe("icmprun exporter as a service", function()
     assert.equal(5000, assert_consistent(server:scrape()))
   end)
 
+  it("negotiates gzip; clients of one render get the same text, compressed or not", function()
+    start_many(3000)
+    local ask = "GET /metrics HTTP/1.1\r\nHost: x\r\n"
+    local responses = server:raw({
+      { send = { ask .. "Accept-Encoding: gzip\r\n\r\n" } },
+      { send = { ask .. "\r\n" } },
+      { send = { ask .. "Accept-Encoding: deflate, gzip;q=0\r\n\r\n" } },
+    })
+    local function split(response)
+      local head, body = response:match("^(.-\r\n)\r\n(.*)$")
+      return head, body
+    end
+    local zhead, zbody = split(responses[1])
+    local head, body = split(responses[2])
+    local qhead = split(responses[3])
+    assert.matches("\r\nContent%-Encoding: gzip\r\n", zhead)
+    assert.is_nil(head:find("Content-Encoding", 1, true))
+    assert.is_nil(qhead:find("Content-Encoding", 1, true))
+    assert.equal(tonumber(zhead:match("Content%-Length: (%d+)")), #zbody)
+    local text = require("zlib").inflate()(zbody)
+    -- Asked at once, so one render: the very same samples.
+    assert.equal(body, text)
+    assert.is_true(#zbody * 5 < #body, #zbody .. " bytes compressed of " .. #body)
+    assert.equal(3000, assert_consistent(exporter.parse(text)))
+    local check = exporter.promtool_check(text)
+    assert.equal(0, check.code, check.stdout .. check.stderr)
+  end)
+
   it("keeps line and column in YAML errors", function()
     path = yaml_file("targets:\n- hosts: [127.0.0.1\n  interval: 1s\n")
     local r = cli.icmprun_run({ "exporter", "--config", path })
