@@ -39,6 +39,55 @@ describe("icmprun exporter's smokeping_prober flags", function()
     assert.matches("^icmprun exporter %d+%.%d+", r.stdout)
   end)
 
+  it("runs on Debian's smokeping_prober files unchanged, with its series", function()
+    local peer = cli.sh("command -v prometheus-smokeping-prober").stdout:match("%S+")
+    local yml, default = "/etc/prometheus/smokeping_prober.yml",
+      "/etc/default/prometheus-smokeping-prober"
+    if not peer or not io.open(yml) or not io.open(default) then
+      pending("prometheus-smokeping-prober is not installed")
+      return
+    end
+    -- The package's ARGS, as its unit passes them: split by the shell.
+    local args = cli.sh(". " .. default .. "; for a in $ARGS; do echo \"$a\"; done").stdout
+    local argv = { "--config.file", yml }
+    for a in args:gmatch("[^\n]+") do
+      argv[#argv + 1] = a
+    end
+    server = exporter.start(argv)
+    assert.is_nil(server.failed, server.output)
+    local port = server.port + 1
+    local p = io.popen(string.format("%s --web.listen-address 127.0.0.1:%d %s >/dev/null 2>&1 "
+      .. "& echo $!", peer, port, args:gsub("\n", " ")))
+    local peer_pid = p:read("l")
+    p:close()
+    local ok, err = pcall(function()
+      -- Both have probed for a while (smokeping_prober waits a second first).
+      exporter.sleep(3)
+      local theirs = exporter.parse(cli.sh("curl -s http://127.0.0.1:" .. port
+        .. "/metrics").stdout)
+      local ours = server:scrape()
+      local families = { "smokeping_requests_total", "smokeping_response_duration_seconds",
+        "smokeping_response_ttl", "smokeping_prober_config_last_reload_successful",
+        "smokeping_prober_config_last_reload_success_timestamp_seconds" }
+      for _, family in ipairs(families) do
+        assert.equal(theirs.families[family], ours.families[family], family)
+      end
+      -- Every series of theirs is ours too (labels and le bounds), but for
+      -- the duplicates counter (engine-wide in icmprun: a duplicate matches
+      -- no probe in flight) and their build's identity.
+      for series in pairs(theirs) do
+        if type(series) == "string" and series:match("^smokeping_")
+          and not series:match("^smokeping_response_duplicates_total")
+          and not series:match("^smokeping_prober_build_info") then
+          assert.is_not_nil(ours[series], series)
+        end
+      end
+      assert.is_true(ours['smokeping_requests_total{host="localhost",ip="127.0.0.1"}'] > 0)
+    end)
+    os.execute("kill " .. peer_pid)
+    assert(ok, err)
+  end)
+
   it("refuses what it cannot do yet with status 2 and a reason", function()
     local cases = {
       { { "--web.config.file", "/etc/web.yml" }, "--web.config.file: TLS and basic auth are not "

@@ -108,11 +108,62 @@ modules:
     assert.equal(405, (server:request("/probe?target=127.0.0.1", "POST")))
   end)
 
+  it("matches Debian's blackbox_exporter side by side, with its own config file", function()
+    local peer = cli.sh("command -v prometheus-blackbox-exporter").stdout:match("%S+")
+    local blackbox_yml = "/etc/prometheus/blackbox.yml"
+    if not peer or not io.open(blackbox_yml) then
+      pending("prometheus-blackbox-exporter is not installed")
+      return
+    end
+    server = exporter.start({ "--blackbox.config.file", blackbox_yml, "127.0.0.1" })
+    assert.is_nil(server.failed, server.output)
+    local port = server.port + 1
+    local p = io.popen(string.format("%s --config.file %s --web.listen-address 127.0.0.1:%d "
+      .. ">/dev/null 2>&1 & echo $!", peer, blackbox_yml, port))
+    local peer_pid = p:read("l")
+    p:close()
+    local function fetch(base, target)
+      local r = cli.sh(string.format("curl -s -g -H 'X-Prometheus-Scrape-Timeout-Seconds: 1' "
+        .. "'%s/probe?target=%s&module=icmp'", base, target))
+      return r.stdout
+    end
+    for _ = 1, 50 do
+      if fetch("http://127.0.0.1:" .. port, "127.0.0.1") ~= "" then
+        break
+      end
+      exporter.sleep(0.1)
+    end
+    local ok, err = pcall(function()
+      for _, target in ipairs({ "127.0.0.1", "::1", SILENT }) do
+        local theirs = exporter.parse(fetch("http://127.0.0.1:" .. port, target))
+        local ours = exporter.parse(fetch(server.url, target))
+        -- The same families and types, and the same series.
+        assert.same(theirs.families, ours.families)
+        for series in pairs(theirs) do
+          assert.is_not_nil(ours[series], target .. ": " .. tostring(series))
+        end
+        for series in pairs(ours) do
+          assert.is_not_nil(theirs[series], target .. ": " .. tostring(series))
+        end
+        for _, name in ipairs({ "probe_success", "probe_ip_protocol", "probe_ip_addr_hash",
+          "probe_icmp_reply_hop_limit" }) do
+          assert.equal(theirs[name], ours[name], target .. ": " .. name)
+        end
+      end
+      -- Its file's other modules are there, and refused by name.
+      local code, body = server:request("/probe?target=127.0.0.1&module=http_2xx")
+      assert.equal(400, code)
+      assert.matches('module "http_2xx" uses the http prober', body, 1, true)
+    end)
+    os.execute("kill " .. peer_pid)
+    assert(ok, err)
+  end)
+
   it("refuses module settings it cannot honour, with status 2", function()
     local cases = {
       { "modules:\n  m:\n    prober: icmp\n    icmp:\n      dont_fragment: true\n",
         "modules.m.icmp.dont_fragment: is not supported" },
-      { "modules:\n  m:\n    prober: http\n", "modules.m.prober: http is not supported" },
+      { "modules:\n  m:\n    prober: 5\n", "modules.m.prober: 5 is not supported" },
       { "modules:\n  m:\n    prober: icmp\n    icmp:\n      ttl: 300\n",
         "modules.m.icmp.ttl: 300 is not a whole number" },
       { "modules:\n  m:\n    prober: icmp\n    timeout: 25h\n", "modules.m.timeout: 25h" },

@@ -554,6 +554,10 @@ function Exporter:probe_request(req, respond)
   if not m then
     return respond(400, "text/plain", string_format("Unknown module %q\n", module_name))
   end
+  if m.unsupported then
+    return respond(400, "text/plain", string_format("module %q uses the %s prober; icmprun "
+      .. "serves the icmp prober only\n", module_name, m.unsupported))
+  end
   local target = params.target
   if not target or target == "" then
     return respond(400, "text/plain", "Target parameter is missing\n")

@@ -11,7 +11,9 @@
 -- timeout, icmp: {preferred_ip_protocol, ip_protocol_fallback,
 -- payload_size, dont_fragment, ttl}}`); without a file there is one module,
 -- `icmp`, with blackbox_exporter's defaults (IPv6 preferred, falling back to
--- IPv4; its 28-byte payload). Its keys that icmprun cannot honour
+-- IPv4; its 28-byte payload). Modules of other probers (http, tcp, dns...)
+-- may stay in the file, as in blackbox_exporter's own; a probe asking for
+-- one gets 400 and the reason. Its ICMP keys that icmprun cannot honour
 -- (`dont_fragment: true`, `source_ip_address`) are refused when the file is
 -- read, not ignored. The timeout is the module's, bounded as
 -- blackbox_exporter bounds it by Prometheus's
@@ -41,6 +43,11 @@ local function check_module(name, m)
   local where = "modules." .. tostring(name)
   if type(m) ~= "table" then
     refuse(where, "must be a map")
+  end
+  if m.prober ~= "icmp" and type(m.prober) == "string" then
+    -- blackbox_exporter's own file has http, tcp, dns... modules: kept by
+    -- name, so that a probe asking for one is told why it cannot be had.
+    return { unsupported = m.prober }
   end
   for key in pairs(m) do
     if not MODULE_KEYS[key] then
