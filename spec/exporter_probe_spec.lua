@@ -117,7 +117,8 @@ modules:
     end
     server = exporter.start({ "--blackbox.config.file", blackbox_yml, "127.0.0.1" })
     assert.is_nil(server.failed, server.output)
-    local port = server.port + 1
+    -- A fixed port: inside the private namespace of scripts/netns it is ours.
+    local port = 19116
     local p = io.popen(string.format("%s --config.file %s --web.listen-address 127.0.0.1:%d "
       .. ">/dev/null 2>&1 & echo $!", peer, blackbox_yml, port))
     local peer_pid = p:read("l")

@@ -18,6 +18,7 @@ int ir_lua_open(lua_State* L) {
   lua_pushliteral(L, ICMPRUN_VERSION); /* M v */
   lua_setfield(L, -2, "version");      /* M */
   ir_lua_register_luv(L, ir_lua_runtime(L));
+  ir_lua_register_httpd(L);
   ir_lua_register_embedded(L);
   return 1;
 }

@@ -167,6 +167,10 @@ void ir_lua_register_sweep(lua_State* L, int module_index);
 /* lua_luv.c: makes `require "luv"` open luv on the runtime's loop. */
 void ir_lua_register_luv(lua_State* L, ir_lua_runtime_t* rt);
 
+/* Puts icmprun.httpd (libmicrohttpd on the loop, lua_httpd.c) in
+ * package.preload. */
+void ir_lua_register_httpd(lua_State* L);
+
 /* lua_alloc.c: the icmprun command's allocator for its Lua state. The pool
  * must outlive the state: free it only after lua_close. */
 typedef struct ir_lua_pool_s ir_lua_pool_t;

@@ -358,7 +358,7 @@ end
 function Exporter:connections()
   local n = 0
   for _, server in ipairs(self.servers or {}) do
-    n = n + server.connections
+    n = n + (server.connections_now and server.connections_now() or server.connections)
   end
   return n
 end
@@ -548,7 +548,7 @@ end
 
 -- blackbox_exporter's /probe (see `icmprun.exporter.probe`).
 function Exporter:probe_request(req, respond)
-  local params = http.parse_query(req.query)
+  local params = req.args or http.parse_query(req.query)
   local module_name = params.module or "icmp"
   local m = self.modules[module_name]
   if not m then
@@ -630,24 +630,70 @@ function Exporter:handle(req, respond, metrics_path)
   end
 end
 
+-- Listens with libmicrohttpd (`icmprun.httpd`), TLS when `tls` is given:
+-- a server table as `http.listen` gives.
+local function httpd_listen(address, handler, tls, on_error)
+  require "luv" -- The daemon is watched on luv's loop, icmprun's own.
+  local httpd = require "icmprun.httpd"
+  local host, port = http.parse_address(address)
+  if not host then
+    return nil, port
+  end
+  local daemon, bound = httpd.listen({ host = host, port = port, cert = tls and tls.cert,
+    key = tls and tls.key, handler = handler, on_error = on_error })
+  if not daemon then
+    return nil, "cannot listen on " .. address .. ": " .. tostring(bound)
+  end
+  return { host = host, port = bound, tls = tls ~= nil,
+    connections_now = function() return daemon:connections() end,
+    close = function() daemon:close() end }
+end
+
+-- Wraps a handler so that only requests with the users' Basic credentials
+-- reach it; the others get 401 with a challenge.
+local function with_basic_auth(handler, users)
+  local web_config = require "icmprun.exporter.web_config"
+  local check = web_config.checker(users, require("icmprun.httpd").crypt_check)
+  local challenge = { ["WWW-Authenticate"] = 'Basic realm="icmprun exporter"' }
+  return function(req, respond)
+    if check(req.headers.authorization) then
+      return handler(req, respond)
+    end
+    respond(401, "text/plain", "Unauthorized\n", { headers = challenge })
+  end
+end
+
 --- Serves the endpoints over HTTP on the loop.
 -- @tparam string address "host:port" (port 0: any free one)
 -- @tparam[opt="/metrics"] string metrics_path
--- @tparam[opt] table opts limits for `icmprun.exporter.http`
+-- @tparam[opt] table opts limits for `icmprun.exporter.http`; `tls`
+--   ({cert = PEM, key = PEM}: HTTPS through libmicrohttpd), `users` (name
+--   -> bcrypt hash: Basic authentication), `httpd` (true: libmicrohttpd
+--   without TLS)
 -- @treturn[1] table the server (`host`, `port`, `close()`)
 -- @treturn[2] nil, string why not
 function Exporter:listen(address, metrics_path, opts)
   metrics_path = metrics_path or "/metrics"
+  opts = opts or {}
   local options = {}
-  for k, v in pairs(opts or {}) do
+  for k, v in pairs(opts) do
     options[k] = v
   end
   options.on_error = function(err)
     self.logger.error("error while serving: " .. tostring(err))
   end
-  local server, err = http.listen(address, function(req, respond)
+  local handler = function(req, respond)
     self:handle(req, respond, metrics_path)
-  end, options)
+  end
+  if opts.users then
+    handler = with_basic_auth(handler, opts.users)
+  end
+  local server, err
+  if opts.tls or opts.httpd then
+    server, err = httpd_listen(address, handler, opts.tls, options.on_error)
+  else
+    server, err = http.listen(address, handler, options)
+  end
   if not server then
     return nil, err
   end

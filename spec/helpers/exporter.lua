@@ -40,10 +40,10 @@ function M.start(args)
   p:close()
   local self = setmetatable({ pid = pid, log = out }, Server)
   for _ = 1, 200 do
-    local port = slurp(out):match("serving http://127%.0%.0%.1:(%d+)/")
+    local scheme, port = slurp(out):match("serving (https?)://127%.0%.0%.1:(%d+)/")
     if port then
       self.port = tonumber(port)
-      self.url = "http://127.0.0.1:" .. port
+      self.url = scheme .. "://127.0.0.1:" .. port
       return self
     end
     if not self:alive() then

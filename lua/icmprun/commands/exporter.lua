@@ -91,8 +91,9 @@ local function build_parser()
       end
       return n
     end)
-  parser:option("--web.config.file", "exporter-toolkit's TLS and basic auth file: "
-    .. "refused, as icmprun serves plain HTTP only (put a TLS proxy in front)."):target("web_config")
+  parser:option("--web.config.file", "exporter-toolkit's file that enables TLS "
+    .. "(tls_server_config) and basic auth (basic_auth_users, bcrypt).")
+    :target("web_config")
   parser:flag("--web.systemd-socket", "systemd socket activation: refused, not "
     .. "supported yet."):target("systemd_socket")
   parser:flag("--version", "Print the version and exit."):target("version")
@@ -126,9 +127,13 @@ function M.run(arg)
     io.stdout:write("icmprun exporter ", icmprun.version, "\n")
     return 0
   end
+  local web
   if args.web_config then
-    return cli.fail(NAME, "--web.config.file: TLS and basic auth are not supported: icmprun "
-      .. "serves plain HTTP only; put a TLS proxy in front of it")
+    local web_err
+    web, web_err = require("icmprun.exporter.web_config").load(args.web_config)
+    if not web then
+      return cli.fail(NAME, "--web.config.file: " .. web_err)
+    end
   end
   if args.systemd_socket then
     return cli.fail(NAME, "--web.systemd-socket: socket activation is not supported; "
@@ -168,13 +173,15 @@ function M.run(arg)
   end
   for _, address in ipairs(args.listen) do
     local server
-    server, err = e:listen(address, args.path)
+    server, err = e:listen(address, args.path, web and { httpd = true, tls = web.tls,
+      users = web.users })
     if not server then
       e:stop()
       return cli.fail(NAME, err)
     end
     local shown = server.host:find(":", 1, true) and "[" .. server.host .. "]" or server.host
-    e.log(string.format("serving http://%s:%d%s", shown, server.port, args.path))
+    e.log(string.format("serving %s://%s:%d%s", server.tls and "https" or "http", shown,
+      server.port, args.path))
   end
   icmprun.on_signal("HUP", function()
     if args.config then
