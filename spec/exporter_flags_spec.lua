@@ -57,7 +57,7 @@ describe("icmprun exporter's smokeping_prober flags", function()
     assert.is_nil(server.failed, server.output)
     -- A fixed port: inside the private namespace of scripts/netns it is ours.
     local port = 19376
-    local p = io.popen(string.format("%s --web.listen-address 127.0.0.1:%d %s >/dev/null 2>&1 "
+    local p = io.popen(string.format("unset LD_PRELOAD; %s --web.listen-address 127.0.0.1:%d %s >/dev/null 2>&1 "
       .. "& echo $!", peer, port, args:gsub("\n", " ")))
     local peer_pid = p:read("l")
     p:close()
