@@ -651,7 +651,7 @@ static int ir__httpd_listen(lua_State* L) {
       &addr, MHD_OPTION_NOTIFY_COMPLETED, ir__httpd_completed, s,
       MHD_OPTION_CONNECTION_LIMIT,
       (unsigned int)ir__opt_integer(L, "connection_limit", 16384),
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)ir__opt_integer(L, "timeout", 60),
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)ir__opt_integer(L, "timeout", 10),
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_ARRAY,
       cert != NULL ? tls : tls + 2, MHD_OPTION_END);
   if (s->daemon == NULL) {

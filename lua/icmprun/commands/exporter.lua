@@ -94,6 +94,9 @@ local function build_parser()
   parser:option("--web.config.file", "exporter-toolkit's file that enables TLS "
     .. "(tls_server_config) and basic auth (basic_auth_users, bcrypt).")
     :target("web_config")
+  parser:option("--web.server", "The HTTP server under the endpoints: microhttpd "
+    .. "(libmicrohttpd; always with --web.config.file) or luv (a small one in Lua).",
+    "luv"):target("web_server"):choices({ "microhttpd", "luv" })
   parser:flag("--web.systemd-socket", "systemd socket activation: refused, not "
     .. "supported yet."):target("systemd_socket")
   parser:flag("--version", "Print the version and exit."):target("version")
@@ -173,8 +176,8 @@ function M.run(arg)
   end
   for _, address in ipairs(args.listen) do
     local server
-    server, err = e:listen(address, args.path, web and { httpd = true, tls = web.tls,
-      users = web.users })
+    server, err = e:listen(address, args.path, { httpd = web ~= nil
+      or args.web_server == "microhttpd", tls = web and web.tls, users = web and web.users })
     if not server then
       e:stop()
       return cli.fail(NAME, err)
