@@ -90,11 +90,45 @@ describe("icmprun exporter's smokeping_prober flags", function()
     assert(ok, err)
   end)
 
+  it("serves the sockets systemd passes with --web.systemd-socket", function()
+    if not cli.sh("command -v systemd-socket-activate").stdout:match("%S") then
+      pending("no systemd-socket-activate")
+      return
+    end
+    for i, extra in ipairs({ {}, { "--web.server", "microhttpd" } }) do
+      -- Fixed ports: inside the private namespace of scripts/netns they are ours.
+      local port = 19377 + i
+      local argv = { "exporter", "--web.systemd-socket" }
+      table.move(extra, 1, #extra, #argv + 1, argv)
+      argv[#argv + 1] = "127.0.0.1"
+      local log = os.tmpname()
+      local p = io.popen(string.format("unset LD_PRELOAD; exec systemd-socket-activate -l "
+        .. "127.0.0.1:%d %s >%s 2>&1 & echo $!", port, cli.icmprun_cmdline(argv),
+        cli.quote(log)))
+      local pid = p:read("l")
+      p:close()
+      -- The first connection starts it (systemd-socket-activate execs it).
+      local r
+      for _ = 1, 50 do
+        r = cli.sh(string.format("curl -s -m 5 http://127.0.0.1:%d/metrics", port))
+        if r.stdout ~= "" then
+          break
+        end
+        exporter.sleep(0.1)
+      end
+      local output = io.open(log):read("a")
+      os.execute("kill " .. pid)
+      os.remove(log)
+      assert.matches('smokeping_requests_total{host="127.0.0.1"', r.stdout, 1, true)
+      assert.matches("serving http://127.0.0.1:" .. port .. "/metrics", output, 1, true)
+    end
+  end)
+
   it("refuses what it cannot do with status 2 and a reason", function()
     local cases = {
       { { "--web.config.file", "/nonexistent/web.yml" }, "--web.config.file: cannot read the "
         .. "web config: /nonexistent/web.yml" },
-      { { "--web.systemd-socket" }, "--web.systemd-socket: socket activation is not supported" },
+      { { "--web.systemd-socket" }, "--web.systemd-socket: no sockets were passed" },
       { { "-O", "256" }, "option '--ping.tos': invalid argument '256'" },
     }
     for _, case in ipairs(cases) do

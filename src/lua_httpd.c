@@ -588,8 +588,9 @@ static lua_Integer ir__opt_integer(lua_State* L, const char* name, lua_Integer d
   return v;
 }
 
-/* httpd.listen{host=, port=, handler=, on_error=, cert=, key=,
- *   connection_limit=, timeout=, max_body=} -> server | nil, message */
+/* httpd.listen{host=, port= | fd=, handler=, on_error=, cert=, key=,
+ *   connection_limit=, timeout=, max_body=} -> server, port, ip | nil, message
+ * `fd` is a socket already listening (systemd's socket activation). */
 static int ir__httpd_listen(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int top = lua_gettop(L);
@@ -597,7 +598,8 @@ static int ir__httpd_listen(lua_State* L) {
   lua_Integer port = ir__opt_integer(L, "port", 0);
   const char* cert = ir__opt_string(L, "cert");
   const char* key = ir__opt_string(L, "key");
-  luaL_argcheck(L, host != NULL, 1, "host is required");
+  lua_Integer listen_fd = ir__opt_integer(L, "fd", -1);
+  luaL_argcheck(L, host != NULL || listen_fd >= 0, 1, "host or fd is required");
   luaL_argcheck(L, port >= 0 && port <= 65535, 1, "port must be 0..65535");
   luaL_argcheck(L, (cert == NULL) == (key == NULL), 1, "cert and key go together");
   lua_getfield(L, 1, "handler");
@@ -606,9 +608,10 @@ static int ir__httpd_listen(lua_State* L) {
 
   struct sockaddr_storage addr;
   memset(&addr, 0, sizeof(addr));
-  bool v6 = strchr(host, ':') != NULL;
-  int rc = v6 ? uv_ip6_addr(host, (int)port, (struct sockaddr_in6*)&addr)
-              : uv_ip4_addr(host, (int)port, (struct sockaddr_in*)&addr);
+  bool v6 = host != NULL && strchr(host, ':') != NULL;
+  int rc = listen_fd >= 0 ? 0
+           : v6           ? uv_ip6_addr(host, (int)port, (struct sockaddr_in6*)&addr)
+                          : uv_ip4_addr(host, (int)port, (struct sockaddr_in*)&addr);
   if (rc != 0) {
     lua_pushnil(L);
     lua_pushfstring(L, "'%s' is not an IP address", host);
@@ -641,19 +644,27 @@ static int ir__httpd_listen(lua_State* L) {
   if (cert != NULL) {
     flags |= MHD_USE_TLS;
   }
-  struct MHD_OptionItem tls[] = {
-      {MHD_OPTION_HTTPS_MEM_KEY, 0, (void*)key},
-      {MHD_OPTION_HTTPS_MEM_CERT, 0, (void*)cert},
-      {MHD_OPTION_END, 0, NULL},
-  };
+  /* Where to listen (an address, or the socket given), and TLS. */
+  struct MHD_OptionItem extra[4];
+  int n = 0;
+  if (listen_fd >= 0) {
+    extra[n++] =
+        (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, (intptr_t)listen_fd, NULL};
+  } else {
+    extra[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &addr};
+  }
+  if (cert != NULL) {
+    extra[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void*)key};
+    extra[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void*)cert};
+  }
+  extra[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
   s->daemon = MHD_start_daemon(
-      flags, (uint16_t)port, NULL, NULL, ir__httpd_access, s, MHD_OPTION_SOCK_ADDR,
-      &addr, MHD_OPTION_NOTIFY_COMPLETED, ir__httpd_completed, s,
-      MHD_OPTION_CONNECTION_LIMIT,
+      flags, (uint16_t)port, NULL, NULL, ir__httpd_access, s,
+      MHD_OPTION_NOTIFY_COMPLETED, ir__httpd_completed, s, MHD_OPTION_CONNECTION_LIMIT,
       (unsigned int)ir__opt_integer(L, "connection_limit", 16384),
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)ir__opt_integer(L, "timeout", 10),
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_ARRAY,
-      cert != NULL ? tls : tls + 2, MHD_OPTION_END);
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_ARRAY, extra,
+      MHD_OPTION_END);
   if (s->daemon == NULL) {
     luaL_unref(L, LUA_REGISTRYINDEX, s->handler_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, s->on_error_ref);
@@ -661,7 +672,8 @@ static int ir__httpd_listen(lua_State* L) {
     lua_settop(L, top);
     lua_pushnil(L);
     lua_pushfstring(
-        L, "cannot listen on %s port %d%s", host, (int)port,
+        L, "cannot listen on %s port %d%s", host != NULL ? host : "the socket given",
+        (int)port,
         cert != NULL ? " (or the TLS key and certificate are not valid PEM)" : "");
     return 2;
   }
@@ -688,7 +700,21 @@ static int ir__httpd_listen(lua_State* L) {
   uv_poll_start(&s->poll, UV_READABLE, ir__httpd_poll_cb);
   box->s = s;
   lua_pushinteger(L, s->port); /* ... box port */
-  return 2;
+  /* The address it listens on: given, or that of the socket given. */
+  char ip[64] = "";
+  struct sockaddr_storage name;
+  socklen_t len = sizeof(name);
+  const union MHD_DaemonInfo* lfd =
+      MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_LISTEN_FD);
+  if (lfd != NULL && getsockname(lfd->listen_fd, (struct sockaddr*)&name, &len) == 0) {
+    if (name.ss_family == AF_INET6) {
+      uv_ip6_name((struct sockaddr_in6*)&name, ip, sizeof(ip));
+    } else if (name.ss_family == AF_INET) {
+      uv_ip4_name((struct sockaddr_in*)&name, ip, sizeof(ip));
+    }
+  }
+  lua_pushstring(L, ip); /* ... box port ip */
+  return 3;
 }
 
 /* httpd.crypt_check(password, hash) -> boolean: crypt_r with the hash as

@@ -632,19 +632,22 @@ end
 
 -- Listens with libmicrohttpd (`icmprun.httpd`), TLS when `tls` is given:
 -- a server table as `http.listen` gives.
-local function httpd_listen(address, handler, tls, on_error)
+local function httpd_listen(address, handler, tls, on_error, fd)
   require "luv" -- The daemon is watched on luv's loop, icmprun's own.
   local httpd = require "icmprun.httpd"
-  local host, port = http.parse_address(address)
-  if not host then
-    return nil, port
+  local host, port
+  if not fd then
+    host, port = http.parse_address(address)
+    if not host then
+      return nil, port
+    end
   end
-  local daemon, bound = httpd.listen({ host = host, port = port, cert = tls and tls.cert,
-    key = tls and tls.key, handler = handler, on_error = on_error })
+  local daemon, bound, bound_host = httpd.listen({ host = host, port = port, fd = fd,
+    cert = tls and tls.cert, key = tls and tls.key, handler = handler, on_error = on_error })
   if not daemon then
     return nil, "cannot listen on " .. address .. ": " .. tostring(bound)
   end
-  return { host = host, port = bound, tls = tls ~= nil,
+  return { host = bound_host or host, port = bound, tls = tls ~= nil,
     connections_now = function() return daemon:connections() end,
     close = function() daemon:close() end }
 end
@@ -669,7 +672,7 @@ end
 -- @tparam[opt] table opts limits for `icmprun.exporter.http`; `tls`
 --   ({cert = PEM, key = PEM}: HTTPS through libmicrohttpd), `users` (name
 --   -> bcrypt hash: Basic authentication), `httpd` (true: libmicrohttpd
---   without TLS)
+--   without TLS), `fd` (a listening socket to serve instead of `address`)
 -- @treturn[1] table the server (`host`, `port`, `close()`)
 -- @treturn[2] nil, string why not
 function Exporter:listen(address, metrics_path, opts)
@@ -690,7 +693,7 @@ function Exporter:listen(address, metrics_path, opts)
   end
   local server, err
   if opts.tls or opts.httpd then
-    server, err = httpd_listen(address, handler, opts.tls, options.on_error)
+    server, err = httpd_listen(address, handler, opts.tls, options.on_error, opts.fd)
   else
     server, err = http.listen(address, handler, options)
   end

@@ -97,8 +97,8 @@ local function build_parser()
   parser:option("--web.server", "The HTTP server under the endpoints: microhttpd "
     .. "(libmicrohttpd; always with --web.config.file) or luv (a small one in Lua).",
     "luv"):target("web_server"):choices({ "microhttpd", "luv" })
-  parser:flag("--web.systemd-socket", "systemd socket activation: refused, not "
-    .. "supported yet."):target("systemd_socket")
+  parser:flag("--web.systemd-socket", "Use systemd socket activation listeners instead "
+    .. "of --web.listen-address."):target("systemd_socket")
   parser:flag("--version", "Print the version and exit."):target("version")
   return parser
 end
@@ -110,6 +110,23 @@ local function argument_groups(args)
   end
   return config.check({ targets = { { hosts = args.hosts, size = args.size, tos = args.tos,
     interval = string.format("%.6fms", args.interval) } } })
+end
+
+-- The sockets systemd passed (socket activation: LISTEN_PID is ours, and
+-- LISTEN_FDS of them from fd 3 on), or nil, why not.
+local function systemd_sockets()
+  local pid, count = tonumber(os.getenv("LISTEN_PID")), tonumber(os.getenv("LISTEN_FDS"))
+  if not pid or not count or count < 1 then
+    return nil, "no sockets were passed (LISTEN_PID and LISTEN_FDS are not set)"
+  end
+  if pid ~= require("luv").os_getpid() then
+    return nil, "the sockets were passed to process " .. pid .. ", not to this one"
+  end
+  local fds = {}
+  for i = 1, count do
+    fds[i] = 2 + i
+  end
+  return fds
 end
 
 --- Runs the command.
@@ -138,9 +155,13 @@ function M.run(arg)
       return cli.fail(NAME, "--web.config.file: " .. web_err)
     end
   end
+  local sockets
   if args.systemd_socket then
-    return cli.fail(NAME, "--web.systemd-socket: socket activation is not supported; "
-      .. "give --web.listen-address")
+    local why
+    sockets, why = systemd_sockets()
+    if not sockets then
+      return cli.fail(NAME, "--web.systemd-socket: " .. why)
+    end
   end
   if #args.listen == 0 then
     args.listen = { "127.0.0.1:9374" }
@@ -174,10 +195,11 @@ function M.run(arg)
   if not n then
     return cli.fail(NAME, err)
   end
-  for _, address in ipairs(args.listen) do
+  for i, address in ipairs(sockets or args.listen) do
     local server
-    server, err = e:listen(address, args.path, { httpd = web ~= nil
-      or args.web_server == "microhttpd", tls = web and web.tls, users = web and web.users })
+    server, err = e:listen(sockets and "systemd socket " .. i or address, args.path, {
+      httpd = web ~= nil or args.web_server == "microhttpd", tls = web and web.tls,
+      users = web and web.users, fd = sockets and address })
     if not server then
       e:stop()
       return cli.fail(NAME, err)

@@ -401,7 +401,8 @@ end
 --   never modified; `opts.headers` adds headers, `opts.on_done` is called
 --   once the response is written or the connection is gone
 -- @tparam[opt] table opts `on_error(err)` (an error in the handler or in a
---   callback; default: to stderr) and any of `M.LIMITS`
+--   callback; default: to stderr), `fd` (a socket already bound, to listen
+--   on instead of `address`) and any of `M.LIMITS`
 -- @treturn[1] table the server: `host`, `port`, `connections` (open now),
 --   `close()`
 -- @treturn[2] nil, string why it cannot listen
@@ -414,9 +415,14 @@ function M.listen(address, handler, opts)
   for name, default in pairs(M.LIMITS) do
     limits[name] = opts[name] or default
   end
-  local host, port = M.parse_address(address)
-  if not host then
-    return nil, port
+  local host, port
+  if opts.fd then
+    host, port = "", 0 -- A socket already listening: systemd's socket activation.
+  else
+    host, port = M.parse_address(address)
+    if not host then
+      return nil, port
+    end
   end
   local server = {
     handler = handler,
@@ -431,7 +437,12 @@ function M.listen(address, handler, opts)
     end,
   }
   local tcp = uv.new_tcp()
-  local ok, err = tcp:bind(host, port)
+  local ok, err
+  if opts.fd then
+    ok, err = tcp:open(opts.fd)
+  else
+    ok, err = tcp:bind(host, port)
+  end
   if ok then
     ok, err = tcp:listen(1024, M.protect(function(listen_err)
       if listen_err then
@@ -456,8 +467,8 @@ function M.listen(address, handler, opts)
     tcp:close()
     return nil, string_format("cannot listen on %s: %s", address, tostring(err))
   end
-  local bound = tcp:getsockname()
-  server.host, server.port = bound.ip, bound.port
+  local bound = tcp:getsockname() or {}
+  server.host, server.port = bound.ip or "?", bound.port or 0
   server.close = function()
     if not tcp:is_closing() then
       tcp:close()
