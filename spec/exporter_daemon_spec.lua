@@ -42,6 +42,40 @@ describe("icmprun exporter as a daemon", function()
     assert.matches("smokeping_requests_total", scrape.stdout)
   end)
 
+  it("survives clients that hang up as a library in stock lua5.4 too", function()
+    -- icmprun.so ignores SIGPIPE when loaded, unless the program chose a
+    -- disposition itself: a scrape cut short is an EPIPE, not the end.
+    local r = cli.lua_script([[
+      local icmprun = require "icmprun"
+      local uv = require "luv"
+      local exporter = require "icmprun.exporter"
+      local hosts = {}
+      for i = 1, 3000 do
+        hosts[i] = string.format("127.1.%d.%d", i // 250, i % 250 + 1)
+      end
+      icmprun.run(function()
+        local e = assert(exporter.new{groups = {{hosts = hosts, interval = 1000,
+          timeout = 1000, family = 0, size = 56, tos = 0, labels = {}}}, log = function() end})
+        assert(e:start())
+        local server = assert(e:listen("127.0.0.1:0"))
+        for i = 1, 6 do
+          local done = false
+          local cmd = i % 2 == 1 and "curl -s http://127.0.0.1:%d/metrics | head -c 100"
+            or "curl -s -m 0.05 -o /dev/null http://127.0.0.1:%d/metrics"
+          local handle = uv.spawn("sh", { args = { "-c", string.format(cmd .. " >/dev/null",
+            server.port) } }, function() done = true end)
+          assert(handle)
+          while not done do icmprun.sleep(10) end
+        end
+        icmprun.sleep(300)
+        print("still serving", #e:render() > 100000)
+        e:stop()
+      end)
+    ]], 120)
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("still serving\ttrue\n", r.stdout)
+  end)
+
   it("counts a probe that cannot be sent as an error result, and goes on", function()
     -- The library, with ping failing for two targets: one returns nil and
     -- a message, the other raises, as a send can.
