@@ -2,6 +2,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <string.h>
+#include <signal.h>
 
 #include "lua_runtime.h"
 
@@ -16,6 +17,12 @@ LUAMOD_API int luaopen_icmprun(lua_State* L) {
                       "icmprun: a standard stream is closed and /dev/null "
                       "cannot be opened in its place: %s",
                       strerror(-err));
+  }
+  /* As in the icmprun command: a peer that hangs up is an EPIPE on that
+   * socket, not the end of the Lua process (unless it chose otherwise). */
+  struct sigaction current;
+  if (sigaction(SIGPIPE, NULL, &current) == 0 && current.sa_handler == SIG_DFL) {
+    signal(SIGPIPE, SIG_IGN);
   }
   return ir_lua_open(L);
 }

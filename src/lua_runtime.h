@@ -253,6 +253,10 @@ void ir_lua_register_luv(lua_State* L, ir_lua_runtime_t* rt);
  * while their close was pending; call once the loop has run dry. */
 void ir_lua_luv_run_deferred_gc(lua_State* L);
 
+/* Puts icmprun.httpd (libmicrohttpd on the loop, lua_httpd.c) in
+ * package.preload. */
+void ir_lua_register_httpd(lua_State* L);
+
 /* lua_alloc.c: the icmprun command's allocator for its Lua state. The pool
  * must outlive the state: free it only after lua_close. */
 typedef struct ir_lua_pool_s ir_lua_pool_t;

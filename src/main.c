@@ -2,7 +2,10 @@
 #include <lauxlib.h>
 #include <limits.h>
 #include <lua.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <lualib.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -463,6 +466,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   ir_options_t opts = {0, false, false, false};
+  /* A client that hangs up mid-response is an EPIPE on that connection, not
+   * the end of the process. */
+  signal(SIGPIPE, SIG_IGN);
   bool has_e = false;
   /* Busybox-style: run through a link named after a command (fping ->
    * icmprun), the program is `icmprun NAME` and every argument is the

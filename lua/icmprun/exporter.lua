@@ -23,14 +23,23 @@
 -- reports the error (and `smokeping_prober_config_last_reload_successful`
 -- drops to 0).
 --
+-- Reloads are coalesced: any number of requests (SIGHUPs, POSTs) that come
+-- while one runs are served together by one more run after it.
+--
 -- The HTTP endpoint serves `/metrics` (`icmprun.exporter.metrics`), `/` (the
--- status page, `icmprun.exporter.status`), `/-/healthy`, and `POST /-/reload`.
+-- status page, `icmprun.exporter.status`), `/-/healthy`, `/-/ready` and
+-- `POST /-/reload`. Scrapes that come while a render is being made share it, and at most `MAX_HELD_RENDERS` renders are
+-- kept for clients still taking one: a new render drops the clients still
+-- reading the oldest, so clients that do not read cost a bounded amount of
+-- memory, not one copy each.
 -- @module icmprun.exporter
 local icmprun = require "icmprun"
 local config = require "icmprun.exporter.config"
 local http = require "icmprun.exporter.http"
+local logging = require "icmprun.exporter.log"
 local metrics = require "icmprun.exporter.metrics"
 local status = require "icmprun.exporter.status"
+local probe = require "icmprun.exporter.probe"
 local prometheus = require "icmprun.report.prometheus"
 
 local M = {}
@@ -50,8 +59,9 @@ end
 --- A new exporter; nothing runs until `start`.
 -- @tparam table opts `config` (path of the YAML file) or `groups` (host
 --   groups as `config.check` returns them); `buckets` (histogram bounds in
---   seconds, default smokeping_prober's); `log` (function taking a line,
---   default: to stderr)
+--   seconds, default smokeping_prober's); `logger` (from
+--   `icmprun.exporter.log`, default: info and up as logfmt on stderr) or
+--   `log` (a function taking each message, at every level)
 -- @treturn[1] Exporter
 -- @treturn[2] nil, string what is wrong with the options
 function M.new(opts)
@@ -63,13 +73,27 @@ function M.new(opts)
   if not ok then
     return nil, "exporter: " .. tostring(buckets):gsub("^.-: ", "", 1)
   end
+  local logger = opts.logger
+  if not logger and opts.log then
+    local write = opts.log
+    logger = { enabled = function() return true end }
+    for _, level in ipairs(logging.LEVELS) do
+      logger[level] = function(msg)
+        write(msg)
+      end
+    end
+  end
+  logger = logger or logging.new()
   return setmetatable({
+    modules = opts.modules or { icmp = probe.DEFAULT_MODULE },
     config_path = opts.config,
     groups = opts.groups,
     buckets = buckets.buckets,
-    log = opts.log or function(line)
-      io.stderr:write("icmprun exporter: ", line, "\n")
-    end,
+    logger = logger,
+    log = logger.info,
+    reload_waiters = {},
+    renders = {},  -- renders still being written to clients, oldest first
+    render_waiters = nil, -- while a render is made: who waits for it
     by_key = {},   -- label key -> target
     order = {},    -- targets in series order
     reloading = false,
@@ -98,8 +122,15 @@ local function resolve_all(groups)
       local entry = { host = host, group = group }
       wanted[#wanted + 1] = entry
       tasks[#tasks + 1] = icmprun.spawn(function()
-        local ip, err = icmprun.resolve(host, { family = group.family ~= 0 and group.family or nil })
-        entry.ip, entry.err = ip, err
+        -- resolve raises on a name it cannot take (config.check refuses
+        -- those first); a raise here must not end the exporter either.
+        local ok, ip, err = pcall(icmprun.resolve, host,
+          { family = group.family ~= 0 and group.family or nil })
+        if ok then
+          entry.ip, entry.err = ip, err
+        else
+          entry.err = tostring(ip):gsub("^bad argument #%d+ to '[^']*' %((.*)%)$", "%1")
+        end
       end)
     end
   end
@@ -139,7 +170,7 @@ local function run_target(exporter, target, first_delay)
       exporter.max_send_delay = now - next_at
     end
     target:on_send()
-    local r = icmprun.ping(target.ip, target.options)
+    local r = exporter:probe(target)
     target:record(r)
     status.record(target, r, wall_clock()) -- the status page's history
     next_at = next_at + target.interval
@@ -149,6 +180,28 @@ local function run_target(exporter, target, first_delay)
     end
     icmprun.sleep(next_at - now)
   end
+end
+
+-- One probe of a target: its result. A probe that cannot be sent (no
+-- socket, a size the family cannot carry, a raise of any kind) is an
+-- `error` result, counted in smokeping_send_errors_total and logged when a
+-- target's sends start to fail and when they work again; never a raise,
+-- which would end the target's task.
+function Exporter:probe(target)
+  local ok, r, err, code = pcall(icmprun.ping, target.ip, target.options)
+  if ok and r then
+    if target.failing then
+      target.failing = nil
+      self.logger.info("probes are sent again", { "ip", target.ip })
+    end
+    return r
+  end
+  err = tostring(ok and err or r)
+  if not target.failing then
+    target.failing = true
+    self.logger.warn("a probe could not be sent", { "ip", target.ip, "err", err })
+  end
+  return { status = "error", addr = target.ip, err = err, code = ok and code or nil }
 end
 
 -- Makes the wanted targets the running ones. Returns added, kept, removed.
@@ -184,12 +237,33 @@ function Exporter:apply(wanted)
   return added, kept, removed
 end
 
+-- Whether the engine has a socket for each family of the wanted targets:
+-- nil, or why not (with the sysctl that fixes it). Without one, every probe
+-- of those targets would be an error; better to refuse at once.
+local function check_sockets(wanted)
+  local info = icmprun.info()
+  for _, entry in ipairs(wanted) do
+    local family = entry.ip:find(":", 1, true) and "ipv6" or "ipv4"
+    if not info[family] then
+      return string_format("no ICMP socket for %s (%s): %s", entry.host, entry.ip,
+        tostring(info[family .. "_error"]))
+    end
+  end
+  return nil
+end
+
 -- Loads and applies the config. Returns the number of targets, or nil, err.
 function Exporter:load()
   local groups, err = self:read_groups()
   local wanted
   if groups then
     wanted, err = resolve_all(groups)
+  end
+  if wanted then
+    err = check_sockets(wanted)
+    if err then
+      wanted = nil
+    end
   end
   if not wanted then
     self.reload_ok = 0
@@ -213,27 +287,62 @@ function Exporter:start()
   return n
 end
 
+--- Asks for a reload (see the module's text) and returns at once. Requests
+-- made while a reload runs are served together by one more reload after
+-- it, so a storm of SIGHUPs costs two reloads, not one each.
+-- @tparam[opt] function on_result called with the reload's results (as
+--   `reload` returns them) once a reload that began after this call ends
+function Exporter:request_reload(on_result)
+  self.reload_pending = true
+  if on_result then
+    self.reload_waiters[#self.reload_waiters + 1] = on_result
+  end
+  if self.reloading then
+    return
+  end
+  self.reloading = true
+  icmprun.spawn(function()
+    while self.reload_pending do
+      self.reload_pending = false
+      local waiters = self.reload_waiters
+      self.reload_waiters = {}
+      local ok, n, added, kept, removed = pcall(self.load, self)
+      if not ok then
+        n, added = nil, "internal error: " .. tostring(n)
+      end
+      if n then
+        self.log(string_format("reloaded: %d target(s), %d added, %d kept, %d removed", n,
+          added, kept, removed))
+      else
+        self.logger.error("reload failed, the targets stay as they were: " .. added)
+      end
+      for _, waiter in ipairs(waiters) do
+        local called, err = pcall(waiter, n, added)
+        if not called then
+          self.logger.error("error after a reload: " .. tostring(err))
+        end
+      end
+    end
+    self.reloading = false
+  end)
+end
+
 --- Reads the config again and applies it (see the module's text). Must run
--- in a task; reloads asked for while one runs wait for it, in turn.
+-- in a task; it waits for a reload that began after the call.
 -- @treturn[1] integer the number of targets
 -- @treturn[2] nil, string why nothing changed
 function Exporter:reload()
-  while self.reloading do
-    icmprun.sleep(10)
+  local result
+  self:request_reload(function(n, err)
+    result = { n, err }
+  end)
+  while not result do
+    icmprun.sleep(5)
   end
-  self.reloading = true
-  local ok, n, added, kept, removed = pcall(self.load, self)
-  self.reloading = false
-  if not ok then
-    error(n, 0)
+  if result[1] then
+    return result[1]
   end
-  if not n then
-    self.log("reload failed, the targets stay as they were: " .. added)
-    return nil, added
-  end
-  self.log(string_format("reloaded: %d target(s), %d added, %d kept, %d removed", n, added,
-    kept, removed))
-  return n
+  return nil, result[2]
 end
 
 --- Stops probing: every target's task ends after its probe in flight.
@@ -242,10 +351,19 @@ function Exporter:stop()
     target.removed = true
   end
   self.by_key, self.order = {}, {}
-  if self.server then
-    self.server.close()
-    self.server = nil
+  for _, server in ipairs(self.servers or {}) do
+    server.close()
   end
+  self.servers, self.server = nil, nil
+end
+
+-- The HTTP connections open now, on every address served.
+function Exporter:connections()
+  local n = 0
+  for _, server in ipairs(self.servers or {}) do
+    n = n + (server.connections_now and server.connections_now() or server.connections)
+  end
+  return n
 end
 
 -- The exporter's own samples: config state, targets, last scrape, process.
@@ -274,6 +392,9 @@ function Exporter:own_lines()
       .. "scheduled time since the previous scrape.",
     "# TYPE icmprun_exporter_max_send_delay_seconds gauge",
     "icmprun_exporter_max_send_delay_seconds " .. fv(self.max_send_delay / 1000),
+    "# HELP icmprun_exporter_http_connections HTTP connections open now.",
+    "# TYPE icmprun_exporter_http_connections gauge",
+    "icmprun_exporter_http_connections " .. self:connections(),
     "# HELP process_cpu_seconds_total User and system CPU time spent in seconds.",
     "# TYPE process_cpu_seconds_total counter",
     "process_cpu_seconds_total " .. fv(cpu),
@@ -311,64 +432,278 @@ function Exporter:render()
 end
 
 
+local METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+--- Renders kept at most for clients still taking one (see the module's text).
+M.MAX_HELD_RENDERS = 2
+
+-- Keeps a finished render while clients take it; a new one beyond
+-- MAX_HELD_RENDERS drops the clients still taking the oldest.
+function Exporter:hold_render(render)
+  local live = {}
+  for _, r in ipairs(self.renders) do
+    if r.holders > 0 then
+      live[#live + 1] = r
+    end
+  end
+  while #live >= M.MAX_HELD_RENDERS do
+    local oldest = table.remove(live, 1)
+    self.logger.warn("dropping clients that have not taken an older scrape",
+      { "clients", oldest.holders })
+    for abort in pairs(oldest.aborts) do
+      abort()
+    end
+  end
+  live[#live + 1] = render
+  self.renders = live
+end
+
+-- Whether a request's Accept-Encoding takes gzip (without q=0).
+local function accepts_gzip(header)
+  for coding in (header or ""):gmatch("[^,]+") do
+    local name, params = coding:match("^%s*([%w%-%*]+)%s*(.*)$")
+    if name and (name:lower() == "gzip" or name == "*") then
+      local q = params:match("[qQ]%s*=%s*([%d.]+)")
+      return not q or tonumber(q) ~= 0
+    end
+  end
+  return false
+end
+
+-- Compresses pieces into gzip pieces, letting the loop run every 1 MiB of
+-- input: 28 MB of text takes a few hundred ms to compress. Level 1:
+-- exposition text shrinks about tenfold already, at a fraction of the CPU
+-- of the default level.
+local GZIP_PAUSE_BYTES = 1024 * 1024
+local function gzip_pieces(pieces)
+  local zlib = require "zlib"
+  local stream = zlib.deflate(1, 31) -- 31: a gzip header and trailer
+  local out, since_pause = {}, 0
+  for i = 1, #pieces do
+    local z = stream(pieces[i])
+    if #z > 0 then
+      out[#out + 1] = z
+    end
+    since_pause = since_pause + #pieces[i]
+    if since_pause >= GZIP_PAUSE_BYTES then
+      since_pause = 0
+      let_loop_run()
+    end
+  end
+  out[#out + 1] = stream("", "finish")
+  return out
+end
+
+-- Answers a scrape: joins the render being made, or starts one. It is
+-- rendered in a task that lets the loop run every few hundred targets: a
+-- scrape of 10,000 targets takes a few hundred ms, which would otherwise
+-- hold every probe due meanwhile. Clients that take gzip (Prometheus asks
+-- for it) share one compressed copy of the render.
+function Exporter:scrape(req, respond)
+  local waiter = { respond = respond, abort = req.abort,
+    gzip = accepts_gzip(req.headers["accept-encoding"]) }
+  if self.render_waiters then
+    table.insert(self.render_waiters, waiter)
+    return
+  end
+  local waiters = { waiter }
+  self.render_waiters = waiters
+  icmprun.spawn(function()
+    local ok, pieces = pcall(self.render_pieces, self, let_loop_run)
+    local gzipped
+    if ok then
+      for _, w in ipairs(self.render_waiters) do
+        if w.gzip then
+          ok, gzipped = pcall(gzip_pieces, pieces)
+          pieces = ok and pieces or gzipped
+          break
+        end
+      end
+    end
+    self.render_waiters = nil
+    if not ok then
+      self.logger.error("error while rendering the metrics: " .. tostring(pieces))
+      for _, w in ipairs(waiters) do
+        w.respond(500, "text/plain", "internal error\n")
+      end
+      return
+    end
+    local render = { holders = 0, aborts = {} }
+    self:hold_render(render)
+    for _, w in ipairs(waiters) do
+      render.holders = render.holders + 1
+      render.aborts[w.abort] = true
+      local headers = { Vary = "Accept-Encoding" }
+      if w.gzip then
+        headers["Content-Encoding"] = "gzip"
+      end
+      w.respond(200, METRICS_TYPE, w.gzip and gzipped or pieces, { headers = headers,
+        on_done = function()
+          render.holders = render.holders - 1
+          render.aborts[w.abort] = nil
+        end })
+    end
+  end)
+end
+
+-- blackbox_exporter's /probe (see `icmprun.exporter.probe`).
+function Exporter:probe_request(req, respond)
+  local params = req.args or http.parse_query(req.query)
+  local module_name = params.module or "icmp"
+  local m = self.modules[module_name]
+  if not m then
+    return respond(400, "text/plain", string_format("Unknown module %q\n", module_name))
+  end
+  if m.unsupported then
+    return respond(400, "text/plain", string_format("module %q uses the %s prober; icmprun "
+      .. "serves the icmp prober only\n", module_name, m.unsupported))
+  end
+  local target = params.target
+  if not target or target == "" then
+    return respond(400, "text/plain", "Target parameter is missing\n")
+  end
+  if #target > config.LIMITS.max_name or target:find("[%s%c/]") then
+    return respond(400, "text/plain", "Target parameter is not a host name or address\n")
+  end
+  local timeout, err = probe.timeout(req.headers, m)
+  if not timeout then
+    return respond(400, "text/plain", err .. "\n")
+  end
+  icmprun.spawn(function()
+    local ok, text, success, why = pcall(probe.run, icmprun, target, m, timeout)
+    if not ok then
+      self.logger.error("error while probing: " .. tostring(text))
+      return respond(500, "text/plain", "internal error\n")
+    end
+    if not success then
+      self.logger.debug("probe failed", { "target", target, "module", module_name,
+        "err", tostring(why) })
+    end
+    respond(200, METRICS_TYPE, text)
+  end)
+end
+
+-- The methods each path answers; anything else gets 405 with `Allow`.
+local READ = { GET = true, HEAD = true }
+local WRITE = { POST = true, PUT = true }
+local ALLOW_READ, ALLOW_WRITE = "GET, HEAD", "POST, PUT"
+
 -- The HTTP handler.
 function Exporter:handle(req, respond, metrics_path)
   local path = req.path
+  local function allow(methods, text)
+    if methods[req.method] then
+      return true
+    end
+    respond(405, "text/plain", "method " .. req.method .. " is not allowed here\n",
+      { headers = { Allow = text } })
+    return false
+  end
   if path == metrics_path then
-    if req.method ~= "GET" then
-      return respond(405, "text/plain", "use GET\n")
+    if allow(READ, ALLOW_READ) then
+      self:scrape(req, respond)
     end
-    -- Rendered in a task that lets the loop run every few hundred targets:
-    -- a scrape of 10,000 targets takes a few hundred ms, which would
-    -- otherwise hold every probe due meanwhile.
-    icmprun.spawn(function()
-      local ok, pieces = pcall(self.render_pieces, self, let_loop_run)
-      if ok then
-        respond(200, "text/plain; version=0.0.4; charset=utf-8", pieces)
-      else
-        self.log("error while rendering the metrics: " .. tostring(pieces))
-        respond(500, "text/plain", "internal error\n")
-      end
-    end)
-    return
   elseif path == "/-/reload" then
-    if req.method ~= "POST" and req.method ~= "PUT" then
-      return respond(405, "text/plain", "use POST to reload\n")
+    if allow(WRITE, ALLOW_WRITE) then
+      self:request_reload(function(n, err)
+        if n then
+          respond(200, "text/plain", string_format("reloaded: %d target(s)\n", n))
+        else
+          respond(500, "text/plain", "reload failed: " .. err .. "\n")
+        end
+      end)
     end
-    icmprun.spawn(function()
-      local n, err = self:reload()
-      if n then
-        respond(200, "text/plain", string_format("reloaded: %d target(s)\n", n))
-      else
-        respond(500, "text/plain", "reload failed: " .. err .. "\n")
-      end
-    end)
+  elseif path == "/probe" then
+    if allow(READ, ALLOW_READ) then
+      self:probe_request(req, respond)
+    end
   elseif path == "/-/healthy" or path == "/-/ready" then
-    respond(200, "text/plain", "OK\n")
+    if allow(READ, ALLOW_READ) then
+      respond(200, "text/plain", "OK\n")
+    end
   elseif path == "/" then
-    respond(200, "text/html; charset=utf-8", status.page(self, req.query, metrics_path,
-      wall_clock()))
+    if allow(READ, ALLOW_READ) then
+      respond(200, "text/html; charset=utf-8", status.page(self, req.query, metrics_path,
+        wall_clock()))
+    end
   else
     respond(404, "text/plain", "not found; metrics are at " .. metrics_path .. "\n")
+  end
+end
+
+-- Listens with libmicrohttpd (`icmprun.httpd`), TLS when `tls` is given:
+-- a server table as `http.listen` gives.
+local function httpd_listen(address, handler, tls, on_error, fd)
+  require "luv" -- The daemon is watched on luv's loop, icmprun's own.
+  local httpd = require "icmprun.httpd"
+  local host, port
+  if not fd then
+    host, port = http.parse_address(address)
+    if not host then
+      return nil, port
+    end
+  end
+  local daemon, bound, bound_host = httpd.listen({ host = host, port = port, fd = fd,
+    cert = tls and tls.cert, key = tls and tls.key, handler = handler, on_error = on_error })
+  if not daemon then
+    return nil, "cannot listen on " .. address .. ": " .. tostring(bound)
+  end
+  return { host = bound_host or host, port = bound, tls = tls ~= nil,
+    connections_now = function() return daemon:connections() end,
+    close = function() daemon:close() end }
+end
+
+-- Wraps a handler so that only requests with the users' Basic credentials
+-- reach it; the others get 401 with a challenge.
+local function with_basic_auth(handler, users)
+  local web_config = require "icmprun.exporter.web_config"
+  local check = web_config.checker(users, require("icmprun.httpd").crypt_check)
+  local challenge = { ["WWW-Authenticate"] = 'Basic realm="icmprun exporter"' }
+  return function(req, respond)
+    if check(req.headers.authorization) then
+      return handler(req, respond)
+    end
+    respond(401, "text/plain", "Unauthorized\n", { headers = challenge })
   end
 end
 
 --- Serves the endpoints over HTTP on the loop.
 -- @tparam string address "host:port" (port 0: any free one)
 -- @tparam[opt="/metrics"] string metrics_path
+-- @tparam[opt] table opts limits for `icmprun.exporter.http`; `tls`
+--   ({cert = PEM, key = PEM}: HTTPS through libmicrohttpd), `users` (name
+--   -> bcrypt hash: Basic authentication), `httpd` (true: libmicrohttpd
+--   without TLS), `fd` (a listening socket to serve instead of `address`)
 -- @treturn[1] table the server (`host`, `port`, `close()`)
 -- @treturn[2] nil, string why not
-function Exporter:listen(address, metrics_path)
+function Exporter:listen(address, metrics_path, opts)
   metrics_path = metrics_path or "/metrics"
-  local server, err = http.listen(address, function(req, respond)
+  opts = opts or {}
+  local options = {}
+  for k, v in pairs(opts) do
+    options[k] = v
+  end
+  options.on_error = function(err)
+    self.logger.error("error while serving: " .. tostring(err))
+  end
+  local handler = function(req, respond)
     self:handle(req, respond, metrics_path)
-  end, function(handler_err)
-    self.log("error while serving: " .. tostring(handler_err))
-  end)
+  end
+  if opts.users then
+    handler = with_basic_auth(handler, opts.users)
+  end
+  local server, err
+  if opts.tls or opts.httpd then
+    server, err = httpd_listen(address, handler, opts.tls, options.on_error, opts.fd)
+  else
+    server, err = http.listen(address, handler, options)
+  end
   if not server then
     return nil, err
   end
-  self.server = server
+  self.servers = self.servers or {}
+  self.servers[#self.servers + 1] = server
+  self.server = self.server or server
   return server
 end
 

@@ -107,6 +107,31 @@ local function check_counters(text, n_targets)
   }
 end
 
+-- Clients that send a scrape and never read its answer, for `seconds`: a
+-- lua5.4 with luv in the background. Returns its pid.
+local NON_READERS = [[
+local uv = require "luv"
+local host, port, n, seconds = arg[1], tonumber(arg[2]), tonumber(arg[3]), tonumber(arg[4])
+for _ = 1, n do
+  local tcp = uv.new_tcp()
+  tcp:connect(host, port, function(err)
+    if not err then tcp:write("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n") end
+  end)
+end
+local t = uv.new_timer()
+t:start(seconds * 1000, 0, function() os.exit(0) end)
+uv.run()
+]]
+local function start_non_readers(listen, n, seconds)
+  local script = os.tmpname()
+  local f = assert(io.open(script, "w"))
+  f:write(NON_READERS)
+  f:close()
+  local host, port = listen:match("^(.*):(%d+)$")
+  return tonumber(sh_read(string.format("lua5.4 %s %s %s %d %d >/dev/null 2>&1 & echo $!",
+    script, host, port, n, seconds))), script
+end
+
 local function run(tool, n_targets, seconds)
   io.write(string.format("\n== %s: %d targets at 1/s, scraped every second, %d s\n",
     tool.name, n_targets, seconds))
@@ -179,6 +204,25 @@ local function run(tool, n_targets, seconds)
   end
   local cpu1, rss1 = usage(pid)
   local elapsed = now() - started
+  -- Then 20 clients that ask and never read, for 20 s while the scrapes go
+  -- on: the memory they cost, against the figure of one client above.
+  local held_rss
+  if tool.non_readers then
+    local np, script = start_non_readers(tool.listen, 20, 20)
+    local phase = now()
+    held_rss = rss1
+    while now() - phase < 20 do
+      sh_read(string.format("curl -s -o /dev/null http://%s/metrics", tool.listen))
+      local _, rss = usage(pid)
+      held_rss = math.max(held_rss, rss or 0)
+      os.execute("sleep 1")
+    end
+    os.execute("kill " .. np .. " 2>/dev/null")
+    os.remove(script)
+    io.write(string.format("20 clients that never read, 20 s: RSS %.1f MB at most, "
+      .. "x%.2f the one-client figure (%.1f MB)\n", held_rss / 1e6, held_rss / rss1,
+      rss1 / 1e6))
+  end
   os.execute("kill " .. pid .. " 2>/dev/null; sleep 0.5; kill -9 " .. pid .. " 2>/dev/null")
   os.remove(body)
   os.remove(log)
@@ -206,6 +250,7 @@ end
 
 local function icmprun_tool(config)
   return { name = "icmprun exporter", listen = "127.0.0.1:19374", check = true,
+    non_readers = true,
     sent_metric = "smokeping_requests_total{",
     cmd = string.format("%s/icmprun exporter --listen 127.0.0.1:19374 --config %s", build,
       config) }

@@ -19,6 +19,8 @@ local icmprun = require "icmprun"
 local cli = require "icmprun.cli"
 local config = require "icmprun.exporter.config"
 local exporter = require "icmprun.exporter"
+local logging = require "icmprun.exporter.log"
+local probe = require "icmprun.exporter.probe"
 
 local M = {}
 
@@ -57,8 +59,9 @@ local function build_parser()
     "SIGHUP or POST /-/reload reloads the config; counters of unchanged targets are kept.")
   parser:help_max_width(80)
   parser:argument("hosts", "Hosts to ping, besides (or instead of) a config file."):args("*")
-  parser:option("--listen --web.listen-address", "Address to serve on, HOST:PORT.",
-    "127.0.0.1:9374"):target("listen")
+  parser:option("--listen --web.listen-address", "Address to serve on, HOST:PORT "
+    .. "([::]:9374 for every IPv6 and IPv4 one); repeatable for several.")
+    :target("listen"):count("*")
   parser:option("--config --config.file", "smokeping_prober YAML file of target groups.")
     :target("config")
   parser:option("--web.telemetry-path", "Path of the metrics.", "/metrics"):target("path")
@@ -69,8 +72,34 @@ local function build_parser()
     :target("interval"):convert(duration("--ping.interval"))
   parser:option("-s --ping.size", "Payload bytes of the hosts given as arguments.", "56")
     :target("size"):convert(cli.number_in("--ping.size", 0, icmprun.limits.max_size_v4, true))
+  parser:option("--blackbox.config.file", "blackbox_exporter's YAML file of modules for "
+    .. "/probe (ICMP modules; default: one module, icmp, with its defaults).")
+    :target("blackbox_config")
+  parser:option("--log.level", "Only log messages with the given severity or above: "
+    .. "debug, info, warn, error.", "info"):target("log_level")
+    :choices(logging.LEVELS)
+  parser:option("--log.format", "Output format of log messages: logfmt, json.", "logfmt")
+    :target("log_format"):choices(logging.FORMATS)
   parser:flag("--privileged", "Accepted for smokeping_prober's sake; icmprun picks "
     .. "datagram or raw sockets itself.")
+  parser:flag("--no-privileged", "Accepted, as --privileged."):target("no_privileged")
+  parser:option("-O --ping.tos", "TOS of the hosts given as arguments (0-255, or 0x00).",
+    "0"):target("tos"):convert(function(text)
+      local n = math.tointeger(tonumber(text))
+      if not n or n < 0 or n > 255 then
+        return nil, "option '--ping.tos': invalid argument '" .. text .. "': 0 to 255"
+      end
+      return n
+    end)
+  parser:option("--web.config.file", "exporter-toolkit's file that enables TLS "
+    .. "(tls_server_config) and basic auth (basic_auth_users, bcrypt).")
+    :target("web_config")
+  parser:option("--web.server", "The HTTP server under the endpoints: microhttpd "
+    .. "(libmicrohttpd; always with --web.config.file) or luv (a small one in Lua).",
+    "luv"):target("web_server"):choices({ "microhttpd", "luv" })
+  parser:flag("--web.systemd-socket", "Use systemd socket activation listeners instead "
+    .. "of --web.listen-address."):target("systemd_socket")
+  parser:flag("--version", "Print the version and exit."):target("version")
   return parser
 end
 
@@ -79,8 +108,25 @@ local function argument_groups(args)
   if #args.hosts == 0 then
     return nil
   end
-  return config.check({ targets = { { hosts = args.hosts, size = args.size,
+  return config.check({ targets = { { hosts = args.hosts, size = args.size, tos = args.tos,
     interval = string.format("%.6fms", args.interval) } } })
+end
+
+-- The sockets systemd passed (socket activation: LISTEN_PID is ours, and
+-- LISTEN_FDS of them from fd 3 on), or nil, why not.
+local function systemd_sockets()
+  local pid, count = tonumber(os.getenv("LISTEN_PID")), tonumber(os.getenv("LISTEN_FDS"))
+  if not pid or not count or count < 1 then
+    return nil, "no sockets were passed (LISTEN_PID and LISTEN_FDS are not set)"
+  end
+  if pid ~= require("luv").os_getpid() then
+    return nil, "the sockets were passed to process " .. pid .. ", not to this one"
+  end
+  local fds = {}
+  for i = 1, count do
+    fds[i] = 2 + i
+  end
+  return fds
 end
 
 --- Runs the command.
@@ -97,6 +143,29 @@ function M.run(arg)
   if not args then
     return status
   end
+  if args.version then
+    io.stdout:write("icmprun exporter ", icmprun.version, "\n")
+    return 0
+  end
+  local web
+  if args.web_config then
+    local web_err
+    web, web_err = require("icmprun.exporter.web_config").load(args.web_config)
+    if not web then
+      return cli.fail(NAME, "--web.config.file: " .. web_err)
+    end
+  end
+  local sockets
+  if args.systemd_socket then
+    local why
+    sockets, why = systemd_sockets()
+    if not sockets then
+      return cli.fail(NAME, "--web.systemd-socket: " .. why)
+    end
+  end
+  if #args.listen == 0 then
+    args.listen = { "127.0.0.1:9374" }
+  end
   if not args.config and #args.hosts == 0 then
     return cli.fail(NAME, "give a config file (--config FILE) or hosts to ping")
   end
@@ -107,8 +176,17 @@ function M.run(arg)
   if #args.hosts > 0 and not groups then
     return cli.fail(NAME, err)
   end
+  local modules
+  if args.blackbox_config then
+    modules, err = probe.load_modules(args.blackbox_config)
+    if not modules then
+      return cli.fail(NAME, err)
+    end
+  end
+  local logger = assert(logging.new({ level = args.log_level, format = args.log_format }))
   local e
-  e, err = exporter.new({ config = args.config, groups = groups, buckets = args.buckets })
+  e, err = exporter.new({ config = args.config, groups = groups, buckets = args.buckets,
+    logger = logger, modules = modules })
   if not e then
     return cli.fail(NAME, err)
   end
@@ -117,17 +195,22 @@ function M.run(arg)
   if not n then
     return cli.fail(NAME, err)
   end
-  local server
-  server, err = e:listen(args.listen, args.path)
-  if not server then
-    e:stop()
-    return cli.fail(NAME, err)
+  for i, address in ipairs(sockets or args.listen) do
+    local server
+    server, err = e:listen(sockets and "systemd socket " .. i or address, args.path, {
+      httpd = web ~= nil or args.web_server == "microhttpd", tls = web and web.tls,
+      users = web and web.users, fd = sockets and address })
+    if not server then
+      e:stop()
+      return cli.fail(NAME, err)
+    end
+    local shown = server.host:find(":", 1, true) and "[" .. server.host .. "]" or server.host
+    e.log(string.format("serving %s://%s:%d%s", server.tls and "https" or "http", shown,
+      server.port, args.path))
   end
-  local shown = server.host:find(":", 1, true) and "[" .. server.host .. "]" or server.host
-  e.log(string.format("serving http://%s:%d%s", shown, server.port, args.path))
   icmprun.on_signal("HUP", function()
     if args.config then
-      e:reload()
+      e:request_reload() -- Coalesced: a storm of HUPs costs two reloads.
     else
       e.log("SIGHUP: no config file to reload")
     end

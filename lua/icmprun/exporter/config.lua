@@ -19,7 +19,14 @@
 -- Every mistake is refused with a message naming where it is, such as
 -- `targets[2].interval: "1x" is not a duration (such as 500ms, 1s, 1m30s)`;
 -- unknown keys are refused too, since a misspelt key would otherwise be
--- dropped without a word. smokeping_prober's `source` is refused: icmprun
+-- dropped without a word. Values are checked against the engine's own
+-- limits here, before anything is applied, so that a config that loads never
+-- fails later at a probe: intervals and timeouts from 1 ms (intervals) to
+-- 24 h, payload sizes the family can carry, host names of at most 253
+-- characters. The YAML itself is walked event by event before it is
+-- decoded: nesting deeper than 32, more than a million nodes (aliases
+-- counted as what they expand to) or a file over 16 MiB is refused at once,
+-- and a syntax error names its line and column. smokeping_prober's `source` is refused: icmprun
 -- does not bind probes to a source address.
 -- @module icmprun.exporter.config
 local M = {}
@@ -39,6 +46,19 @@ local GROUP_KEYS = {
 
 -- Labels the exporter sets itself, which a group may not set.
 local RESERVED_LABELS = { host = true, ip = true, le = true, status = true }
+
+--- Limits of a config, the engine's where there is one.
+M.LIMITS = {
+  max_interval = 86400000, -- ms: ping's longest timeout, 24 h
+  min_interval = 1,        -- ms: a shorter one would be a busy loop
+  max_name = 253,          -- characters of a DNS name
+  max_size_v4 = 65507,     -- payload bytes in one IPv4 datagram
+  max_size_v6 = 65527,     -- and in one IPv6 datagram
+  max_depth = 32,          -- nesting of YAML collections
+  max_nodes = 1000000,     -- YAML nodes, aliases expanded
+  max_bytes = 16 * 1024 * 1024,
+}
+local LIMITS = M.LIMITS
 
 local UNITS = { ns = 1e-6, us = 1e-3, ["µs"] = 1e-3, ["μs"] = 1e-3, ms = 1, s = 1000,
   m = 60000, h = 3600000 }
@@ -79,6 +99,9 @@ local function check_duration(value, where)
   if ms <= 0 then
     refuse(where, "must be more than zero")
   end
+  if ms > LIMITS.max_interval then
+    refuse(where, "%s is over the longest the engine waits, 24h", tostring(value))
+  end
   return ms
 end
 
@@ -99,9 +122,16 @@ local function check_hosts(group, where)
   end
   local out = {}
   for i, host in ipairs(hosts) do
+    local at = where .. ".hosts[" .. i .. "]"
     if type(host) ~= "string" or host == "" then
-      refuse(where .. ".hosts[" .. i .. "]", "%s is not a host name or address",
-        tostring(host))
+      refuse(at, "%s is not a host name or address", tostring(host))
+    end
+    if #host > LIMITS.max_name then
+      refuse(at, "a host name of %d characters is longer than the %d a name may have",
+        #host, LIMITS.max_name)
+    end
+    if host:find("[%s%c/\\]") then
+      refuse(at, "%q is not a host name or address", host)
     end
     out[i] = host
   end
@@ -165,6 +195,9 @@ local function check_group(group, where)
   local interval = M.DEFAULTS.interval
   if group.interval ~= nil then
     interval = check_duration(group.interval, where .. ".interval")
+    if interval < LIMITS.min_interval then
+      refuse(where .. ".interval", "%s is shorter than 1ms", tostring(group.interval))
+    end
   end
   local timeout = interval
   if group.timeout ~= nil then
@@ -181,7 +214,8 @@ local function check_group(group, where)
     family = family,
     network = network,
     size = group.size == nil and M.DEFAULTS.size
-      or check_integer(group.size, where .. ".size", 0, 65507),
+      or check_integer(group.size, where .. ".size", 0,
+        family == 6 and LIMITS.max_size_v6 or LIMITS.max_size_v4),
     tos = group.tos == nil and M.DEFAULTS.tos
       or check_integer(group.tos, where .. ".tos", 0, 255),
     ttl = group.ttl ~= nil and check_integer(group.ttl, where .. ".ttl", 1, 255) or nil,
@@ -223,6 +257,79 @@ function M.check(doc)
   error(groups, 0)
 end
 
+-- "at document: 1, line: 3, column: 1" in libyaml's messages, as "3:1".
+local function yaml_error(name, message)
+  local line, column = tostring(message):match("line: (%d+), column: (%d+)")
+  local first = tostring(message):match("^[^\n]*"):gsub(" at document: %d+, line: %d+, "
+    .. "column: %d+", "")
+  if line then
+    return string_format("%s:%s:%s: not valid YAML: %s", name, line, column, first)
+  end
+  return name .. ": not valid YAML: " .. first
+end
+
+--- Walks the YAML events of `text` before it is decoded, so that a
+-- document too deep or too large is refused at once, in time linear in
+-- its length (libyaml's parser keeps its own stack, never the C one).
+-- @tparam string text
+-- @tparam string name where it came from, for messages
+-- @treturn[1] true
+-- @treturn[2] nil, string what is wrong, with its line and column
+function M.check_shape(text, name)
+  if #text > LIMITS.max_bytes then
+    return nil, string_format("%s: the file has %d bytes, more than %d", name, #text,
+      LIMITS.max_bytes)
+  end
+  local yaml = require "yaml"
+  local ok, err = pcall(function()
+    local next_event = yaml.parser(text)
+    -- Each open collection counts its nodes, so that an anchored one's size
+    -- is known when an alias repeats it.
+    local depth, nodes, open, anchored = 0, 0, {}, {}
+    local function count(n, mark)
+      nodes = nodes + n
+      for i = 1, #open do
+        open[i].nodes = open[i].nodes + n
+      end
+      if nodes > LIMITS.max_nodes then
+        error({ at = mark, msg = "more than " .. LIMITS.max_nodes .. " nodes" })
+      end
+    end
+    for event in next_event do
+      local kind, mark = event.type, event.start_mark
+      if kind == "MAPPING_START" or kind == "SEQUENCE_START" then
+        depth = depth + 1
+        if depth > LIMITS.max_depth then
+          error({ at = mark, msg = "nested deeper than " .. LIMITS.max_depth .. " levels" })
+        end
+        count(1, mark)
+        open[#open + 1] = { nodes = 0, anchor = event.anchor }
+      elseif kind == "MAPPING_END" or kind == "SEQUENCE_END" then
+        depth = depth - 1
+        local closed = table.remove(open)
+        if closed.anchor then
+          anchored[closed.anchor] = closed.nodes + 1
+        end
+      elseif kind == "SCALAR" then
+        count(1, mark)
+        if event.anchor then
+          anchored[event.anchor] = 1
+        end
+      elseif kind == "ALIAS" then
+        count(anchored[event.anchor] or 1, mark)
+      end
+    end
+  end)
+  if ok then
+    return true
+  end
+  if type(err) == "table" and err.at then
+    return nil, string_format("%s:%d:%d: %s", name, err.at.line + 1, err.at.column + 1,
+      err.msg)
+  end
+  return nil, yaml_error(name, err)
+end
+
 --- Parses YAML text and checks it.
 -- @tparam string text
 -- @tparam[opt="config"] string name where it came from, for messages
@@ -230,10 +337,19 @@ end
 -- @treturn[2] nil, string what is wrong
 function M.parse(text, name)
   name = name or "config"
+  local shaped, shape_err = M.check_shape(text, name)
+  if not shaped then
+    return nil, shape_err
+  end
   local lyaml = require "lyaml"
   local ok, doc = pcall(lyaml.load, text)
   if not ok then
-    return nil, name .. ": not valid YAML: " .. tostring(doc):gsub("^.-:%d+: ", "")
+    -- lyaml's message starts "LINE:COLUMN: " (after its own source position).
+    local line, column, msg = tostring(doc):match("(%d+):(%d+): ([^\n]*)$")
+    if line then
+      return nil, string_format("%s:%s:%s: not valid YAML: %s", name, line, column, msg)
+    end
+    return nil, name .. ": not valid YAML: " .. tostring(doc)
   end
   if doc == nil or doc == lyaml.null then
     doc = { targets = {} }
