@@ -30,13 +30,13 @@ parser:argument("file", "Targets, one per line; '#' starts a comment.")
 parser:option("--waves", "How many waves.", "3")
   :convert(function(text) return math.tointeger(tonumber(text)) end)
 parser:option("--wave-interval", "Milliseconds from the start of a wave to the next (or 2s, "
-  .. "1m...).", "1000"):convert(cli.duration_in("--wave-interval", "ms", 0, 86400000))
+  .. "1m...).", "1000"):convert(cli.duration_in("--wave-interval", "ms", 0, icmprun.limits.max_interval))
 parser:option("--count", "Probes per address in each wave.", "1")
   :convert(function(text) return math.tointeger(tonumber(text)) end)
 parser:option("--interval", "Milliseconds between the probes to one address in a wave (or "
-  .. "1s...).", "100"):convert(cli.duration_in("--interval", "ms", 0, 86400000))
+  .. "1s...).", "100"):convert(cli.duration_in("--interval", "ms", 0, icmprun.limits.max_interval))
 parser:option("--timeout", "Milliseconds to wait for each reply (or 2s...).", "1000")
-  :convert(cli.duration_in("--timeout", "ms", 1, 86400000))
+  :convert(cli.duration_in("--timeout", "ms", 1, icmprun.limits.max_timeout))
 parser:option("--rate", "Probes per second in each wave (0: as fast as possible).", "1000")
   :convert(tonumber)
 parser:option("-o --output", "The JSON lines file.", "campaign.jsonl")
@@ -83,21 +83,17 @@ end
 local opts = {
   count = args.count, interval = args.interval, timeout = args.timeout, rate = args.rate,
 }
--- Malformed targets raise at the call, before anything is sent: check them
--- all now, so that a typo on line 40 does not end the campaign in wave 2.
-local ok, err, checked = pcall(icmprun.sweep, targets, opts)
-if ok then
-  checked:close() -- it sent nothing: a sweep sends as it is iterated
-else
-  -- The message quotes the bad target: name its line in the file.
-  local message = tostring(err):match("%((.*)%)$") or tostring(err)
-  for i, t in ipairs(targets) do
-    if message:find("'" .. t .. "'", 1, true) then
-      message = string.format("%s:%d: %s", args.file, lines[i], message)
-      break
-    end
+-- Malformed targets raise at the call, before anything is sent: check each
+-- now, so that a typo on line 40 does not end the campaign in wave 2, and
+-- name its line (by which call raised, never by reading the message).
+for i, t in ipairs(targets) do
+  local ok, err, checked = pcall(icmprun.sweep, t, opts)
+  if not ok then
+    -- Lua's "bad argument #1 to 'sweep' (...)": show what is in brackets.
+    local message = tostring(err):match("%((.*)%)$") or tostring(err)
+    os.exit(cli.fail(NAME, string.format("%s:%d: %s", args.file, lines[i], message), 2))
   end
-  os.exit(cli.fail(NAME, message, 2))
+  checked:close() -- it sent nothing: a sweep sends as it is iterated
 end
 local out, open_err = io.open(args.output, "w")
 if not out then

@@ -24,7 +24,7 @@ parser:option("--retries", "Probes to resend to a silent address.", "2")
   :convert(function(text) return math.tointeger(tonumber(text)) end)
 parser:option("--backoff", "Timeout factor for each retry.", "2"):convert(tonumber)
 parser:option("--timeout", "Milliseconds to wait for the first probe's reply (or 1s...).",
-  "250"):convert(cli.duration_in("--timeout", "ms", 1, 86400000))
+  "250"):convert(cli.duration_in("--timeout", "ms", 1, icmprun.limits.max_timeout))
 parser:option("--rate", "Probes per second (0: as fast as possible).", "1000")
   :convert(tonumber)
 

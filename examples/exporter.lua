@@ -56,6 +56,6 @@ if args.seconds then
   e:stop() -- The targets' tasks end after their probe in flight; then icmprun does.
 else
   while true do
-    icmprun.sleep(86400000)
+    icmprun.sleep(icmprun.limits.max_timeout)
   end
 end

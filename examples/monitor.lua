@@ -34,7 +34,7 @@ parser:option("--interval", "Seconds from the start of a round to the next (or 5
 parser:option("--rounds", "Stop after this many rounds (default: until Ctrl-C).")
   :convert(function(text) return math.tointeger(tonumber(text)) end)
 parser:option("--timeout", "Milliseconds to wait for each reply (or 2s...).", "1000")
-  :convert(cli.duration_in("--timeout", "ms", 1, 86400000))
+  :convert(cli.duration_in("--timeout", "ms", 1, icmprun.limits.max_timeout))
 parser:option("--prometheus", "Rewrite this file with Prometheus text after each round.")
 parser:flag("--json", "Write every result, and the summary, as JSON lines to stdout.")
 

@@ -65,6 +65,34 @@ describe("the error contract", function()
       assert.equal("nil\tEPERM\ttrue\nnil\tEPERM\ttrue\nEPERM\tEPERM\n", r.stdout)
     end)
 
+    it("makes each probe of a sweep an error result with the code, and the sweep goes on",
+      function()
+        local r = run_isolated([[
+          local icmprun = require "icmprun"
+          local n, codes = 0, {}
+          for res in icmprun.sweep({ "127.0.0.0/30", "::1" }, { count = 2, rate = 0 }) do
+            n = n + 1
+            assert(res.status == "error" and res.err and res.addr and res.n, res.status)
+            codes[res.code] = (codes[res.code] or 0) + 1
+          end
+          local s = icmprun.stats()
+          print(n, codes.EACCES, s.sent, s.results)
+        ]], NO_SOCKETS, "ICMPRUN_SOCKET=dgram ")
+        assert.equal(0, r.code, explain(r))
+        -- 5 addresses, 2 probes each: 10 results, none sent; the engine's
+        -- own count is of probes it took, and it took none.
+        assert.equal("10\t10\t0\t0\n", r.stdout)
+      end)
+
+    it("makes icmprun sweep say once per family why, and exit 1", function()
+      local r = run_isolated_args({ "sweep", "-r", "0", "127.0.0.0/29", "::1" }, NO_SOCKETS,
+        "ICMPRUN_SOCKET=dgram ")
+      assert.equal(1, r.code, explain(r))
+      assert.equal("", r.stdout)
+      local _, lines = r.stderr:gsub("ping_group_range", "")
+      assert.equal(2, lines, r.stderr)
+    end)
+
     it("gives no code in info() for a family that opens", function()
       local info = icmprun.info()
       assert.equal("dgram", info.ipv4)

@@ -347,6 +347,8 @@ describe("a trace as an unprivileged user", function()
     assert.equal(table.concat({
       "1\t203.0.113.130\t2", "3\t*\t0", "4\t203.0.113.142\t2",
       "5\t203.0.113.146\t2", "dgram", "" }, "\n"),
-      (r.stdout:gsub("2\t203.0.113.134\t%d\n", "")))
+      -- Hop 2 drops a random 1 in 4 of its errors: with 2 probes it may
+      -- answer both, one or (1 time in 16) neither.
+      (r.stdout:gsub("2\t203.0.113.134\t%d\n", ""):gsub("2\t%*\t0\n", "")))
   end)
 end)

@@ -235,8 +235,8 @@ void ir_lua_register_await(lua_State* L, int module_index) {
   lua_pop(L, 1); /* */
   static const luaL_Reg funcs[] = {
       {"await", ir__l_await}, {"every", ir__l_every}, {NULL, NULL}};
-  lua_pushvalue(L, module_index);                        /* M */
-  lua_getfield(L, LUA_REGISTRYINDEX, "icmprun.runtime"); /* M rt */
-  luaL_setfuncs(L, funcs, 1);                            /* M */
-  lua_pop(L, 1);                                         /* */
+  lua_pushvalue(L, module_index);                     /* M */
+  lua_getfield(L, LUA_REGISTRYINDEX, IR_RUNTIME_KEY); /* M rt */
+  luaL_setfuncs(L, funcs, 1);                         /* M */
+  lua_pop(L, 1);                                      /* */
 }

@@ -8,6 +8,7 @@
 #include <luv/luv.h>
 #include <stdbool.h>
 
+#include "common.h"
 #include "lua_runtime.h"
 
 #define IR_LUV_DEFERRED_KEY "icmprun.luv_deferred"
@@ -89,10 +90,10 @@ static void ir__wrap_luv_handle_gc(lua_State* L) {
     lua_pop(L, 1);               /* handles mt */
     int mt = lua_gettop(L);
     if (lua_istable(L, mt) && lua_getfield(L, mt, "__gc") == LUA_TFUNCTION &&
-        lua_tocfunction(L, -1) != ir__luv_handle_gc) {       /* handles mt gc */
-      lua_getfield(L, LUA_REGISTRYINDEX, "icmprun.runtime"); /* handles mt gc rt */
-      lua_pushcclosure(L, ir__luv_handle_gc, 2);             /* handles mt wrapped */
-      lua_setfield(L, mt, "__gc");                           /* handles mt */
+        lua_tocfunction(L, -1) != ir__luv_handle_gc) {    /* handles mt gc */
+      lua_getfield(L, LUA_REGISTRYINDEX, IR_RUNTIME_KEY); /* handles mt gc rt */
+      lua_pushcclosure(L, ir__luv_handle_gc, 2);          /* handles mt wrapped */
+      lua_setfield(L, mt, "__gc");                        /* handles mt */
     }
     lua_settop(L, mt); /* handles mt */
   }

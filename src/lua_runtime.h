@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "common.h"
 #include "engine.h"
 
 typedef struct ir_lua_runtime_s ir_lua_runtime_t;
@@ -139,7 +140,7 @@ void ir_lua_owner_unlink(ir_lua_owner_t* owner);
 
 /* The waiter that an owner header belongs to (a sleep, a name lookup). */
 static inline ir_lua_waiter_t* ir_lua_waiter_of_owner(ir_lua_owner_t* owner) {
-  return (ir_lua_waiter_t*)((char*)owner - offsetof(ir_lua_waiter_t, owner));
+  return IR_CONTAINER_OF(owner, ir_lua_waiter_t, owner);
 }
 
 /* lua_tasks.c */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common.h"
 #include "lua_runtime.h"
 
 #define IR_SIGNALS_KEY "icmprun.signals"
@@ -40,11 +41,11 @@ static void ir__signal_close(ir_signal_t* watcher) {
 /* Shutdown: the registry's entry is left to lua_close; on_signal refuses
  * to run once the runtime is closing, so it is never used again. */
 static void ir__signal_shutdown(ir_lua_owner_t* owner) {
-  ir__signal_close((ir_signal_t*)((char*)owner - offsetof(ir_signal_t, owner)));
+  ir__signal_close(IR_CONTAINER_OF(owner, ir_signal_t, owner));
 }
 
 static const char* ir__signal_name(int signum) {
-  for (size_t i = 0; i < sizeof(ir__signals) / sizeof(ir__signals[0]); i++) {
+  for (size_t i = 0; i < IR_ARRAY_SIZE(ir__signals); i++) {
     if (ir__signals[i].signum == signum) {
       return ir__signals[i].name;
     }
@@ -83,7 +84,7 @@ static int ir__l_on_signal(lua_State* L) {
     name += 3;
   }
   int signum = 0;
-  for (size_t i = 0; i < sizeof(ir__signals) / sizeof(ir__signals[0]); i++) {
+  for (size_t i = 0; i < IR_ARRAY_SIZE(ir__signals); i++) {
     if (strcmp(name, ir__signals[i].name) == 0) {
       signum = ir__signals[i].signum;
     }
@@ -135,7 +136,7 @@ void ir_lua_register_signal(lua_State* L, int module_index) {
   module_index = lua_absindex(L, module_index);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, IR_SIGNALS_KEY); /* signals */
   lua_pop(L, 1);                                          /* */
-  lua_getfield(L, LUA_REGISTRYINDEX, "icmprun.runtime");  /* rt */
+  lua_getfield(L, LUA_REGISTRYINDEX, IR_RUNTIME_KEY);     /* rt */
   lua_pushcclosure(L, ir__l_on_signal, 1);                /* on_signal */
   lua_setfield(L, module_index, "on_signal");             /* */
 }

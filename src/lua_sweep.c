@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "common.h"
 #include "lua_runtime.h"
 #include "sweep.h"
 #include "targets.h"
@@ -17,9 +18,6 @@
 #define IR_SWEEP_DEFAULT_RATE 1000.0
 #define IR_SWEEP_DEFAULT_WINDOW 131072
 #define IR_SWEEP_DEFAULT_LIMIT 16777216.0 /* A /8. */
-
-#define ir__container_of(ptr, type, member) \
-  ((type*)((char*)(ptr)-offsetof(type, member)))
 
 /* What this file adds to a sweep's schedule (sweep.c): where its targets
  * come from (a string, a table or an iterator function, and name lookups),
@@ -195,7 +193,7 @@ static void ir__sweep_pump(ir_lua_sweep_t* s) {
   ir_sweep_pump(s->core, &next);
   if (next.at_ns != 0) {
     uint64_t now = uv_hrtime();
-    uint64_t ms = next.at_ns > now ? (next.at_ns - now + 999999) / 1000000 : 0;
+    uint64_t ms = next.at_ns > now ? ir_ns_to_ms_ceil(next.at_ns - now) : 0;
     uv_timer_start(&s->timer, ir__on_sweep_timer, ms, 0);
   }
   if (next.soon) {
@@ -570,7 +568,7 @@ static void ir__sweep_end(ir_lua_sweep_t* s) {
 /* The runtime shuts down (ir__runtime_gc): the userdata may live on until
  * lua_close collects it, and then only drops its reference. */
 static void ir__sweep_shutdown(ir_lua_owner_t* owner) {
-  ir__sweep_end(ir__container_of(owner, ir_lua_sweep_t, owner));
+  ir__sweep_end(IR_CONTAINER_OF(owner, ir_lua_sweep_t, owner));
 }
 
 /* __close and __gc: see ir__sweep_end. */
@@ -800,11 +798,11 @@ void ir_lua_register_sweep(lua_State* L, int module_index) {
     lua_setfield(L, -2, "next");
     lua_setfield(L, -2, "__index"); /* mt */
   }
-  lua_pop(L, 1);                                         /* */
-  lua_getfield(L, LUA_REGISTRYINDEX, "icmprun.runtime"); /* rt */
-  ir_lua_push_keys(L);                                   /* rt keys */
-  luaL_getmetatable(L, IR_SWEEP_META);                   /* rt keys mt */
-  lua_pushcclosure(L, ir__l_sweep_next, 2);              /* rt next */
-  lua_pushcclosure(L, ir__l_sweep, 2);                   /* sweep */
-  lua_setfield(L, module_index, "sweep");                /* */
+  lua_pop(L, 1);                                      /* */
+  lua_getfield(L, LUA_REGISTRYINDEX, IR_RUNTIME_KEY); /* rt */
+  ir_lua_push_keys(L);                                /* rt keys */
+  luaL_getmetatable(L, IR_SWEEP_META);                /* rt keys mt */
+  lua_pushcclosure(L, ir__l_sweep_next, 2);           /* rt next */
+  lua_pushcclosure(L, ir__l_sweep, 2);                /* sweep */
+  lua_setfield(L, module_index, "sweep");             /* */
 }

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common.h"
 #include "lua_runtime.h"
 
-#define IR_RUNTIME_KEY "icmprun.runtime"
 #define IR_TASKS_KEY "icmprun.tasks"
 #define IR_SCRATCH_KEY "icmprun.scratch"
 #define IR_TASK_META "icmprun.task"
@@ -130,7 +130,7 @@ int ir_lua_runtime_init(lua_State* L) {
   }
   uv_idle_init(&rt->loop, &rt->resumer);
   rt->resumer.data = rt;
-  luaL_newmetatable(L, "icmprun.runtime");            /* rt mt */
+  luaL_newmetatable(L, IR_RUNTIME_KEY);               /* rt mt */
   lua_pushcfunction(L, ir__runtime_gc);               /* rt mt gc */
   lua_setfield(L, -2, "__gc");                        /* rt mt */
   lua_setmetatable(L, -2);                            /* rt */
@@ -538,8 +538,8 @@ static void ir__on_waiter_timer(uv_timer_t* timer) {
    * millisecond before the precise deadline: never wake early. */
   uint64_t now = uv_hrtime();
   if (now < waiter->due_ns) {
-    uv_timer_start(timer, ir__on_waiter_timer,
-                   (waiter->due_ns - now + 999999) / 1000000, 0);
+    uv_timer_start(timer, ir__on_waiter_timer, ir_ns_to_ms_ceil(waiter->due_ns - now),
+                   0);
     return;
   }
   if (waiter->kind == IR_WAIT_JOIN) {
@@ -573,7 +573,7 @@ static void ir__waiter_timer_start(ir_lua_runtime_t* rt, ir_lua_waiter_t* waiter
   waiter->due_ns = due_ns;
   uv_update_time(&rt->loop);
   uint64_t now = uv_hrtime();
-  uint64_t ms = due_ns > now ? (due_ns - now + 999999) / 1000000 : 0;
+  uint64_t ms = due_ns > now ? ir_ns_to_ms_ceil(due_ns - now) : 0;
   uv_timer_start(&waiter->timer, ir__on_waiter_timer, ms, 0);
 }
 

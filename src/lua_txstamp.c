@@ -4,6 +4,7 @@
 #include <lua.h>
 #include <sys/socket.h>
 
+#include "common.h"
 #include "lua_runtime.h"
 
 /* info() -> the socket fields of the original info (upvalue 1), and
@@ -21,7 +22,7 @@ static int ir__l_info(lua_State* L) {
   } families[] = {{AF_INET, "ipv4_tx_stamp"}, {AF_INET6, "ipv6_tx_stamp"}};
   int kernel = 0;
   int open = 0;
-  for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+  for (size_t i = 0; i < IR_ARRAY_SIZE(families); i++) {
     const char* source =
         rt->engine != NULL ? ir_engine_tx_stamp(rt->engine, families[i].family) : NULL;
     if (source == NULL) {
@@ -61,10 +62,10 @@ static int ir__l_stats(lua_State* L) {
  * and the runtime as upvalue 2. */
 static void ir__wrap(lua_State* L, int module_index, const char* name,
                      lua_CFunction f) {
-  lua_getfield(L, module_index, name);                   /* orig */
-  lua_getfield(L, LUA_REGISTRYINDEX, "icmprun.runtime"); /* orig rt */
-  lua_pushcclosure(L, f, 2);                             /* wrapped */
-  lua_setfield(L, module_index, name);                   /* */
+  lua_getfield(L, module_index, name);                /* orig */
+  lua_getfield(L, LUA_REGISTRYINDEX, IR_RUNTIME_KEY); /* orig rt */
+  lua_pushcclosure(L, f, 2);                          /* wrapped */
+  lua_setfield(L, module_index, name);                /* */
 }
 
 void ir_lua_register_txstamp(lua_State* L, int module_index) {

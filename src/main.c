@@ -12,6 +12,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "lua_runtime.h"
 
 /* The installed library folders: absolute as configured, and relative to the
@@ -133,7 +134,7 @@ static void ir_find_dirs(ir_dirs_t* dirs) {
       {ICMPRUN_LUA_DIR_FROM_BIN, ICMPRUN_C_DIR_FROM_BIN},
       {"../share/lua/5.4", "../lib/lua/5.4"},
   };
-  for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++) {
+  for (size_t i = 0; i < IR_ARRAY_SIZE(candidates); i++) {
     char lua[PATH_MAX], c[PATH_MAX], probe[PATH_MAX];
     if (ir_join(lua, sizeof(lua), exe, candidates[i][0]) &&
         ir_join(c, sizeof(c), exe, candidates[i][1]) &&

@@ -1,4 +1,5 @@
 /* ICMP/ICMPv6 echo request encoding, reply decoding and the Internet checksum. */
+#include "common.h"
 #include "packet.h"
 
 #include <stdint.h>
@@ -259,7 +260,7 @@ const char* ir_icmp_describe(int family, int type, int code) {
         "Packet filtered",
         "Precedence Violation",
         "Precedence Cutoff"};
-    if (code >= 0 && code < (int)(sizeof(unreach) / sizeof(unreach[0])))
+    if (code >= 0 && code < (int)(IR_ARRAY_SIZE(unreach)))
       return unreach[code];
     return "Destination Unreachable";
   }
@@ -274,7 +275,7 @@ const char* ir_icmp_describe(int family, int type, int code) {
         "Destination unreachable: Port unreachable",
         "Destination unreachable: Source address failed ingress/egress policy",
         "Destination unreachable: Reject route to destination"};
-    if (code >= 0 && code < (int)(sizeof(unreach6) / sizeof(unreach6[0])))
+    if (code >= 0 && code < (int)(IR_ARRAY_SIZE(unreach6)))
       return unreach6[code];
     return "Destination unreachable";
   }

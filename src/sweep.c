@@ -6,10 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common.h"
 #include "heap.h"
-
-#define ir__container_of(ptr, type, member) \
-  ((type*)((char*)(ptr)-offsetof(type, member)))
 
 /* The longest timeout a resend may wait, as ping's own limit: a day. */
 #define IR_SWEEP_MAX_TIMEOUT_MS 86400000.0
@@ -398,8 +396,31 @@ static bool ir__send_shot(ir_sweep_t* s, ir_shot_t* shot) {
     s->in_flight++;
     return true;
   }
-  shot->job->live_shots--;
   ir_job_t* job = shot->job;
+  if (err != -ENOMEM && err != -ECANCELED) {
+    /* The engine refused this probe (no socket for its family, a size the
+     * family cannot carry...): the probe's one result is an error with the
+     * reason, as ping returns it, and the sweep goes on with the others. */
+    ir_result_t result;
+    memset(&result, 0, sizeof(result));
+    result.status = IR_STATUS_ERROR;
+    result.addr = spec.addr;
+    result.ttl = -1;
+    result.icmp_type = -1;
+    result.icmp_code = -1;
+    result.corrupt_offset = -1;
+    result.error = err;
+    result.data = shot;
+    if (!s->closed) {
+      ir__results_push(s, &result, shot);
+    }
+    ir__shot_free(s, shot);
+    job->live_shots--;
+    ir__job_release(job);
+    ir__wake(s);
+    return false;
+  }
+  job->live_shots--;
   ir__shot_free(s, shot);
   ir__job_release(job);
   ir__fail(s, err, spec.addr.family);
@@ -443,7 +464,7 @@ static ir_shot_t* ir__next_shot(ir_sweep_t* s, uint64_t now, uint64_t* wake_at) 
     shot = ir__job_next_shot(s, job, new_turn < now ? new_turn : now);
   } else if (due_now) {
     ir_heap_pop(&s->schedule);
-    shot = ir__job_next_shot(s, ir__container_of(due, ir_job_t, next_send), due->key);
+    shot = ir__job_next_shot(s, IR_CONTAINER_OF(due, ir_job_t, next_send), due->key);
   }
   if (job != NULL || due_now) {
     if (shot == NULL) {
@@ -487,7 +508,17 @@ void ir_sweep_pump(ir_sweep_t* s, ir_sweep_next_t* next) {
       break;
     }
     if (!ir__send_shot(s, shot)) {
-      break;
+      if (s->failure != 0) {
+        break;
+      }
+      /* Refused by the engine: its error result waits for the script. It
+       * takes its turn of the rate like any probe, and no more such results
+       * than a window's worth are left waiting at once. */
+      if (s->results_len >= s->config.window) {
+        s->tokens -= 1.0;
+        next->soon = true;
+        break;
+      }
     }
     s->tokens -= 1.0;
   }
@@ -524,7 +555,7 @@ static void ir__wind_down(ir_sweep_t* s) {
   s->retry_tail = NULL;
   ir_heap_node_t* node;
   while ((node = ir_heap_pop(&s->schedule)) != NULL) {
-    ir_job_t* job = ir__container_of(node, ir_job_t, next_send);
+    ir_job_t* job = IR_CONTAINER_OF(node, ir_job_t, next_send);
     job->next_n = s->config.count + 1;
     ir__job_release(job);
   }

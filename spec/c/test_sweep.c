@@ -476,16 +476,40 @@ static void test_send_failure(void) {
   ir_sweep_t* s = sweep_new(f, &c);
   add(s, "10.0.0.0/29");
   ir_sweep_targets_done(s);
+  /* A probe the engine refuses (no socket for its family) ends in one error
+   * result with the reason, and the sweep goes on with the others. */
   f->send_error = -EAFNOSUPPORT;
   unsigned wakes = f->wakes;
   run_until(f, s, f->now);
   int family = 0;
-  CHECK_EQ_INT(ir_sweep_failure(s, &family), -EAFNOSUPPORT);
-  CHECK_EQ_INT(family, AF_INET);
+  CHECK_EQ_INT(ir_sweep_failure(s, &family), 0);
   CHECK(f->wakes > wakes);
+  unsigned errors = 0;
+  for (const ir_sweep_item_t* item; (item = ir_sweep_peek(s)) != NULL;
+       ir_sweep_pop(s)) {
+    CHECK_EQ_INT(item->result.status, IR_STATUS_ERROR);
+    CHECK_EQ_INT(item->result.error, -EAFNOSUPPORT);
+    CHECK_EQ_INT(item->n, 1);
+    errors++;
+  }
+  CHECK_EQ_INT(errors, 8);
+  CHECK_EQ_INT(f->nsent, 0);
+  CHECK(ir_sweep_finished(s));
+  ir_sweep_close(s);
+  ir_sweep_free(s);
+  free(f);
+
+  /* Out of memory is the sweep's own failure: nothing more is sent. */
+  f = fake_new();
+  s = sweep_new(f, &c);
+  add(s, "10.0.0.0/29");
+  ir_sweep_targets_done(s);
+  f->send_error = -ENOMEM;
+  run_until(f, s, f->now);
+  CHECK_EQ_INT(ir_sweep_failure(s, &family), -ENOMEM);
   f->send_error = 0;
   run_until(f, s, f->now + 1000 * MS);
-  CHECK_EQ_INT(f->nsent, 0); /* A failed sweep sends nothing more. */
+  CHECK_EQ_INT(f->nsent, 0);
   ir_sweep_close(s);
   ir_sweep_free(s);
   free(f);

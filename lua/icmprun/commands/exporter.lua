@@ -218,7 +218,7 @@ function M.run(arg)
   -- Runs until a signal ends the process, with no targets too (a reload may
   -- add some): icmprun ends when its tasks have, and this one never does.
   while true do
-    icmprun.sleep(86400000)
+    icmprun.sleep(icmprun.limits.max_timeout)
   end
 end
 

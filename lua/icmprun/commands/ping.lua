@@ -56,7 +56,7 @@ local function build_parser(name)
   parser:option("-w --deadline", "Seconds before ping exits, however many probes went "
     .. "out; with -c, it stops early once that many replies came back.")
     :convert(duration_in("-w", "s", 0.001, 86400 * 365))
-  parser:option("-s --size", "Payload bytes.", "56"):convert(number_in("-s", 0, 65507, true))
+  parser:option("-s --size", "Payload bytes.", "56"):convert(number_in("-s", 0, icmprun.limits.max_size_v4, true))
   parser:option("-t --ttl", "IP time to live / IPv6 hop limit.")
     :convert(number_in("-t", 1, 255, true))
   parser:option("-Q --tos", "TOS byte / IPv6 traffic class (decimal or 0x hex).")

@@ -46,7 +46,7 @@ local function build_parser(name)
   parser:option("-r --rate", "Probes per second over the whole sweep (0: as fast as "
     .. "possible).", "1000"):convert(number_in("--rate", 0, 1e9, false))
   parser:option("-t --timeout", "Milliseconds to wait for each reply (or 500ms, 2s...).",
-    "1000"):convert(duration_in("--timeout", "ms", 1, 86400000))
+    "1000"):convert(duration_in("--timeout", "ms", 1, icmprun.limits.max_timeout))
   parser:option("--retries", "Probes to resend to an address that did not answer.", "1")
     :convert(number_in("--retries", 0, 1000, true))
   parser:option("--backoff", "Timeout factor for each retry.", "1.5")
@@ -54,9 +54,9 @@ local function build_parser(name)
   parser:option("-c --count", "Probes per address; an address that answers any of them "
     .. "is listed.", "1"):convert(number_in("--count", 1, 1e9, true))
   parser:option("-p --interval", "Milliseconds between the probes to one address (with "
-    .. "--count; or 500ms, 2s...).", "1000"):convert(duration_in("--interval", "ms", 0, 86400000))
+    .. "--count; or 500ms, 2s...).", "1000"):convert(duration_in("--interval", "ms", 0, icmprun.limits.max_interval))
   parser:option("--size", "Payload bytes of each probe.", "56")
-    :convert(number_in("--size", 0, 65507, true))
+    :convert(number_in("--size", 0, icmprun.limits.max_size_v4, true))
   parser:option("--ttl", "IP time to live / IPv6 hop limit of each probe.")
     :convert(number_in("--ttl", 1, 255, true))
   parser:option("--tos", "TOS byte / IPv6 traffic class of each probe.")
@@ -283,6 +283,10 @@ function M.run(arg)
   local share_terminal = list and bar.enabled and progress.is_terminal(io_stdout)
   local interrupted = false
   local unresolved = false
+  -- Codes for which the engine has no socket for a family: said once per
+  -- family, with the engine's reason (which names the fix).
+  local NO_SOCKET = { EACCES = true, EPERM = true, EAFNOSUPPORT = true }
+  local told_no_socket = {}
   icmprun.on_signal("INT", function()
     -- Send nothing more; the probes in flight end (as "operation canceled"
     -- errors) and everything known is still reported.
@@ -301,6 +305,17 @@ function M.run(arg)
         io_stderr:write(string_format("%s: target '%s' is not an address, CIDR block, "
           .. "range or a host name that resolves (%s)\n", name, r.target, r.err))
         goto continue
+      end
+      if r.status == "error" and NO_SOCKET[r.code] then
+        local family = r.addr:find(":", 1, true) and "ipv6" or "ipv4"
+        local why = icmprun.info()[family .. "_error"]
+        if why and not told_no_socket[family] then
+          told_no_socket[family] = true
+          if bar.enabled then
+            bar:clear()
+          end
+          io_stderr:write(string_format("%s: %s\n", name, why))
+        end
       end
       overall:add(r)
       bar:result(r)

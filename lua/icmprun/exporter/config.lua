@@ -48,12 +48,13 @@ local GROUP_KEYS = {
 local RESERVED_LABELS = { host = true, ip = true, le = true, status = true }
 
 --- Limits of a config, the engine's where there is one.
+local engine_limits = require("icmprun").limits
 M.LIMITS = {
-  max_interval = 86400000, -- ms: ping's longest timeout, 24 h
+  max_interval = engine_limits.max_timeout, -- ms: ping's longest timeout, 24 h
   min_interval = 1,        -- ms: a shorter one would be a busy loop
   max_name = 253,          -- characters of a DNS name
-  max_size_v4 = 65507,     -- payload bytes in one IPv4 datagram
-  max_size_v6 = 65527,     -- and in one IPv6 datagram
+  max_size_v4 = engine_limits.max_size_v4, -- payload bytes in one IPv4 datagram
+  max_size_v6 = engine_limits.max_size_v6, -- and in one IPv6 datagram
   max_depth = 32,          -- nesting of YAML collections
   max_nodes = 1000000,     -- YAML nodes, aliases expanded
   max_bytes = 16 * 1024 * 1024,

@@ -1,4 +1,4 @@
---- exporter-toolkit's web config file (`--web.config.file`), as
+--- exporter-toolkit's web config file (given with the flag web.config.file), as
 -- smokeping_prober and blackbox_exporter read it:
 --
 --     tls_server_config:

@@ -21,7 +21,7 @@ local MAX_PING_DATA = 65536 - 40 - 8
 local AUTOTUNE_TIMEOUT_MAX = 2000
 local MIN_BACKOFF, MAX_BACKOFF = 1.0, 5.0
 -- The sweep's own limits, which fping's options could exceed.
-local MAX_RETRIES, MAX_COUNT, MAX_MS = 1000, 1000000000, 86400000
+local MAX_RETRIES, MAX_COUNT, MAX_MS = 1000, 1000000000, icmprun.limits.max_timeout
 
 --- fping's options: short letter, long name, whether it takes an argument,
 -- and `unsupported` for those this command refuses.
