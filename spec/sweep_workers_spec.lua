@@ -202,3 +202,46 @@ print(n, errors)
     assert.equal(8, total)
   end)
 end)
+
+describe("--jobs", function()
+  --- The lines of a command's standard output, sorted.
+  local function sorted_lines(args)
+    local r = cli.icmprun_run(args)
+    local lines = {}
+    for line in r.stdout:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    table.sort(lines)
+    return r, lines
+  end
+
+  it("sweeps with worker threads in `icmprun sweep -j/--jobs`", function()
+    local r1, one = sorted_lines({ "sweep", "-r", "0", "127.0.0.0/24", "::1" })
+    assert.equal(0, r1.code, r1.stderr)
+    assert.equal(257, #one)
+    for _, jobs in ipairs({ { "-j", "2" }, { "--jobs", "3" }, { "--jobs", "auto" } }) do
+      local r, lines = sorted_lines({ "sweep", "-r", "0", jobs[1], jobs[2],
+        "127.0.0.0/24", "::1" })
+      assert.equal(0, r.code, r.stderr)
+      assert.same(one, lines)
+    end
+    local r = cli.icmprun_run({ "sweep", "-j", "0", "127.0.0.1" })
+    assert.equal(2, r.code)
+    assert.matches("option '%-%-jobs': invalid argument '0'", r.stderr)
+  end)
+
+  it("takes -j/--jobs in `icmprun fping` for -g and target lists", function()
+    local r1, one = sorted_lines({ "fping", "-i", "0", "-g", "127.0.0.0/25" })
+    assert.equal(0, r1.code, r1.stderr)
+    assert.equal(126, #one)
+    local r2, two = sorted_lines({ "fping", "-i", "0", "-j", "2", "-g", "127.0.0.0/25" })
+    assert.equal(0, r2.code, r2.stderr)
+    assert.same(one, two)
+    local r3, three = sorted_lines({ "fping", "--jobs=3", "-c", "2", "-q", "-i", "0",
+      "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4" })
+    assert.equal(0, r3.code, r3.stderr)
+    assert.equal(0, #three)
+    assert.equal(4, select(2, r3.stderr:gsub("xmt/rcv/%%loss = 2/2/0%%", "")))
+    local bad = cli.icmprun_run({ "fping", "-j", "x", "127.0.0.1" })
+    assert.is_true(bad.code ~= 0)
+    assert.matches("%-j/%-%-jobs must be a number from 1 to 256 or auto, not x", bad.stderr)
+  end)
+end)
