@@ -194,6 +194,41 @@ print(n, errors)
     assert.equal("3\t2\n", r.stdout)
   end)
 
+  it("ends its threads when a script leaves a sweep running, in icmprun and in Lua", function()
+    -- An error in the loop body closes the sweep while its workers run, and
+    -- the script ends at once; a script that fails while a sweep has probes
+    -- in flight in three workers ends the run. Neither may crash or hang.
+    local closed = [[
+local ok, err = pcall(function()
+  for _ in icmprun.sweep("127.0.0.0/16", { workers = 2, rate = 0 }) do error("boom") end
+end)
+print(ok, (err:gsub("^.*: ", "")))
+]]
+    local failed = [[
+local it, s = icmprun.sweep("2001:db8:beef::/120", { workers = 3, rate = 0,
+  timeout = 60000 })
+icmprun.spawn(function() it(s) end)
+icmprun.sleep(100)
+print(icmprun.stats().workers)
+error("the end")
+]]
+    local require_line = 'local icmprun = require "icmprun"\n'
+    for _, run in ipairs({
+      function(body) return cli.icmprun_script(require_line .. body) end,
+      function(body)
+        return cli.lua_script(require_line .. "icmprun.run(function()\n" .. body .. "end)\n")
+      end,
+    }) do
+      local r = run(closed)
+      assert.equal(0, r.code, r.stderr)
+      assert.equal("false\tboom\n", r.stdout)
+      r = run(failed)
+      assert.equal(1, r.code, r.stderr)
+      assert.equal("3\n", r.stdout)
+      assert.matches("the end", r.stderr)
+    end
+  end)
+
   it("checks the option", function()
     assert.has_error(function() icmprun.sweep("127.0.0.1", { workers = 0 }) end)
     assert.has_error(function() icmprun.sweep("127.0.0.1", { workers = 1.5 }) end)

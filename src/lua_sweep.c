@@ -653,7 +653,13 @@ static void ir__sweep_end(ir_lua_sweep_t* s) {
 /* The runtime shuts down (ir__runtime_gc): the userdata may live on until
  * lua_close collects it, and then only drops its reference. */
 static void ir__sweep_shutdown(ir_lua_owner_t* owner) {
-  ir__sweep_end(ir__container_of(owner, ir_lua_sweep_t, owner));
+  ir_lua_sweep_t* s = ir__container_of(owner, ir_lua_sweep_t, owner);
+  ir__sweep_end(s);
+  if (s->workers != NULL) {
+    /* The runtime closes every handle left after this: the workers' wake-up
+     * handle must not be one of them while their threads still use it. */
+    ir_workers_wait(s->workers);
+  }
 }
 
 /* __close and __gc: see ir__sweep_end. */

@@ -706,6 +706,21 @@ void ir_workers_close(ir_workers_t* p, void (*closed)(void* ctx)) {
   ir__reap(p);
 }
 
+void ir_workers_wait(ir_workers_t* p) {
+  for (uint32_t i = 0; i < p->count; i++) {
+    ir_worker_t* w = &p->workers[i];
+    if (!w->joined) {
+      uv_thread_join(&w->thread); /* Then done is set: ir__reap joins no more. */
+      w->joined = true;
+      p->joined++;
+      if (p->config.running != NULL) {
+        (*p->config.running)--;
+      }
+    }
+  }
+  ir__reap(p);
+}
+
 uint32_t ir_workers_cpus(void) {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) != 0) {

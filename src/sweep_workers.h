@@ -95,6 +95,11 @@ void ir_workers_counters(ir_workers_t* workers);
  * closed(ctx) is called. The loop must run for that. */
 void ir_workers_close(ir_workers_t* workers, void (*closed)(void* ctx));
 
+/* After ir_workers_close, for a loop that is shutting down (whose handles
+ * are about to be closed for good): waits here until every thread has ended
+ * (a closed worker ends at once), then closes as ir_workers_close would. */
+void ir_workers_wait(ir_workers_t* workers);
+
 /* The CPUs this process may run on (sched_getaffinity), at least 1. */
 uint32_t ir_workers_cpus(void);
 
