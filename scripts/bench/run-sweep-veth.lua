@@ -52,6 +52,16 @@ for n = 1, max_workers do
   tools[#tools + 1] = { name = "icmprun w=" .. n, cmd = cmd, count = cmd,
     replies = icmprun_replies }
 end
+-- The same work split by hand: two processes, shard 1/2 and 2/2.
+local shards = string.format("scripts/bench/shards.sh %s/icmprun %s 2", build, BLOCK)
+tools[#tools + 1] = {
+  name = "2 processes", cmd = shards, count = shards,
+  replies = function(text)
+    local n = 0
+    for r in text:gmatch("replies (%d+)") do n = n + tonumber(r) end
+    return n
+  end,
+}
 local zmap = string.format("zmap -q -M icmp_echoscan -r 0 -c 0 -b /dev/null -i %s -S %s "
   .. "-G %s %s -o", iface, source, gw, BLOCK)
 tools[#tools + 1] = {
@@ -125,6 +135,8 @@ for n = 1, max_workers do
     ratio(me, index["icmprun w=1"]), ratio(me, index.zmap), ratio(me, index.fping),
     ratio(me, index["bare loop"])))
 end
+print(string.format("2 processes speed over: w=1 %s, zmap %s", ratio(index["2 processes"],
+  index["icmprun w=1"]), ratio(index["2 processes"], index.zmap)))
 
 -- Memory per worker: two workers on a loopback /12 (16 times the
 -- addresses; the AnyIP block is only a /16) against one worker's /16.
