@@ -74,6 +74,36 @@ describe("sweep workers", function()
     end
   end)
 
+  it("resends after timeouts in each worker as one worker does", function()
+    local results = {}
+    for r in icmprun.sweep({ "127.0.0.0/28", "2001:db8:beef::/124" }, { workers = 2,
+      rate = 0, timeout = 50, retries = 2, backoff = 1 }) do
+      local key = r.addr
+      assert.is_nil(results[key], "two results for " .. key)
+      results[key] = r.status .. " " .. r.attempts
+    end
+    for i = 0, 15 do
+      assert.equal("reply 1", results["127.0.0." .. i])
+      local silent = i == 0 and "2001:db8:beef::" or string.format("2001:db8:beef::%x", i)
+      assert.equal("timeout 3", results[silent])
+    end
+  end)
+
+  it("keeps to the rate as a total, divided among the workers", function()
+    -- 30 addresses at 100 a second: each of 2 workers sends 15 at 50 a
+    -- second, one at once and then one every 20 ms, so the last leaves
+    -- 280 ms after the first (each at the full rate would take 140 ms).
+    local uv = require "luv"
+    local first, last
+    for r in icmprun.sweep("127.0.0.1-127.0.0.30", { workers = 2, rate = 100,
+      timeout = 500 }) do
+      assert.equal("reply", r.status)
+      first = first or uv.hrtime()
+      last = uv.hrtime()
+    end
+    assert.is_true((last - first) / 1e6 >= 250, (last - first) / 1e6 .. " ms")
+  end)
+
   it("sums the workers' engine counters into icmprun.stats()", function()
     local before = settled_stats()
     local _, total = sweep("127.0.0.0/24", 2, { count = 3, interval = 10 })
