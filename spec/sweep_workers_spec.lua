@@ -259,6 +259,37 @@ error("the end")
     end
   end)
 
+  it("raises a socket that cannot be opened as one worker does", function()
+    -- A namespace where ping sockets are refused: a setting every worker
+    -- meets, raised with the engine's reason and fix, after each address's
+    -- error result.
+    local script = cli.temp_file([[
+local icmprun = require "icmprun"
+local n = 0
+local ok, err = pcall(function()
+  for r in icmprun.sweep("127.0.0.0/29", { workers = 2, rate = 0 }) do
+    assert(r.status == "error" and r.code == "EACCES", r.status)
+    n = n + 1
+  end
+end)
+print(ok, n, err:match("ping_group_range") ~= nil)
+]], ".lua")
+    local inner = table.concat({ "set -e", "ip link set lo up",
+      'sysctl -qw net.ipv4.ping_group_range="1 0"',
+      "exec env ICMPRUN_SOCKET=dgram " .. cli.icmprun_cmdline({ script }) }, "\n")
+    local r = cli.sh("unshare --net sh -c " .. cli.quote(inner))
+    os.remove(script)
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("false\t8\ttrue\n", r.stdout)
+    local inner_cli = table.concat({ "set -e", "ip link set lo up",
+      'sysctl -qw net.ipv4.ping_group_range="1 0"',
+      "exec env ICMPRUN_SOCKET=dgram " .. cli.icmprun_cmdline({ "sweep", "-j", "2", "-r",
+        "0", "127.0.0.0/29" }) }, "\n")
+    local c = cli.sh("unshare --net sh -c " .. cli.quote(inner_cli))
+    assert.equal(2, c.code, c.stderr)
+    assert.matches("cannot open an IPv4 ICMP datagram socket.*ping_group_range", c.stderr)
+  end)
+
   it("checks the option", function()
     assert.has_error(function() icmprun.sweep("127.0.0.1", { workers = 0 }) end)
     assert.has_error(function() icmprun.sweep("127.0.0.1", { workers = 1.5 }) end)

@@ -482,8 +482,10 @@ static int ir__failure(ir_lua_sweep_t* s, int* family) {
   if (s->workers == NULL) {
     return ir_sweep_failure(s->core, family);
   }
-  uint32_t worker = 0;
-  return ir_workers_failure(s->workers, &worker);
+  /* Raised once every worker has ended and handed its results out, so that
+   * each address has its error result first, whichever worker ends first. */
+  int err = ir_workers_failure(s->workers, NULL, NULL, 0);
+  return err != 0 && ir_workers_finished(s->workers) ? err : 0;
 }
 
 /* Raises the schedule's failure: the engine's reason for a socket when it
@@ -492,6 +494,11 @@ static int ir__raise_failure(lua_State* L, ir_lua_sweep_t* s, int err, int famil
   ir__sweep_wake(s); /* The other pullers raise it too. */
   if (err == -ENOMEM) {
     return luaL_error(L, "sweep: out of memory");
+  }
+  if (s->workers != NULL) {
+    char because[256] = "";
+    ir_workers_failure(s->workers, NULL, because, sizeof(because));
+    return luaL_error(L, "sweep: %s", because[0] != '\0' ? because : uv_strerror(err));
   }
   const char* why =
       s->rt->engine != NULL ? ir_engine_socket_error(s->rt->engine, family) : NULL;

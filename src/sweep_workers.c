@@ -5,6 +5,7 @@
 #include <math.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +28,6 @@ typedef struct ir_worker_s {
   ir_workers_t* pool;
   uint32_t index; /* 0-based. */
   uv_thread_t thread;
-  bool started;
   bool joined; /* The caller's thread's. */
 
   uv_loop_t loop;
@@ -51,13 +51,13 @@ typedef struct ir_worker_s {
   bool close_req; /* ir_workers_close */
   bool alive;     /* async is open: the caller may signal it. */
   bool done;      /* The thread has ended its loop: join it. */
-  int fatal;      /* It could not run at all (-ENOMEM). */
+  int fatal;      /* It could not run (-ENOMEM), or open its socket. */
+  char fatal_why[256];
   ir_counters_t counters;
   ir_counters_t reported; /* The caller's thread's: counters already summed. */
 } ir_worker_t;
 
 struct ir_workers_s {
-  uv_loop_t* loop;
   ir_workers_config_t config;
   void (*wake)(void* ctx);
   void* ctx;
@@ -288,8 +288,8 @@ static const ir_sweep_ops_t ir__worker_ops = {ir__wops_now,    ir__wops_send,
                                               ir__wops_queued, ir__wops_cancel,
                                               ir__wops_wake,   ir__wops_release};
 
-/* Adds the targets the schedule wants from the shared list; returns whether
- * one it wants is not there yet (the caller is asked for more). */
+/* Adds the targets the schedule wants from the shared list; when one it
+ * wants is not there yet, asks the caller's thread for more. */
 static void ir__worker_take_targets(ir_worker_t* w) {
   ir_workers_t* p = w->pool;
   while (ir_sweep_wants_target(w->core)) {
@@ -372,6 +372,24 @@ static void ir__worker_finish(ir_worker_t* w) {
   }
 }
 
+/* Gives up sending after a failed send. A socket that cannot be opened is
+ * the host's setting, not this worker's fault: the caller raises it too. */
+static void ir__worker_abandon(ir_worker_t* w) {
+  int family = 0;
+  int err = ir_sweep_failure(w->core, &family);
+  const char* why =
+      w->engine != NULL ? ir_engine_socket_error(w->engine, family) : NULL;
+  if (why != NULL) {
+    uv_mutex_lock(&w->lock);
+    if (w->fatal == 0) {
+      w->fatal = err;
+      snprintf(w->fatal_why, sizeof(w->fatal_why), "%s", why);
+    }
+    uv_mutex_unlock(&w->lock);
+  }
+  ir_sweep_abandon(w->core, err);
+}
+
 /* One turn of the worker: what the caller asked, targets, sending, results,
  * and the end. Comes back when the schedule says (timer, idle), when results
  * come (idle) or when the caller signals (async). */
@@ -398,9 +416,8 @@ static void ir__worker_turn(ir_worker_t* w) {
     /* Taking a target may let the pump go on, and the pump may use one up. */
     for (int round = 0; round < 4; round++) {
       ir__worker_take_targets(w);
-      int err = ir_sweep_failure(w->core, NULL);
-      if (err != 0) {
-        ir_sweep_abandon(w->core, err);
+      if (ir_sweep_failure(w->core, NULL) != 0) {
+        ir__worker_abandon(w);
       }
       if (ir_sweep_results(w->core) >= p->ring_cap) {
         break; /* The ring is full: nothing more until the caller takes some. */
@@ -414,7 +431,7 @@ static void ir__worker_turn(ir_worker_t* w) {
       }
     }
     if (ir_sweep_failure(w->core, NULL) != 0) {
-      ir_sweep_abandon(w->core, ir_sweep_failure(w->core, NULL));
+      ir__worker_abandon(w);
       next.soon = true;
     }
     ir__worker_flush(w);
@@ -645,11 +662,15 @@ bool ir_workers_finished(ir_workers_t* p) {
   return true;
 }
 
-int ir_workers_failure(const ir_workers_t* p, uint32_t* worker) {
+int ir_workers_failure(const ir_workers_t* p, uint32_t* worker, char* why,
+                       size_t why_len) {
   for (uint32_t i = 0; i < p->count; i++) {
     ir_worker_t* w = &p->workers[i];
     uv_mutex_lock(&w->lock);
     int fatal = w->fatal;
+    if (fatal != 0 && why_len > 0) {
+      snprintf(why, why_len, "%s", w->fatal_why);
+    }
     uv_mutex_unlock(&w->lock);
     if (fatal != 0) {
       if (worker != NULL) {
@@ -739,7 +760,6 @@ int ir_workers_new(uv_loop_t* loop, const ir_workers_config_t* config,
   if (p == NULL) {
     return -ENOMEM;
   }
-  p->loop = loop;
   p->config = *config;
   p->wake = wake;
   p->ctx = ctx;
@@ -802,7 +822,6 @@ int ir_workers_new(uv_loop_t* loop, const ir_workers_config_t* config,
       uv_close((uv_handle_t*)&p->async, ir__on_pool_closed);
       return err;
     }
-    p->workers[i].started = true;
     if (p->config.running != NULL) {
       (*p->config.running)++;
     }

@@ -83,9 +83,14 @@ void ir_workers_pop(ir_workers_t* workers);
 void ir_workers_stop(ir_workers_t* workers);
 /* Every worker has ended and every result was taken. */
 bool ir_workers_finished(ir_workers_t* workers);
-/* A worker that could not run at all (out of memory): its negative errno,
- * and *worker its number; 0 when none. */
-int ir_workers_failure(const ir_workers_t* workers, uint32_t* worker);
+/* A worker that could not run at all (out of memory), or whose family's
+ * socket cannot be opened (a setting of this host that every worker and a
+ * sweep without workers meet alike, raised as one worker raises it): its
+ * negative errno, *worker its number, and why the engine's reason for the
+ * socket (empty if none); 0 when no worker failed so. Its addresses still
+ * give their error results first. */
+int ir_workers_failure(const ir_workers_t* workers, uint32_t* worker, char* why,
+                       size_t why_len);
 /* Adds what the workers' engines counted since the last call into
  * config.counters_sum. */
 void ir_workers_counters(ir_workers_t* workers);
