@@ -179,6 +179,10 @@ void ir_engine_counters(const ir_engine_t* engine, ir_counters_t* out) {
   *out = engine->counters;
 }
 
+void ir_engine_get_config(const ir_engine_t* engine, ir_engine_config_t* out) {
+  *out = engine->config;
+}
+
 /* Watch for replies, unless the flusher reads them inline; for writability
  * only while a send is blocked, and only then does the poll handle keep the
  * loop alive. */

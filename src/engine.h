@@ -180,6 +180,9 @@ uint32_t ir_engine_queued(const ir_engine_t* engine);
 
 void ir_engine_counters(const ir_engine_t* engine, ir_counters_t* out);
 
+/* The configuration the engine was made with (for engines made like it). */
+void ir_engine_get_config(const ir_engine_t* engine, ir_engine_config_t* out);
+
 /* Ends every pending probe with an ERROR result (-ECANCELED), closes sockets
  * and handles, and frees the engine once libuv has closed them (the loop must
  * run for that). The engine must not be used after this call. */

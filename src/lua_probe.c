@@ -283,6 +283,16 @@ static int ir__l_stats(lua_State* L) {
   if (rt->engine != NULL) {
     ir_engine_counters(rt->engine, &c);
   }
+  /* A sweep's worker threads have engines of their own. */
+  const uint64_t* w = (const uint64_t*)&rt->worker_counters;
+  uint64_t* sum = (uint64_t*)&c;
+  for (size_t i = 0; i < sizeof(c) / sizeof(uint64_t); i++) {
+    if (i != offsetof(ir_counters_t, corrupt_offset) / sizeof(uint64_t)) {
+      sum[i] += w[i];
+    } else if (rt->worker_counters.corrupted > 0) {
+      sum[i] = w[i];
+    }
+  }
   struct {
     const char* name;
     uint64_t value;
@@ -302,7 +312,8 @@ static int ir__l_stats(lua_State* L) {
                 {"wrong_seq", c.wrong_seq},
                 {"malformed", c.malformed},
                 {"clock_steps", c.clock_steps},
-                {"pending", rt->engine != NULL ? ir_engine_pending(rt->engine) : 0}};
+                {"pending", rt->engine != NULL ? ir_engine_pending(rt->engine) : 0},
+                {"workers", rt->workers_running}};
   lua_createtable(L, 0, (int)IR_ARRAY_SIZE(fields) + 1); /* t */
   for (size_t i = 0; i < IR_ARRAY_SIZE(fields); i++) {
     lua_pushinteger(L, (lua_Integer)fields[i].value); /* t v */

@@ -130,6 +130,10 @@ struct ir_lua_runtime_s {
   int error_ref;             /* Registry ref of that error's message. */
   bool closing;
   ir_lua_owner_t owners; /* Sentinel of the list of live binding objects. */
+  /* What the engines of sweeps' worker threads counted, summed as their
+   * results come (lua_sweep.c); icmprun.stats() adds it to the engine's. */
+  ir_counters_t worker_counters;
+  uint32_t workers_running; /* Their threads that have not ended yet. */
 };
 
 /* lua_tasks.c: the owner list. Linking and unlinking are O(1); unlinking an

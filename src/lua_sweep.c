@@ -12,6 +12,7 @@
 #include "common.h"
 #include "lua_runtime.h"
 #include "sweep.h"
+#include "sweep_workers.h"
 #include "targets.h"
 
 #define IR_SWEEP_META "icmprun.sweep"
@@ -32,7 +33,8 @@
 typedef struct ir_lua_sweep_s {
   ir_lua_owner_t owner;
   ir_lua_runtime_t* rt;
-  ir_sweep_t* core;
+  ir_sweep_t* core;      /* One worker: the schedule runs on this loop. */
+  ir_workers_t* workers; /* Several: threads run it (sweep_workers.c). */
   int refs;
   bool closed;        /* Closed or shut down: nothing more is sent or handed out. */
   bool stopped;       /* stop(): nothing more is sent; what is known still comes. */
@@ -73,7 +75,9 @@ typedef struct ir_sweep_ref_s {
 
 static void ir__sweep_free(ir_lua_sweep_t* s) {
   ir_lua_owner_unlink(&s->owner);
-  ir_sweep_free(s->core);
+  if (s->core != NULL) {
+    ir_sweep_free(s->core);
+  }
   free(s->waiters);
   free(s->target_error);
   free(s);
@@ -128,13 +132,63 @@ static bool ir__sweep_add_waiter(ir_lua_sweep_t* s, ir_lua_waiter_t* waiter) {
   return true;
 }
 
+/* ---- One schedule here, or several in worker threads ------------------------- */
+
+static bool ir__wants_target(const ir_lua_sweep_t* s) {
+  return s->workers != NULL ? ir_workers_wants_target(s->workers)
+                            : ir_sweep_wants_target(s->core);
+}
+
+static void ir__targets_done(ir_lua_sweep_t* s) {
+  if (s->workers != NULL) {
+    ir_workers_targets_done(s->workers);
+  } else {
+    ir_sweep_targets_done(s->core);
+  }
+}
+
+static int ir__add_target(ir_lua_sweep_t* s, const char* text,
+                          const ir_block_t* block) {
+  return s->workers != NULL ? ir_workers_add_target(s->workers, text, block)
+                            : ir_sweep_add_target(s->core, text, block);
+}
+
+/* The oldest result, and in *worker the worker that made it (0: none). */
+static const ir_sweep_item_t* ir__peek(ir_lua_sweep_t* s, uint32_t* worker) {
+  *worker = 0;
+  if (s->workers == NULL) {
+    return ir_sweep_peek(s->core);
+  }
+  const ir_workers_item_t* taken = ir_workers_peek(s->workers);
+  if (taken == NULL) {
+    return NULL;
+  }
+  *worker = taken->worker;
+  return &taken->item;
+}
+
+static void ir__pop(ir_lua_sweep_t* s) {
+  if (s->workers != NULL) {
+    ir_workers_pop(s->workers);
+  } else {
+    ir_sweep_pop(s->core);
+  }
+}
+
+/* The workers' closing is over: their object is gone. */
+static void ir__on_workers_closed(void* ctx) {
+  ir_lua_sweep_t* s = ctx;
+  s->workers = NULL;
+  ir__sweep_release(s);
+}
+
 /* Stops expanding at a bad target; the iterator raises the message after
  * handing out the results of every target before it. */
 static void ir__sweep_target_error(ir_lua_sweep_t* s, const char* message) {
   if (s->target_error == NULL) {
     s->target_error = strdup(message);
   }
-  ir_sweep_targets_done(s->core);
+  ir__targets_done(s);
   ir__sweep_wake(s);
 }
 
@@ -175,8 +229,8 @@ static void ir__ops_wake(void* ctx) {
   ir__sweep_wake(ctx);
 }
 
-static const ir_sweep_ops_t ir__sweep_ops = {ir__ops_now, ir__ops_send, ir__ops_queued,
-                                             ir__ops_cancel, ir__ops_wake};
+static const ir_sweep_ops_t ir__sweep_ops = {
+    ir__ops_now, ir__ops_send, ir__ops_queued, ir__ops_cancel, ir__ops_wake, NULL};
 
 /* ---- Pumping on the loop ----------------------------------------------------- */
 
@@ -186,7 +240,7 @@ static void ir__on_sweep_refill(uv_idle_t* idle);
 /* Runs the schedule, and comes back when it says: at a time (the timer) or
  * on the loop's next turn (the idle handle). Never calls into Lua. */
 static void ir__sweep_pump(ir_lua_sweep_t* s) {
-  if (s->closed) {
+  if (s->closed || s->workers != NULL) {
     return; /* Its handles are closing or closed. */
   }
   ir_sweep_next_t next;
@@ -259,7 +313,7 @@ static void ir__push_resolve_failure(lua_State* L, int keys,
 /* Pushes the oldest result: ping's fields, plus target, n and attempts. The
  * sweep's userdata is at ud. */
 static void ir__results_pop(lua_State* L, ir_lua_sweep_t* s, int keys, int ud,
-                            const ir_sweep_item_t* item) {
+                            const ir_sweep_item_t* item, uint32_t worker) {
   if (item->failure != 0) {
     ir__push_resolve_failure(L, keys, item);
   } else {
@@ -272,14 +326,20 @@ static void ir__results_pop(lua_State* L, ir_lua_sweep_t* s, int keys, int ud,
   lua_rawgeti(L, keys, IR_KEY_TARGET);     /* r key */
   ir__push_target(L, s, ud, item->source); /* r key target */
   lua_rawset(L, -3);                       /* r */
-  ir_sweep_pop(s->core);
+  if (worker > 0) {
+    lua_pushinteger(L, worker);    /* r worker */
+    lua_setfield(L, -2, "worker"); /* r */
+  }
+  ir__pop(s);
 }
 
 /* ---- Targets --------------------------------------------------------------- */
 
 /* Adds a name's lookup failure (a libuv error) as its result. */
 static void ir__add_resolve_failure(ir_lua_sweep_t* s, const char* name, int err) {
-  if (ir_sweep_add_failure(s->core, name, err) != 0) {
+  int added = s->workers != NULL ? ir_workers_add_failure(s->workers, name, err)
+                                 : ir_sweep_add_failure(s->core, name, err);
+  if (added != 0) {
     ir__sweep_target_error(s, "sweep: out of memory for results");
   }
 }
@@ -287,7 +347,7 @@ static void ir__add_resolve_failure(ir_lua_sweep_t* s, const char* name, int err
 /* Adds a block as the next target, or stops at it with the reason. */
 static void ir__add_block(ir_lua_sweep_t* s, const char* text,
                           const ir_block_t* block) {
-  int err = ir_sweep_add_target(s->core, text, block);
+  int err = ir__add_target(s, text, block);
   if (err == 0) {
     return;
   }
@@ -315,7 +375,7 @@ static void ir__on_target_resolved(uv_getaddrinfo_t* req, int status,
         ir_addr_from_sockaddr(res->ai_addr, &block.first)) {
       ir__add_resolve_failure(s, s->resolving_name,
                               status != 0 ? status : UV_EAI_NODATA);
-    } else if (ir_sweep_add_target(s->core, s->resolving_name, &block) != 0) {
+    } else if (ir__add_target(s, s->resolving_name, &block) != 0) {
       ir__sweep_target_error(s, "sweep: more addresses than the limit allows");
     } else {
       ir__sweep_wake(s);
@@ -362,9 +422,9 @@ static bool ir__next_target_text(lua_State* L, ir_lua_sweep_t* s, int ud) {
  * targets can run (its own errors propagate at once). A bad target ends the
  * expansion and is raised after the results of the targets before it. */
 static void ir__pull_targets(lua_State* L, ir_lua_sweep_t* s, int ud) {
-  while (ir_sweep_wants_target(s->core) && !s->resolving) {
+  while (ir__wants_target(s) && !s->resolving) {
     if (!ir__next_target_text(L, s, ud)) {
-      ir_sweep_targets_done(s->core);
+      ir__targets_done(s);
       break;
     }
     const char* text = lua_tostring(L, -1);
@@ -406,8 +466,24 @@ static void ir__pull_targets(lua_State* L, ir_lua_sweep_t* s, int ud) {
 
 /* ---- The iterator ---------------------------------------------------------- */
 
-static bool ir__sweep_finished(const ir_lua_sweep_t* s) {
-  return ir_sweep_finished(s->core) && !s->resolving;
+static bool ir__sweep_finished(ir_lua_sweep_t* s) {
+  if (s->resolving) {
+    return false;
+  }
+  return s->workers != NULL ? ir_workers_finished(s->workers)
+                            : ir_sweep_finished(s->core);
+}
+
+/* The schedule's failure (one worker), or a worker that could not run. */
+static int ir__failure(ir_lua_sweep_t* s, int* family) {
+  *family = 0;
+  if (s->workers == NULL) {
+    return ir_sweep_failure(s->core, family);
+  }
+  /* Raised once every worker has ended and handed its results out, so that
+   * each address has its error result first, whichever worker ends first. */
+  int err = ir_workers_failure(s->workers, NULL, NULL, 0);
+  return err != 0 && ir_workers_finished(s->workers) ? err : 0;
 }
 
 /* Raises the schedule's failure: the engine's reason for a socket when it
@@ -416,6 +492,11 @@ static int ir__raise_failure(lua_State* L, ir_lua_sweep_t* s, int err, int famil
   ir__sweep_wake(s); /* The other pullers raise it too. */
   if (err == -ENOMEM) {
     return luaL_error(L, "sweep: out of memory");
+  }
+  if (s->workers != NULL) {
+    char because[256] = "";
+    ir_workers_failure(s->workers, NULL, because, sizeof(because));
+    return luaL_error(L, "sweep: %s", because[0] != '\0' ? because : uv_strerror(err));
   }
   const char* why =
       s->rt->engine != NULL ? ir_engine_socket_error(s->rt->engine, family) : NULL;
@@ -469,28 +550,29 @@ static int ir__sweep_step(lua_State* L, int status, lua_KContext ctx) {
     if (s == NULL || s->closed) {
       return luaL_error(L, "sweep: used after it was closed");
     }
-    const ir_sweep_item_t* item = ir_sweep_peek(s->core);
+    uint32_t worker = 0;
+    const ir_sweep_item_t* item = ir__peek(s, &worker);
     if (item != NULL) {
       if (ctx == IR_STEP_CALLED && ir__should_step_aside(L, s)) {
         s->ready_pullers++;
         return lua_yieldk(L, 0, IR_STEP_STEPPED_ASIDE, ir__sweep_step);
       }
-      ir__results_pop(L, s, lua_upvalueindex(1), 1, item);
+      ir__results_pop(L, s, lua_upvalueindex(1), 1, item, worker);
       return 1;
     }
     int family = 0;
-    int err = ir_sweep_failure(s->core, &family);
+    int err = ir__failure(s, &family);
     if (err != 0) {
       return ir__raise_failure(L, s, err, family);
     }
     ir__pull_targets(L, s, 1);
     ir__sweep_pump(s);
-    if (ir_sweep_peek(s->core) != NULL || ir_sweep_failure(s->core, NULL) != 0) {
+    if (ir__peek(s, &worker) != NULL || ir__failure(s, &family) != 0) {
       continue;
     }
     /* The pump used up the current target: take the next one now rather
      * than wait for a result to come back first. */
-    if (ir_sweep_wants_target(s->core) && !s->resolving) {
+    if (ir__wants_target(s) && !s->resolving) {
       continue;
     }
     if (ir__sweep_finished(s)) {
@@ -541,7 +623,11 @@ static int ir__l_sweep_stop(lua_State* L) {
       /* Its answer would be dropped: the end need not wait for it. */
       uv_cancel((uv_req_t*)&s->resolve);
     }
-    ir_sweep_stop(s->core);
+    if (s->workers != NULL) {
+      ir_workers_stop(s->workers);
+    } else {
+      ir_sweep_stop(s->core);
+    }
     ir__sweep_wake(s);
   }
   return 0;
@@ -557,7 +643,11 @@ static void ir__sweep_end(ir_lua_sweep_t* s) {
     return;
   }
   s->closed = true;
-  ir_sweep_close(s->core);
+  if (s->workers != NULL) {
+    ir_workers_close(s->workers, ir__on_workers_closed); /* Holds a reference. */
+  } else {
+    ir_sweep_close(s->core);
+  }
   if (s->resolving) {
     uv_cancel((uv_req_t*)&s->resolve); /* UV_EBUSY once it runs: then it ends. */
   }
@@ -568,7 +658,13 @@ static void ir__sweep_end(ir_lua_sweep_t* s) {
 /* The runtime shuts down (ir__runtime_gc): the userdata may live on until
  * lua_close collects it, and then only drops its reference. */
 static void ir__sweep_shutdown(ir_lua_owner_t* owner) {
-  ir__sweep_end(IR_CONTAINER_OF(owner, ir_lua_sweep_t, owner));
+  ir_lua_sweep_t* s = IR_CONTAINER_OF(owner, ir_lua_sweep_t, owner);
+  ir__sweep_end(s);
+  if (s->workers != NULL) {
+    /* The runtime closes every handle left after this: the workers' wake-up
+     * handle must not be one of them while their threads still use it. */
+    ir_workers_wait(s->workers);
+  }
 }
 
 /* __close and __gc: see ir__sweep_end. */
@@ -587,8 +683,8 @@ static int ir__l_sweep_close(lua_State* L) {
 /* ---- Options and the call -------------------------------------------------- */
 
 static const char* const ir__sweep_options[] = {
-    "count", "interval", "rate",   "retries",       "backoff", "order",
-    "seed",  "limit",    "window", "every_attempt", "shard",   NULL};
+    "count", "interval", "rate",          "retries", "backoff", "order", "seed",
+    "limit", "window",   "every_attempt", "shard",   "workers", NULL};
 
 /* opts.shard = {i, n}: this sweep is shard i of n (1 <= i <= n). With a
  * random order, every shard must walk the same permutation, so the seed must
@@ -675,6 +771,57 @@ static int ir__sweep_options_read(lua_State* L, ir_sweep_config_t* c) {
   return family;
 }
 
+/* opts.workers: a number of threads (1 .. IR_WORKERS_MAX), or "auto" for
+ * the CPUs this process may run on. 1 (the default) runs the schedule on the
+ * script's own loop, as before workers existed. */
+static uint32_t ir__sweep_workers_read(lua_State* L) {
+  if (lua_isnoneornil(L, 2)) {
+    return 1;
+  }
+  uint32_t n = 1;
+  lua_getfield(L, 2, "workers"); /* workers */
+  if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "auto") == 0) {
+    n = ir_workers_cpus();
+    n = n > IR_WORKERS_MAX ? IR_WORKERS_MAX : n;
+  } else if (!lua_isnil(L, -1)) {
+    double value = 1;
+    ir_lua_opt_number(L, 2, "workers", 1, IR_WORKERS_MAX, true, &value);
+    n = (uint32_t)value;
+  }
+  lua_pop(L, 1); /* */
+  return n;
+}
+
+/* The test hook of sweep_workers.h: ICMPRUN_TEST_WORKER_FAIL="K:M" makes
+ * worker K's sends fail (EIO) once it has sent M probes. */
+static void ir__sweep_fail_hook(ir_workers_config_t* c) {
+  const char* hook = getenv("ICMPRUN_TEST_WORKER_FAIL");
+  unsigned worker = 0;
+  unsigned long long after = 0;
+  if (hook != NULL && sscanf(hook, "%u:%llu", &worker, &after) == 2) {
+    c->fail_worker = worker;
+    c->fail_after = after;
+  }
+}
+
+static void ir__on_workers_wake(void* ctx) {
+  ir__sweep_wake(ctx);
+}
+
+/* Starts the worker threads of a sweep of n > 1 workers. */
+static int ir__sweep_start_workers(ir_lua_sweep_t* s, const ir_sweep_config_t* config,
+                                   uint32_t n) {
+  ir_workers_config_t wc;
+  memset(&wc, 0, sizeof(wc));
+  wc.sweep = *config;
+  wc.workers = n;
+  wc.counters_sum = &s->rt->worker_counters;
+  wc.running = &s->rt->workers_running;
+  ir_engine_get_config(s->rt->engine, &wc.engine);
+  ir__sweep_fail_hook(&wc);
+  return ir_workers_new(&s->rt->loop, &wc, ir__on_workers_wake, s, &s->workers);
+}
+
 /* Checks every item of a targets table now, so that a malformed one or an
  * expansion over the limit fails at the call, before anything is sent. */
 static void ir__check_target_table(lua_State* L, uint64_t limit) {
@@ -738,6 +885,7 @@ static int ir__l_sweep(lua_State* L) {
                    1, "string, table or function");
   ir_sweep_config_t config;
   int family = ir__sweep_options_read(L, &config);
+  uint32_t workers = ir__sweep_workers_read(L);
   if (type == LUA_TTABLE) {
     ir__check_target_table(L, config.limit);
   } else if (type == LUA_TSTRING) {
@@ -763,11 +911,18 @@ static int ir__l_sweep(lua_State* L) {
   s->retries = config.retries;
   s->limit = config.limit;
   s->next_index = 1;
-  if (ir_sweep_new(&config, &ir__sweep_ops, s, &s->core) != 0) {
+  if (workers > 1) {
+    int err = ir__sweep_start_workers(s, &config, workers);
+    if (err != 0) {
+      free(s); /* The workers' object frees itself (it has no ctx to call). */
+      return luaL_error(L, "sweep: cannot start %d workers: %s", (int)workers,
+                        uv_strerror(err));
+    }
+  } else if (ir_sweep_new(&config, &ir__sweep_ops, s, &s->core) != 0) {
     free(s);
     return luaL_error(L, "sweep: out of memory");
   }
-  s->refs = 2; /* The userdata and the handles. */
+  s->refs = s->workers != NULL ? 3 : 2; /* The userdata, the handles, workers. */
   ir_lua_owner_link(rt, &s->owner, ir__sweep_shutdown);
   uv_timer_init(&rt->loop, &s->timer);
   s->timer.data = s;

@@ -45,6 +45,8 @@ struct ir_sweep_s {
   bool exhausted; /* No more targets will be added. */
   int failure;    /* A negative errno: nothing more is sent. */
   int failure_family;
+  int abandoned;          /* A negative errno: every probe owed ends as that error. */
+  ir_shot_t* failed_shot; /* The shot whose send failed, until abandon or close. */
 
   /* Targets: the one being walked and the one behind it. */
   uint64_t expanded; /* Addresses in all targets so far, for the limit. */
@@ -62,6 +64,7 @@ struct ir_sweep_s {
   uint64_t tokens_at_ns;
   uint64_t start_ns; /* New addresses' turns count from here. */
   uint64_t drawn;    /* Addresses drawn from the targets so far. */
+  uint64_t sharded;  /* Addresses of this shard seen so far, for workers. */
 
   /* Results, a ring that grows as needed. */
   ir_sweep_item_t* results;
@@ -78,6 +81,10 @@ struct ir_sweep_s {
 
 static void ir__source_release(ir_sweep_source_t* source) {
   if (source != NULL && --source->refs == 0) {
+    ir_sweep_t* s = source->sweep;
+    if (source->data != NULL && s->ops.release != NULL) {
+      s->ops.release(s->ctx, source->data);
+    }
     free(source->text);
     free(source);
   }
@@ -95,6 +102,7 @@ static ir_sweep_source_t* ir__source_new(ir_sweep_t* s, const char* text) {
   source->text_len = strlen(copy);
   source->serial = ++s->sources_made;
   source->refs = 1;
+  source->sweep = s;
   return source;
 }
 
@@ -139,6 +147,9 @@ int ir_sweep_new(const ir_sweep_config_t* config, const ir_sweep_ops_t* ops, voi
   if (s->config.shard_count == 0) {
     s->config.shard_count = 1;
   }
+  if (s->config.worker_count == 0) {
+    s->config.worker_count = 1;
+  }
   s->config.probe.group = s;
   s->ops = *ops;
   s->ctx = ctx;
@@ -182,6 +193,11 @@ bool ir_sweep_wants_target(const ir_sweep_t* s) {
 }
 
 int ir_sweep_add_target(ir_sweep_t* s, const char* text, const ir_block_t* block) {
+  return ir_sweep_add_target_data(s, text, block, NULL);
+}
+
+int ir_sweep_add_target_data(ir_sweep_t* s, const char* text, const ir_block_t* block,
+                             void* data) {
   if (s->current != NULL && s->next_source != NULL) {
     return -EBUSY; /* More than the two it wants: the order would be lost. */
   }
@@ -193,6 +209,7 @@ int ir_sweep_add_target(ir_sweep_t* s, const char* text, const ir_block_t* block
     return -ENOMEM;
   }
   source->block = *block;
+  source->data = data;
   ir_walk_init(&source->walk, block->count, s->config.random,
                s->config.seed ^ s->expanded);
   s->expanded += block->count;
@@ -230,19 +247,37 @@ static ir_sweep_item_t* ir__results_append(ir_sweep_t* s) {
   return &s->results[(s->results_head + s->results_len - 1) % s->results_cap];
 }
 
-static void ir__results_push(ir_sweep_t* s, const ir_result_t* result,
-                             const ir_shot_t* shot) {
+static void ir__results_push_probe(ir_sweep_t* s, const ir_result_t* result,
+                                   ir_job_t* job, uint32_t n, uint32_t attempt) {
   ir_sweep_item_t* slot = ir__results_append(s);
   if (slot == NULL) {
     ir__fail(s, -ENOMEM, 0);
     return;
   }
   slot->result = *result;
-  slot->source = shot->job->source;
-  shot->job->source->refs++;
-  slot->n = shot->n;
-  slot->attempt = shot->attempt;
+  slot->source = job->source;
+  job->source->refs++;
+  slot->n = n;
+  slot->attempt = attempt;
   slot->failure = 0;
+}
+
+static void ir__results_push(ir_sweep_t* s, const ir_result_t* result,
+                             const ir_shot_t* shot) {
+  ir__results_push_probe(s, result, shot->job, shot->n, shot->attempt);
+}
+
+/* The result of a probe that an abandoned sweep will never send. */
+static void ir__results_push_abandoned(ir_sweep_t* s, ir_job_t* job, uint32_t n,
+                                       uint32_t attempt) {
+  ir_result_t result;
+  memset(&result, 0, sizeof(result));
+  result.status = IR_STATUS_ERROR;
+  result.addr = job->addr;
+  result.ttl = result.icmp_type = result.icmp_code = -1;
+  result.corrupt_offset = -1;
+  result.error = s->abandoned;
+  ir__results_push_probe(s, &result, job, n, attempt);
 }
 
 int ir_sweep_add_failure(ir_sweep_t* s, const char* text, int failure) {
@@ -347,13 +382,20 @@ static bool ir__in_shard(const ir_sweep_t* s, uint64_t position) {
   return position % s->config.shard_count == s->config.shard_index;
 }
 
+/* Whether the next address of this shard is this worker's: counted across
+ * all targets, so that workers given the same targets take turns even when
+ * each target is a single address. */
+static bool ir__in_worker(ir_sweep_t* s) {
+  return s->sharded++ % s->config.worker_count == s->config.worker_index;
+}
+
 /* A job for the current target's next address of this shard, or NULL when
  * the targets added so far are done (or out of memory: then failed). */
 static ir_job_t* ir__next_job(ir_sweep_t* s) {
   uint64_t index = 0;
   while (s->current != NULL) {
     if (ir_walk_next(&s->current->walk, &index)) {
-      if (ir__in_shard(s, s->current->walk.emitted - 1)) {
+      if (ir__in_shard(s, s->current->walk.emitted - 1) && ir__in_worker(s)) {
         break;
       }
       continue;
@@ -387,6 +429,14 @@ static ir_job_t* ir__next_job(ir_sweep_t* s) {
   return job;
 }
 
+/* Whether a send the engine refused is about that probe alone (its family
+ * has no socket, its size or options do not fit), rather than a failure of
+ * the sweep (out of memory, the engine closed, a worker broken). */
+static bool ir__refused_probe(int err) {
+  return err == -EACCES || err == -EPERM || err == -EAFNOSUPPORT ||
+         err == -EPROTONOSUPPORT || err == -EMSGSIZE || err == -EINVAL;
+}
+
 static bool ir__send_shot(ir_sweep_t* s, ir_shot_t* shot) {
   ir_probe_spec_t spec = s->config.probe;
   spec.addr = shot->job->addr;
@@ -397,7 +447,7 @@ static bool ir__send_shot(ir_sweep_t* s, ir_shot_t* shot) {
     return true;
   }
   ir_job_t* job = shot->job;
-  if (err != -ENOMEM && err != -ECANCELED) {
+  if (ir__refused_probe(err)) {
     /* The engine refused this probe (no socket for its family, a size the
      * family cannot carry...): the probe's one result is an error with the
      * reason, as ping returns it, and the sweep goes on with the others. */
@@ -420,9 +470,10 @@ static bool ir__send_shot(ir_sweep_t* s, ir_shot_t* shot) {
     ir__wake(s);
     return false;
   }
-  job->live_shots--;
-  ir__shot_free(s, shot);
-  ir__job_release(job);
+  (void)job;
+  /* Kept (still live in its job) so that an abandon can end it as an error;
+   * a close drops it. */
+  s->failed_shot = shot;
   ir__fail(s, err, spec.addr.family);
   return false;
 }
@@ -479,9 +530,75 @@ static ir_shot_t* ir__next_shot(ir_sweep_t* s, uint64_t now, uint64_t* wake_at) 
   return NULL;
 }
 
+/* The pump of an abandoned sweep: every probe still owed, of the jobs that
+ * wait for a turn and then of the addresses not yet drawn, becomes an error
+ * result, queue_max at most a call so that the caller can hand them on. */
+static void ir__pump_abandoned(ir_sweep_t* s, ir_sweep_next_t* next) {
+  uint32_t budget = s->config.queue_max;
+  while (budget > 0 && s->failure == 0) {
+    ir_heap_node_t* node = ir_heap_pop(&s->schedule);
+    ir_job_t* job =
+        node != NULL ? IR_CONTAINER_OF(node, ir_job_t, next_send) : ir__next_job(s);
+    if (job == NULL) {
+      break;
+    }
+    for (; job->next_n <= s->config.count && budget > 0; budget--) {
+      ir__results_push_abandoned(s, job, job->next_n++, 0);
+    }
+    if (job->next_n <= s->config.count) {
+      job->next_send.key = 0; /* The rest on the next call, first. */
+      job->next_send.tie = s->schedule_ticket++;
+      if (ir_heap_push(&s->schedule, &job->next_send) != 0) {
+        job->next_n = s->config.count + 1;
+        ir__fail(s, -ENOMEM, 0);
+      }
+    }
+    ir__job_release(job);
+  }
+  next->soon = budget == 0;
+  ir__wake(s);
+}
+
+void ir_sweep_abandon(ir_sweep_t* s, int err) {
+  if (s->closed || s->stopped || s->abandoned != 0) {
+    return;
+  }
+  s->abandoned = err != 0 ? err : -EIO;
+  s->failure = 0;
+  if (s->in_flight > 0) {
+    s->ops.cancel(s->ctx, s);
+  }
+  if (s->failed_shot != NULL) {
+    ir_shot_t* shot = s->failed_shot;
+    s->failed_shot = NULL;
+    shot->next_retry = s->retry_head;
+    s->retry_head = shot;
+    if (s->retry_tail == NULL) {
+      s->retry_tail = shot;
+    }
+  }
+  while (s->retry_head != NULL) {
+    ir_shot_t* shot = s->retry_head;
+    s->retry_head = shot->next_retry;
+    ir_job_t* job = shot->job;
+    ir__results_push_abandoned(s, job, shot->n, shot->attempt);
+    job->live_shots--;
+    ir__shot_free(s, shot);
+    ir__job_release(job);
+  }
+  s->retry_tail = NULL;
+  ir__wake(s);
+}
+
 void ir_sweep_pump(ir_sweep_t* s, ir_sweep_next_t* next) {
   next->at_ns = 0;
   next->soon = false;
+  if (s->abandoned != 0 && !s->pumping && !s->closed && !s->stopped) {
+    s->pumping = true;
+    ir__pump_abandoned(s, next);
+    s->pumping = false;
+    return;
+  }
   if (s->pumping || s->closed || s->stopped || s->failure != 0) {
     return;
   }
@@ -533,6 +650,15 @@ static void ir__wind_down(ir_sweep_t* s) {
   s->exhausted = true;
   if (s->in_flight > 0) {
     s->ops.cancel(s->ctx, s);
+  }
+  if (s->failed_shot != NULL) {
+    /* Its send failed: the sweep's failure says so, not a result. */
+    ir_shot_t* shot = s->failed_shot;
+    ir_job_t* job = shot->job;
+    s->failed_shot = NULL;
+    job->live_shots--;
+    ir__shot_free(s, shot);
+    ir__job_release(job);
   }
   while (s->retry_head != NULL) {
     ir_shot_t* shot = s->retry_head;

@@ -43,6 +43,12 @@ typedef struct ir_sweep_config_s {
   uint64_t limit;       /* Addresses in all targets together at most. */
   uint32_t shard_index; /* 0-based: this sweep is shard index + 1 ... */
   uint32_t shard_count; /* ... of shard_count (>= 1). */
+  /* Within its shard, this sweep takes every worker_count-th address counted
+   * across all its targets, from the worker_index-th (0-based): sweeps that
+   * are given the same targets split them exactly, even targets of one
+   * address each, which a shard of each walk would all leave to shard 1. */
+  uint32_t worker_index;
+  uint32_t worker_count; /* >= 1; 0 is taken as 1. */
 } ir_sweep_config_t;
 
 /* What a sweep needs from the world. ctx is the caller's pointer. */
@@ -61,6 +67,9 @@ typedef struct ir_sweep_ops_s {
   /* There are results to take, or targets to add, or the sweep has ended:
    * whoever waits on it should look. Never called from ir_sweep_new. */
   void (*wake)(void* ctx);
+  /* Optional (may be NULL): a target added with data is done with, once its
+   * walk and the last result that refers to it are gone. */
+  void (*release)(void* ctx, void* data);
 } ir_sweep_ops_t;
 
 /* One target's text and addresses. Results keep their source alive. */
@@ -71,6 +80,8 @@ typedef struct ir_sweep_source_s {
   int refs;
   ir_block_t block;
   ir_walk_t walk;
+  void* data; /* The caller's, from ir_sweep_add_target_data. */
+  ir_sweep_t* sweep;
 } ir_sweep_source_t;
 
 /* A result waiting to be taken. */
@@ -107,6 +118,10 @@ bool ir_sweep_wants_target(const ir_sweep_t* sweep);
  * takes the sweep over its limit, -EBUSY when the sweep did not want one
  * (ir_sweep_wants_target), or -ENOMEM; nothing is added then. */
 int ir_sweep_add_target(ir_sweep_t* sweep, const char* text, const ir_block_t* block);
+/* As ir_sweep_add_target, with the caller's data kept in the source (results
+ * point at it) until ops->release is given it back. */
+int ir_sweep_add_target_data(ir_sweep_t* sweep, const char* text,
+                             const ir_block_t* block, void* data);
 /* Adds a result for a target that gives no addresses (a name that does not
  * resolve): failure is the caller's nonzero code. Returns 0 or -ENOMEM. */
 int ir_sweep_add_failure(ir_sweep_t* sweep, const char* text, int failure);
@@ -138,6 +153,15 @@ uint32_t ir_sweep_results(const ir_sweep_t* sweep);
  * still come, as ERROR -ECANCELED), and probes that wait for a resend end
  * as the timeouts they were. The results known are still handed out. */
 void ir_sweep_stop(ir_sweep_t* sweep);
+/* Gives up sending for good, as a worker whose sockets failed must, yet
+ * still ends every probe the sweep owes with exactly one result: the probes
+ * in flight are cancelled (ERROR -ECANCELED), and every other probe of this
+ * sweep's addresses, in the targets added so far and those still to be added,
+ * ends as ERROR with err (a negative errno) without being sent, including
+ * the one whose send failed. ir_sweep_pump then makes those results, at most
+ * queue_max a call, instead of sending. Clears ir_sweep_failure. Does nothing
+ * once the sweep was stopped or closed (nothing more is owed then). */
+void ir_sweep_abandon(ir_sweep_t* sweep, int err);
 /* As stop, and nothing more is handed out: results are dropped. */
 void ir_sweep_close(ir_sweep_t* sweep);
 /* All targets added and walked, nothing in flight or waiting, no result left. */

@@ -1,12 +1,14 @@
 --- The icmprun side of the sweep benchmark: one unpaced sweep of a block,
 -- with a Lua loop that touches every result, as a campaign script would.
 --
---   icmprun scripts/bench/sweep-loop.lua 127.0.0.0/16
+--   icmprun scripts/bench/sweep-loop.lua 127.0.0.0/16 [WORKERS]
 local icmprun = require "icmprun"
 
-local block = assert(arg[1], "usage: sweep-loop.lua CIDR")
+local block = assert(arg[1], "usage: sweep-loop.lua CIDR [WORKERS]")
+local workers = tonumber(arg[2] or "1")
 local replies, results, rtt_sum = 0, 0, 0
-for r in icmprun.sweep(block, { rate = 0, count = 1, timeout = 500 }) do
+for r in icmprun.sweep(block, { rate = 0, count = 1, timeout = 500,
+  workers = workers }) do
   results = results + 1
   if r.status == "reply" then
     replies = replies + 1

@@ -95,8 +95,14 @@ static void fake_wake(void* ctx) {
   ((fake_t*)ctx)->wakes++;
 }
 
-static const ir_sweep_ops_t fake_ops = {fake_now, fake_send, fake_queued, fake_cancel,
-                                        fake_wake};
+/* Counts the targets given back: each data is an int counter. */
+static void fake_release(void* ctx, void* data) {
+  (void)ctx;
+  (*(int*)data)++;
+}
+
+static const ir_sweep_ops_t fake_ops = {fake_now,    fake_send, fake_queued,
+                                        fake_cancel, fake_wake, fake_release};
 
 static fake_t* fake_new(void) {
   fake_t* f = calloc(1, sizeof(*f));
@@ -589,6 +595,165 @@ static void test_close_in_flight(void) {
   free(f);
 }
 
+static void test_workers(void) {
+  /* n workers with the same targets (single addresses and blocks), inside
+   * each of two shards, cover the shard's addresses exactly once between
+   * them, and single-address targets are spread rather than all left to
+   * worker 1. */
+  static const char* const targets[] = {"10.0.0.1", "10.0.0.2",    "10.0.0.3",
+                                        "10.0.0.4", "10.0.1.0/25", "10.0.0.5"};
+  for (uint32_t n = 1; n <= 4; n++) {
+    unsigned seen[2][512];
+    memset(seen, 0, sizeof(seen));
+    for (uint32_t shard = 0; shard < 2; shard++) {
+      unsigned singles_of_worker1 = 0;
+      for (uint32_t w = 0; w < n; w++) {
+        fake_t* f = fake_new();
+        ir_sweep_config_t c = config_default();
+        c.random = true;
+        c.seed = 7;
+        c.shard_index = shard;
+        c.shard_count = 2;
+        c.worker_index = w;
+        c.worker_count = n;
+        ir_sweep_t* s = sweep_new(f, &c);
+        for (size_t t = 0; t < sizeof(targets) / sizeof(targets[0]); t++) {
+          while (!ir_sweep_wants_target(s)) {
+            run_until(f, s, f->now);
+          }
+          add(s, targets[t]);
+        }
+        ir_sweep_targets_done(s);
+        run_until(f, s, f->now);
+        for (size_t j = 0; j < f->nsent; j++) {
+          const uint8_t* b = f->sent[j].raw.bytes;
+          seen[shard][(unsigned)b[2] * 256 + b[3]]++;
+          if (w == 0 && b[2] == 0) {
+            singles_of_worker1++;
+          }
+        }
+        ir_sweep_close(s);
+        ir_sweep_free(s);
+        free(f);
+      }
+      if (shard == 0 && n > 1) {
+        CHECK(singles_of_worker1 < 5);
+      }
+    }
+    /* A single address is position 0 of its walk: shard 1's. The /25's
+     * positions alternate between the shards. */
+    for (unsigned h = 0; h < 512; h++) {
+      bool single = h >= 1 && h <= 5;
+      bool block = h >= 256 && h < 384;
+      CHECK_EQ_INT(seen[0][h] + seen[1][h], single || block ? 1 : 0);
+      CHECK_EQ_INT(seen[1][h], single ? 0 : seen[1][h]);
+    }
+    unsigned in_shard2 = 0;
+    for (unsigned h = 256; h < 384; h++) {
+      in_shard2 += seen[1][h];
+    }
+    CHECK_EQ_INT(in_shard2, 64);
+  }
+}
+
+/* The results left in the ring: counts of each status, and of each
+ * (address's last byte, n) pair in seen. */
+static unsigned drain_counting(ir_sweep_t* s, unsigned seen[256][4], int* errors,
+                               int err) {
+  unsigned total = 0;
+  const ir_sweep_item_t* item;
+  while ((item = ir_sweep_peek(s)) != NULL) {
+    seen[item->result.addr.bytes[3]][item->n]++;
+    if (item->result.status == IR_STATUS_ERROR && item->result.error == err) {
+      (*errors)++;
+    }
+    total++;
+    ir_sweep_pop(s);
+  }
+  return total;
+}
+
+static void test_abandon(void) {
+  /* A sweep whose sends fail part way, then is abandoned: the probe whose
+   * send failed, those in flight (cancelled), a resend that waits, the later
+   * probes of addresses begun, and every address not yet drawn (also of a
+   * target added after) each end in exactly one result. */
+  fake_t* f = fake_new();
+  int released = 0;
+  ir_sweep_config_t c = config_default();
+  c.count = 3;
+  c.interval_ms = 100;
+  c.retries = 1;
+  c.window = 6;
+  c.queue_max = 5; /* Several pumps to make all the abandoned results. */
+  ir_sweep_t* s = sweep_new(f, &c);
+  ir_block_t block;
+  char why[64];
+  CHECK_EQ_INT(ir_target_parse("10.0.0.0/28", &block, why, sizeof(why)),
+               IR_TARGET_BLOCK);
+  CHECK_EQ_INT(ir_sweep_add_target_data(s, "10.0.0.0/28", &block, &released), 0);
+  run_until(f, s, f->now);
+  CHECK_EQ_INT(f->nsent, 6);
+  finish(f, 0, IR_STATUS_REPLY, 0);
+  finish(f, 1, IR_STATUS_TIMEOUT, 0); /* Waits for its resend. */
+  f->send_error = -EIO;
+  run_until(f, s, f->now);
+  CHECK_EQ_INT(ir_sweep_failure(s, NULL), -EIO);
+  unsigned seen[256][4];
+  memset(seen, 0, sizeof(seen));
+  int errors = 0;
+  unsigned total = drain_counting(s, seen, &errors, -EIO);
+  ir_sweep_abandon(s, -EIO);
+  CHECK_EQ_INT(ir_sweep_failure(s, NULL), 0);
+  CHECK_EQ_INT(ir_sweep_in_flight(s), 0); /* Cancelled, as the engine does. */
+  ir_block_t more;
+  CHECK_EQ_INT(ir_target_parse("10.0.0.16/30", &more, why, sizeof(why)),
+               IR_TARGET_BLOCK);
+  int pumps = 0;
+  bool added = false;
+  for (; pumps < 100 && !ir_sweep_finished(s); pumps++) {
+    ir_sweep_next_t next;
+    ir_sweep_pump(s, &next);
+    total += drain_counting(s, seen, &errors, -EIO);
+    if (!added && ir_sweep_wants_target(s)) {
+      CHECK_EQ_INT(ir_sweep_add_target_data(s, "10.0.0.16/30", &more, &released), 0);
+      ir_sweep_targets_done(s);
+      added = true;
+    }
+  }
+  CHECK(added);
+  CHECK(ir_sweep_finished(s));
+  CHECK(pumps > 3);
+  CHECK_EQ_INT(f->nsent, 6); /* Nothing more was sent. */
+  CHECK_EQ_INT(total, 20 * 3);
+  for (unsigned h = 0; h < 20; h++) {
+    for (unsigned n = 1; n <= 3; n++) {
+      CHECK_EQ_INT(seen[h][n], 1);
+    }
+  }
+  /* All but the reply and the four cancelled probes are the abandon's. */
+  CHECK_EQ_INT(errors, 60 - 1 - 4);
+  CHECK_EQ_INT(released, 2);
+  ir_sweep_free(s);
+  free(f);
+}
+
+static void test_abandon_after_stop(void) {
+  /* A stopped sweep owes nothing more: abandon adds no result. */
+  fake_t* f = fake_new();
+  ir_sweep_t* s = sweep_in_flight(f);
+  ir_sweep_stop(s);
+  unsigned before = ir_sweep_results(s);
+  ir_sweep_abandon(s, -EIO);
+  ir_sweep_next_t next;
+  ir_sweep_pump(s, &next);
+  CHECK_EQ_INT(ir_sweep_results(s), before);
+  drain(s);
+  CHECK(ir_sweep_finished(s));
+  ir_sweep_free(s);
+  free(f);
+}
+
 int main(void) {
   test_turn_order();
   test_turns_keep_order_across_targets();
@@ -600,5 +765,8 @@ int main(void) {
   test_send_failure();
   test_stop_in_flight();
   test_close_in_flight();
+  test_workers();
+  test_abandon();
+  test_abandon_after_stop();
   return check_summary();
 }

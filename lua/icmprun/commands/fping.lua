@@ -478,6 +478,7 @@ local function sweep_options(o)
     retries = count_mode and 0 or o.retry,
     backoff = o.backoff_on and o.backoff or 1,
     every_attempt = not count_mode,
+    workers = o.jobs,
   }
 end
 

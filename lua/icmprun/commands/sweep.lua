@@ -85,6 +85,11 @@ local function build_parser(name)
       end
       return { i, n }
     end)
+  parser:option("-j --jobs", "Worker threads, each with its own sockets (a number, or "
+    .. "'auto' for every CPU this process may use).", "1"):convert(function(text)
+      if text == "auto" then return text end
+      return number_in("--jobs", 1, 256, true)(text)
+    end)
   parser:mutex(
     parser:flag("--json", "Write every result as a JSON line, and a summary line."),
     parser:flag("--csv", "Write every result as a CSV row, after a header row."))
@@ -261,6 +266,7 @@ function M.run(arg)
     backoff = args.backoff, count = args.count, interval = args.interval,
     family = (args["4"] and 4) or (args["6"] and 6) or nil,
     order = args.random and "random" or nil, seed = args.seed, shard = args.shard,
+    workers = args.jobs,
   })
   if not ok then
     return cli.fail(name, plain(iterate), 2)

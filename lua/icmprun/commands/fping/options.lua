@@ -34,6 +34,7 @@ local OPTIONS = {
   { "e", "elapsed" }, { "f", "file", arg = true }, { "g", "generate" },
   { "h", "help" }, { "H", "ttl", arg = true }, { "i", "interval", arg = true },
   { "I", "iface", arg = true, unsupported = "binding to an interface" },
+  { "j", "jobs", arg = true }, -- icmprun's own: worker threads.
   { "J", "json" }, { "l", "loop" },
   { "m", "all" },
   { "M", "dontfrag" },
@@ -71,6 +72,8 @@ Probing options:
                       (give start and end IP in the target list, or a CIDR address)
                       (ex. %s -g 192.168.1.0 192.168.1.255 or %s -g 192.168.1.0/24)
    -H, --ttl=N        set the IP TTL value (Time To Live hops)
+   -j, --jobs=N       icmprun: N worker threads, each with its own sockets
+                      (a number up to 256, or "auto": one per usable CPU)
    -l, --loop         loop mode: send pings forever
    -m, --all          use all IPs of provided hostnames (e.g. IPv4 and IPv6), use with -A
    -O, --tos=N        set the type of service (tos) flag on the ICMP packets
@@ -355,6 +358,14 @@ function M.parse(argv, prog)
       o.fast_reachable = true
     end,
     m = function() o.all = true end,
+    j = function(v)
+      local n = v == "auto" and v or math.tointeger(tonumber(v))
+      if n == nil or (n ~= "auto" and (n < 1 or n > 256)) then
+        fail(string_format("%s: -j/--jobs must be a number from 1 to 256 or auto, not %s",
+          prog, v))
+      end
+      o.jobs = n
+    end,
   }
   local targets = parse_command_line(argv, prog, function(opt, value, shown)
     if opt.unsupported then
