@@ -5,6 +5,7 @@ require "icmprun"
 local cli = require "cli"
 local config = require "icmprun.exporter.config"
 local exporter = require "exporter"
+local nftcount = require "nftcount"
 local metrics = require "icmprun.exporter.metrics"
 
 local SILENT = "192.0.2.2" -- answers nothing (scripts/testnet)
@@ -386,10 +387,13 @@ targets:
   interval: 300ms
   timeout: 250ms
   ttl: 1
-- hosts: [127.0.0.1]
+- hosts: [127.0.0.41]
   interval: 300ms
   size: 1400
+  tos: 40
 ]], FAR))
+    -- Every probe of the second group leaves with its size and TOS.
+    nftcount.start("127.0.0.41", { size = 1400, tos = 40 })
     server = exporter.start({ "--config", path })
     assert.is_nil(server.failed, server.output)
     local far = 'host="' .. FAR .. '",ip="' .. FAR .. '"'
@@ -400,7 +404,11 @@ targets:
     assert.truthy(s, "no ttl_exceeded results for TTL 1")
     assert.equal(0, value(s, "icmprun_results_total", far .. ',status="reply"'))
     assert.is_true(value(s, "icmprun_results_total",
-      'host="127.0.0.1",ip="127.0.0.1",status="reply"') > 0)
+      'host="127.0.0.41",ip="127.0.0.41",status="reply"') > 0)
+    local counts = nftcount.read()
+    nftcount.stop()
+    assert.is_true(counts.all > 0)
+    assert.same({ all = counts.all, size = counts.all, tos = counts.all }, counts)
 
     -- The same target without a TTL: its counters stay, and replies come.
     rewrite(path, string.format("targets:\n- hosts: [%s]\n  interval: 300ms\n", FAR))
@@ -460,15 +468,28 @@ targets:
   end)
 
   it("takes hosts, interval, size and buckets from the command line", function()
+    nftcount.start("127.0.0.42", { size = 24 })
     server = exporter.start({ "-i", "100ms", "-s", "24", "--buckets", "0.001,0.5",
-      "127.0.0.1" })
+      "127.0.0.42" })
     assert.is_nil(server.failed, server.output)
-    local labels = 'host="127.0.0.1",ip="127.0.0.1"'
+    local labels = 'host="127.0.0.42",ip="127.0.0.42"'
     local s = eventually(10, function()
       local s = server:scrape()
-      return (value(s, "smokeping_requests_total", labels) or 0) >= 5 and s
+      return (value(s, "smokeping_requests_total", labels) or 0) >= 2 and s
     end)
-    assert.truthy(s, "not probed every 100 ms")
+    assert.truthy(s, "never probed")
+    -- -i 100ms: about ten probes in a second, where the default interval
+    -- (1 s) would give one or two.
+    local first = value(s, "smokeping_requests_total", labels)
+    exporter.sleep(1.0)
+    s = server:scrape()
+    local sent = value(s, "smokeping_requests_total", labels) - first
+    assert.is_true(sent >= 5, sent .. " probes in a second")
+    -- -s 24: every probe carried 24 bytes of payload.
+    local counts = nftcount.read()
+    nftcount.stop()
+    assert.is_true(counts.all >= 5)
+    assert.equal(counts.all, counts.size)
     local h = "smokeping_response_duration_seconds_bucket"
     assert.is_number(value(s, h, labels .. ',le="0.001"'))
     assert.is_number(value(s, h, labels .. ',le="0.5"'))
