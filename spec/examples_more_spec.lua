@@ -359,14 +359,25 @@ describe("examples/campaign.lua", function()
   end)
 
   it("overlaps a slow wave with the next instead of delaying it", function()
-    local r = campaign(SILENT4 .. "\n", { "--waves", "3", "--wave-interval", "100",
-      "--timeout", "400" })
-    assert.equal(1, r.code, explain(r))
-    local seconds = tonumber(r.stdout:match("\n3 waves, 3 results in .*, (%d+%.%d%d) s\n"))
+    -- Each wave probes a silent host (a 1 s timeout) and loopback (a reply
+    -- at once); waves start every 100 ms. Overlapped, every wave's reply
+    -- comes before the first wave's timeout; one wave after another, the
+    -- second wave's reply would come after it. Order, not speed, decides.
+    local r = campaign(SILENT4 .. "\n127.0.0.1\n", { "--waves", "3", "--wave-interval",
+      "100", "--timeout", "1000" })
+    assert.equal(0, r.code, explain(r)) -- some replies came
+    local seconds = tonumber(r.stdout:match("\n3 waves, 6 results in .*, (%d+%.%d%d) s\n"))
     assert.truthy(seconds, r.stdout)
-    -- Waves at 0, 100 and 200 ms, each waiting 400 ms: 0.6 s overlapped,
-    -- where one wave after another would take at least 1.2 s.
-    assert.is_true(seconds >= 0.59 and seconds < 1.2, r.stdout)
+    -- The last wave starts at 200 ms and waits 1 s for the silent host.
+    assert.is_true(seconds >= 1.19, r.stdout)
+    local records = lines_of(slurp(dir .. "/out.jsonl"))
+    local events = {}
+    for i = 2, #records do
+      local record = cjson.decode(records[i])
+      events[#events + 1] = string.format("%d %s", record.wave, record.status)
+    end
+    assert.same({ "1 reply", "2 reply", "3 reply", "1 timeout", "2 timeout", "3 timeout" },
+      events)
   end)
 
   it("exits 2 naming the line of a malformed target, before sending", function()

@@ -160,29 +160,32 @@ describe("icmprun tasks", function()
     end)
 
     it("sleeps concurrent tasks at once, not one after another", function()
-      local t0 = icmprun.now()
-      local woke = {}
+      -- Order, not speed: at once, every task has started its sleep before
+      -- any wakes; one after another, the second would start after the
+      -- first woke. And none wakes before its own 100 ms.
+      local started, woke = {}, {}
       icmprun.run(function()
         local tasks = {}
         for i = 1, 20 do
           tasks[i] = icmprun.spawn(function()
+            started[i] = icmprun.now()
             icmprun.sleep(100)
-            woke[i] = icmprun.now() - t0
+            woke[i] = icmprun.now()
           end)
         end
         for _, t in ipairs(tasks) do
           t:join()
         end
       end)
-      -- One after another, the last would wake 20 sleeps after the first;
-      -- at once, all wake within one sleep of each other, none early.
+      assert.equal(20, #started)
       assert.equal(20, #woke)
-      local first, last = math.huge, 0
-      for _, t in ipairs(woke) do
-        assert.is_true(t >= 100, "a sleep woke after only " .. t .. " ms")
-        first, last = math.min(first, t), math.max(last, t)
+      local last_start, first_wake = -math.huge, math.huge
+      for i = 1, 20 do
+        assert.is_true(woke[i] - started[i] >= 100,
+          "a sleep woke after only " .. (woke[i] - started[i]) .. " ms")
+        last_start, first_wake = math.max(last_start, started[i]), math.min(first_wake, woke[i])
       end
-      assert.is_true(last - first < 100, "sleeps woke " .. (last - first) .. " ms apart")
+      assert.is_true(last_start < first_wake, "a task began its sleep after another woke")
     end)
   end)
 
