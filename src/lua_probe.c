@@ -42,7 +42,7 @@ static void ir__submit(ir_lua_waiter_t* waiter) {
     if (err == 0) {
       return;
     }
-    const char* why = ir_engine_socket_error(rt->engine, waiter->spec.addr.family);
+    const char* why = ir_engine_probe_error(rt->engine, &waiter->spec);
     snprintf(waiter->failure, sizeof(waiter->failure), "%s",
              why != NULL ? why : uv_strerror(err));
   }
@@ -160,6 +160,11 @@ static int ir__l_ping(lua_State* L) {
   ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(1));
   ir_probe_spec_t spec;
   int family = ir_lua_probe_options(L, 2, &spec, NULL);
+  if (family == 0 && spec.source.family != AF_UNSPEC) {
+    /* The one probe leaves from the source: the target must be of its
+     * family, and a name resolves in it. */
+    family = spec.source.family == AF_INET ? 4 : 6;
+  }
   ir_addr_t literal;
   bool mismatch;
   bool is_literal = ir__check_target(L, family, &literal, &mismatch);
