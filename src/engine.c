@@ -154,6 +154,26 @@ const char* ir_engine_socket_error(const ir_engine_t* engine, int family) {
   return sock->open_error != 0 ? sock->error_message : NULL;
 }
 
+int ir_engine_open_for(ir_engine_t* engine, const ir_probe_spec_t* spec) {
+  int family = spec->addr.family;
+  if (!ir__spec_is_bound(spec) || (family != AF_INET && family != AF_INET6)) {
+    return ir_engine_open(engine, family);
+  }
+  ir_socket_t* failed;
+  int err;
+  return ir__bound_socket(engine, spec, &failed, &err) != NULL ? 0 : err;
+}
+
+const char* ir_engine_socket_kind_for(const ir_engine_t* engine,
+                                      const ir_probe_spec_t* spec) {
+  int family = spec->addr.family;
+  if (!ir__spec_is_bound(spec) || (family != AF_INET && family != AF_INET6)) {
+    return ir_engine_socket_kind(engine, family);
+  }
+  const ir_socket_t* sock = ir__bound_find(engine, spec);
+  return sock != NULL && sock->fd >= 0 ? ir__socket_kind_name(sock->kind) : NULL;
+}
+
 const char* ir_engine_probe_error(const ir_engine_t* engine,
                                   const ir_probe_spec_t* spec) {
   int family = spec->addr.family;

@@ -180,10 +180,21 @@ unsigned ir_engine_cancel_group(ir_engine_t* engine, const void* group);
 /* Why the family's socket could not be opened, or NULL if it did not fail. */
 const char* ir_engine_socket_error(const ir_engine_t* engine, int family);
 
+/* Opens now the socket that a probe with this spec would use (its address's
+ * family, source and device), if it is not open. Returns 0 or a negative
+ * errno; ir_engine_probe_error then says why. */
+int ir_engine_open_for(ir_engine_t* engine, const ir_probe_spec_t* spec);
+
+/* "dgram" or "raw" for the open socket that a probe with this spec would
+ * use, NULL when it is not open. */
+const char* ir_engine_socket_kind_for(const ir_engine_t* engine,
+                                      const ir_probe_spec_t* spec);
+
 /* Why the socket a probe with this spec would use (its family, source and
  * device) could not be opened or bound, or NULL if it did not fail. Valid
  * until the next call into the engine. */
-const char* ir_engine_probe_error(const ir_engine_t* engine, const ir_probe_spec_t* spec);
+const char* ir_engine_probe_error(const ir_engine_t* engine,
+                                  const ir_probe_spec_t* spec);
 
 /* "dgram" or "raw" for an open socket of that family, NULL otherwise. */
 const char* ir_engine_socket_kind(const ir_engine_t* engine, int family);

@@ -93,11 +93,11 @@ static int ir__send_fragmented(ir_socket_t* sock, struct mmsghdr* msg) {
 }
 
 /* Sends the first probes of the queue in one sendmmsg: consecutive probes of
- * the head's socket (its family and binding), at most IR_MMSG_BATCH and `budget`, with sequence numbers.
- * A payload too large for a batch slot goes alone through the big buffer.
- * Every probe of a batch gets the send time taken just before the call.
- * Returns how many were sent (from the head), or a negative errno that
- * belongs to the head probe. */
+ * the head's socket (its family and binding), at most IR_MMSG_BATCH and `budget`, with
+ * sequence numbers. A payload too large for a batch slot goes alone through the big
+ * buffer. Every probe of a batch gets the send time taken just before the call. Returns
+ * how many were sent (from the head), or a negative errno that belongs to the head
+ * probe. */
 static int ir__send_batch(ir_engine_t* engine, ir_socket_t* sock, unsigned budget) {
   struct mmsghdr msgs[IR_MMSG_BATCH];
   unsigned n = 0;

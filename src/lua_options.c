@@ -81,12 +81,13 @@ static void ir__opt_binding(lua_State* L, int opts, ir_probe_spec_t* spec, int f
   lua_getfield(L, opts, "interface"); /* interface */
   if (!lua_isnil(L, -1)) {
     size_t len = 0;
-    const char* name = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    const char* name =
+        lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
     /* The kernel's rules for a name (dev_valid_name): 1..15 bytes, not "."
      * or "..", no '/', ':' or white space. */
-    bool valid = name != NULL && len > 0 && len < IR_DEVICE_LEN && strlen(name) == len &&
-                 strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
-                 strpbrk(name, "/: \t\n\v\f\r") == NULL;
+    bool valid = name != NULL && len > 0 && len < IR_DEVICE_LEN &&
+                 strlen(name) == len && strcmp(name, ".") != 0 &&
+                 strcmp(name, "..") != 0 && strpbrk(name, "/: \t\n\v\f\r") == NULL;
     if (!valid) {
       luaL_argerror(L, opts,
                     lua_pushfstring(L,
