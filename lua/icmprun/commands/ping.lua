@@ -18,7 +18,7 @@ local stats = require "icmprun.stats"
 
 local M = {}
 
-M.summary = "send ICMP echo requests to one host, like iputils ping (-c -i -W -w -s -t -Q -D -q)"
+M.summary = "send ICMP echo requests to one host, like iputils ping (-c -i -W -w -s -t -Q -I -D -q)"
 
 local io_stderr, io_stdout = io.stderr, io.stdout
 local math_floor = math.floor
