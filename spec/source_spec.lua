@@ -245,6 +245,47 @@ describe("probes bound to a source address or an interface", function()
     end)
   end
 
+  it("icmprun.trace and traceroute -s/-i send every probe of the trace bound", function()
+    -- Over the four-router path of scripts/testnet: every probe that reaches
+    -- its end came from the source; the routers' answers found their way
+    -- back to it.
+    nftcount.start_at("pathend", {
+      all = "ip daddr 203.0.113.146 icmp type echo-request",
+      source = "ip saddr 198.51.100.5 icmp type echo-request",
+    })
+    local r = script("dgram", [[
+      local icmprun = require "icmprun"
+      local it, tr = assert(icmprun.trace("203.0.113.146", { source = "198.51.100.5",
+        count = 2, interval = 10, timeout = 1000 }))
+      local hops = {}
+      for hop, res in it, tr do
+        if res.status ~= "timeout" then hops[hop.ttl] = res.from end
+      end
+      assert(not tr.failure, tr.failure)
+      assert(hops[1] == "203.0.113.130" and hops[5] == "203.0.113.146",
+        tostring(hops[1]) .. " " .. tostring(hops[5]))
+      local ok, e = pcall(icmprun.trace, "203.0.113.146", { source = "nowhere" })
+      assert(not ok and e:find("trace: option 'source' must be a numeric", 1, true), e)
+      local it2, tr2 = assert(icmprun.trace("203.0.113.146", { source = "198.51.100.9",
+        count = 1, timeout = 300 }))
+      for _ in it2, tr2 do end
+      assert(tr2.failure and tr2.failure:find("Cannot assign requested address", 1, true),
+        tostring(tr2.failure))
+    ]])
+    assert.equal(0, r.code, explain(r))
+    r = icmprun("dgram", { "traceroute", "-n", "-q", "1", "-w", "1", "-s", "198.51.100.5",
+      "203.0.113.146" })
+    assert.equal(0, r.code, explain(r))
+    assert.matches("\n 5  203%.0%.113%.146 ", r.stdout)
+    local c = nftcount.read_at("pathend")
+    nftcount.stop_at("pathend")
+    assert.is_true(c.all >= 3, "probes reached the end of the path")
+    assert.equal(c.all, c.source, "every one from 198.51.100.5")
+    r = icmprun("dgram", { "traceroute", "-i", "nosuch0", "203.0.113.146" })
+    assert.equal(2, r.code, explain(r))
+    assert.matches("No such device", r.stderr, 1, true)
+  end)
+
   it("binds a group's probes to its source: (the exporter's config)", function()
     -- Both families from the second address, and a group whose source is
     -- not this host's: its probes are send errors, and nothing goes out.

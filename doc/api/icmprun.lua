@@ -149,7 +149,7 @@ function icmprun.stats() end
 -- @tparam[opt] table opts `max_ttl` (30), `first_ttl` (1), `count` (probes
 --   per hop, 3), `interval` (ms between rounds, 250), `timeout` (ms, 1000),
 --   `size`, `tos`, `family`, `stop_at_target` (true), `flow` (`"stable"` or
---   `"vary"`)
+--   `"vary"`), `source`, `interface` (as `ping`'s)
 -- @return an iterator of `hop, result` and the trace, or `nil, message, code`
 function icmprun.trace(target, opts) end
 
