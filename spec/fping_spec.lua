@@ -376,8 +376,8 @@ describe("icmprun fping", function()
 
     it("an option fping has but icmprun does not support is refused, exit 1",
       function()
-        for _, args in ipairs({ { "-I", "lo", "127.0.0.1" }, { "--random", "127.0.0.1" },
-          { "-aS", "127.0.0.2", "127.0.0.1" }, { "-R", "-c", "1", "127.0.0.1" } }) do
+        for _, args in ipairs({ { "--random", "127.0.0.1" },
+          { "-R", "-c", "1", "127.0.0.1" } }) do
           local r = icmprun_fping(args)
           assert.equal(1, r.code, explain(r))
           assert.equal("", r.stdout)

@@ -109,7 +109,7 @@ int ir_engine_new(uv_loop_t* loop, const ir_engine_config_t* config,
   return 0;
 }
 
-static int ir__socket_start(ir_engine_t* engine, ir_socket_t* sock) {
+int ir__socket_start(ir_engine_t* engine, ir_socket_t* sock) {
   int err = ir__socket_open(sock, sock->family, &engine->config);
   if (err != 0) {
     return err;
@@ -152,6 +152,39 @@ int ir_engine_open(ir_engine_t* engine, int family) {
 const char* ir_engine_socket_error(const ir_engine_t* engine, int family) {
   const ir_socket_t* sock = family == AF_INET ? &engine->v4 : &engine->v6;
   return sock->open_error != 0 ? sock->error_message : NULL;
+}
+
+int ir_engine_open_for(ir_engine_t* engine, const ir_probe_spec_t* spec) {
+  int family = spec->addr.family;
+  if (!ir__spec_is_bound(spec) || (family != AF_INET && family != AF_INET6)) {
+    return ir_engine_open(engine, family);
+  }
+  ir_socket_t* failed;
+  int err;
+  return ir__bound_socket(engine, spec, &failed, &err) != NULL ? 0 : err;
+}
+
+const char* ir_engine_socket_kind_for(const ir_engine_t* engine,
+                                      const ir_probe_spec_t* spec) {
+  int family = spec->addr.family;
+  if (!ir__spec_is_bound(spec) || (family != AF_INET && family != AF_INET6)) {
+    return ir_engine_socket_kind(engine, family);
+  }
+  const ir_socket_t* sock = ir__bound_find(engine, spec);
+  return sock != NULL && sock->fd >= 0 ? ir__socket_kind_name(sock->kind) : NULL;
+}
+
+const char* ir_engine_probe_error(const ir_engine_t* engine,
+                                  const ir_probe_spec_t* spec) {
+  int family = spec->addr.family;
+  if (family != AF_INET && family != AF_INET6) {
+    return NULL;
+  }
+  if (!ir__spec_is_bound(spec)) {
+    return ir_engine_socket_error(engine, family);
+  }
+  const ir_socket_t* sock = ir__bound_find(engine, spec);
+  return sock != NULL && sock->open_error != 0 ? sock->error_message : NULL;
 }
 
 const char* ir_engine_socket_kind(const ir_engine_t* engine, int family) {
@@ -246,14 +279,26 @@ int ir_engine_probe(ir_engine_t* engine, const ir_probe_spec_t* spec, ir_result_
       (spec->flow != 0 && spec->size < IR_FLOW_MIN_SIZE)) {
     return -EINVAL;
   }
-  if (ir__engine_socket(engine, family) == NULL) {
-    return ir_engine_open(engine, family);
+  ir_socket_t* sock;
+  if (!ir__spec_is_bound(spec)) {
+    sock = ir__engine_socket(engine, family);
+    if (sock == NULL) {
+      return ir_engine_open(engine, family);
+    }
+  } else {
+    ir_socket_t* failed;
+    int err;
+    sock = ir__bound_socket(engine, spec, &failed, &err);
+    if (sock == NULL) {
+      return err;
+    }
   }
   ir_probe_t* probe = ir__probe_alloc(engine);
   if (probe == NULL) {
     return -ENOMEM;
   }
   probe->spec = *spec;
+  probe->sock = sock;
   probe->cb = cb;
   probe->data = data;
   probe->token = engine->next_token++;
@@ -429,17 +474,23 @@ static void ir__set_reading_inline(ir_engine_t* engine, bool on) {
     return;
   }
   engine->reading_inline = on;
-  ir__socket_update_poll(&engine->v4);
-  ir__socket_update_poll(&engine->v6);
+  ir__each_socket(engine, ir__socket_update_poll);
 }
 
-/* Reads the replies that have come in on either socket. */
-static void ir__read_inline(ir_engine_t* engine) {
-  if (engine->v4.fd >= 0) {
-    ir__read_replies(&engine->v4);
+static void ir__read_if_open(ir_socket_t* sock) {
+  if (sock->fd >= 0) {
+    ir__read_replies(sock);
   }
-  if (engine->v6.fd >= 0) {
-    ir__read_replies(&engine->v6);
+}
+
+/* Reads the replies that have come in on every socket. */
+static void ir__read_inline(ir_engine_t* engine) {
+  ir__read_if_open(&engine->v4);
+  ir__read_if_open(&engine->v6);
+  /* Bound sockets only when there are any: the default path stays two
+   * checks, as before there were bound ones. */
+  for (ir_socket_t* sock = engine->bound; sock != NULL; sock = sock->next_bound) {
+    ir__read_if_open(sock);
   }
 }
 
@@ -555,14 +606,28 @@ static void ir__on_handle_closed(uv_handle_t* handle) {
   }
   free(engine->recent);
   free(engine->send_buf);
-  ir__txstamp_free(&engine->v4);
-  ir__txstamp_free(&engine->v6);
+  ir__each_socket(engine, ir__txstamp_free);
+  while (engine->bound != NULL) {
+    ir_socket_t* next = engine->bound->next_bound;
+    free(engine->bound);
+    engine->bound = next;
+  }
   free(engine);
 }
 
 static void ir__close_handle(ir_engine_t* engine, uv_handle_t* handle) {
   engine->open_handles++;
   uv_close(handle, ir__on_handle_closed);
+}
+
+/* Closes one socket of a closing engine: its poll handle (the engine is freed
+ * once every handle's close callback has run), then its fd. */
+static void ir__socket_close(ir_socket_t* sock) {
+  if (sock->poll_started) {
+    ir__close_handle(sock->engine, (uv_handle_t*)&sock->poll);
+    sock->poll_started = false;
+  }
+  ir__socket_close_fd(sock);
 }
 
 void ir_engine_close(ir_engine_t* engine) {
@@ -578,13 +643,7 @@ void ir_engine_close(ir_engine_t* engine) {
     probe->next = NULL;
     ir__cancel_list(engine, probe);
   }
-  ir_socket_t* socks[2] = {&engine->v4, &engine->v6};
-  for (int i = 0; i < 2; i++) {
-    if (socks[i]->poll_started) {
-      ir__close_handle(engine, (uv_handle_t*)&socks[i]->poll);
-    }
-    ir__socket_close_fd(socks[i]);
-  }
+  ir__each_socket(engine, ir__socket_close);
   ir__close_handle(engine, (uv_handle_t*)&engine->expirer);
   ir__close_handle(engine, (uv_handle_t*)&engine->retry_timer);
   ir__close_handle(engine, (uv_handle_t*)&engine->flusher);

@@ -19,6 +19,8 @@
  * stamp and filler): an Ethernet MTU's worth and more. Bytes past it are
  * counted by length only. */
 #define IR_CHECKED_PAYLOAD 1500
+/* Longest interface name with its NUL, as the kernel's IFNAMSIZ. */
+#define IR_DEVICE_LEN 16
 
 typedef struct ir_engine_s ir_engine_t;
 
@@ -51,6 +53,16 @@ typedef struct ir_probe_spec_s {
    * carry one checksum and follow one path (see packet_flow.h). It needs
    * size >= IR_FLOW_MIN_SIZE. 0: the usual echo request. */
   uint16_t flow;
+  /* Where the probe leaves from (both optional, zero for the default). A
+   * source address applies to probes of its own family only (as fping -S
+   * binds only that family's socket): the probe goes out from it, on a
+   * socket bound to it. A device name (as ping -I) binds the socket to that
+   * interface (SO_BINDTODEVICE), whatever the family. Probes that share
+   * both share one socket, opened on first use; one that cannot be bound
+   * (the address is not this host's, no such device) is refused, see
+   * ir_engine_probe. */
+  ir_addr_t source; /* family 0 (AF_UNSPEC): none. */
+  char device[IR_DEVICE_LEN];
 } ir_probe_spec_t;
 
 /* The one result of one probe. Valid only during the result callback. */
@@ -152,8 +164,11 @@ int ir_engine_open(ir_engine_t* engine, int family);
 
 /* Queues one probe; it is sent on the loop's next turn. The callback is called
  * exactly once with its result, never from inside this call. Returns 0, or a
- * negative errno (and then the callback is never called): -EAFNOSUPPORT when
- * that family's socket cannot be opened, -EINVAL for a bad spec. */
+ * negative errno (and then the callback is never called): the open error when
+ * the socket for its family (and source and device) cannot be opened, such as
+ * -EACCES, or -EADDRNOTAVAIL / -ENODEV when the source address is not this
+ * host's or the device does not exist (ir_engine_probe_error says which);
+ * -EINVAL for a bad spec. */
 int ir_engine_probe(ir_engine_t* engine, const ir_probe_spec_t* spec, ir_result_cb cb,
                     void* data);
 
@@ -164,6 +179,22 @@ unsigned ir_engine_cancel_group(ir_engine_t* engine, const void* group);
 
 /* Why the family's socket could not be opened, or NULL if it did not fail. */
 const char* ir_engine_socket_error(const ir_engine_t* engine, int family);
+
+/* Opens now the socket that a probe with this spec would use (its address's
+ * family, source and device), if it is not open. Returns 0 or a negative
+ * errno; ir_engine_probe_error then says why. */
+int ir_engine_open_for(ir_engine_t* engine, const ir_probe_spec_t* spec);
+
+/* "dgram" or "raw" for the open socket that a probe with this spec would
+ * use, NULL when it is not open. */
+const char* ir_engine_socket_kind_for(const ir_engine_t* engine,
+                                      const ir_probe_spec_t* spec);
+
+/* Why the socket a probe with this spec would use (its family, source and
+ * device) could not be opened or bound, or NULL if it did not fail. Valid
+ * until the next call into the engine. */
+const char* ir_engine_probe_error(const ir_engine_t* engine,
+                                  const ir_probe_spec_t* spec);
 
 /* "dgram" or "raw" for an open socket of that family, NULL otherwise. */
 const char* ir_engine_socket_kind(const ir_engine_t* engine, int family);

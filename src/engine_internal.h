@@ -53,6 +53,7 @@ typedef struct ir_probe_s {
   ir_heap_node_t deadline; /* key: monotonic ns deadline; tie: token. */
   struct ir_probe_s* next; /* Send queue, expiry list or free list. */
   ir_probe_spec_t spec;
+  struct ir_socket_s* sock; /* The socket it is sent on (spec's binding). */
   ir_result_cb cb;
   void* data;
   uint32_t token; /* Unique in this run; also in the payload cookie. */
@@ -86,10 +87,19 @@ typedef enum ir_socket_kind_e {
 
 /* One ICMP socket of one family. The engine owns it; the poll handle is closed
  * with the engine. `open_error` remembers a failed open so that it is not
- * retried for every probe. */
+ * retried for every probe. The engine's two default sockets are bound to
+ * nothing; a bound socket (a source address, a device, or both) is allocated
+ * on the first probe that asks for its binding, kept on the engine's list
+ * `bound`, and freed with the engine. */
 typedef struct ir_socket_s {
   struct ir_engine_s* engine;
+  struct ir_socket_s* next_bound; /* The engine's list of bound sockets. */
   int family;
+  ir_addr_t source; /* family 0: not bound to an address. */
+  char device[IR_DEVICE_LEN];
+  /* A bound socket whose bind failed is tried again after this time (uv_now,
+   * ms): an address can be added to the host while a daemon runs. */
+  uint64_t retry_open_at;
   int fd;
   ir_socket_kind_t kind;
   uint16_t ident; /* Echo identifier; ours to choose only on raw sockets. */
@@ -147,6 +157,7 @@ struct ir_engine_s {
   ir_engine_config_t config;
   ir_socket_t v4;
   ir_socket_t v6;
+  ir_socket_t* bound; /* Sockets bound to a source or device: engine_bound.c. */
 
   ir_heap_t deadlines;
   ir_table_t in_flight;
@@ -193,6 +204,22 @@ const char* ir__socket_kind_name(ir_socket_kind_t kind);
 
 /* engine.c: shared by the send and receive paths. */
 ir_socket_t* ir__engine_socket(ir_engine_t* engine, int family);
+/* Opens sock (of any kind, default or bound) and starts watching it. */
+int ir__socket_start(ir_engine_t* engine, ir_socket_t* sock);
+
+/* engine_bound.c: the sockets bound to a source address or device. */
+/* Whether the spec asks for a binding that applies to its probe. */
+bool ir__spec_is_bound(const ir_probe_spec_t* spec);
+/* The bound socket for spec, found or made and opened on first use. Returns
+ * it, or NULL with *failed set to the (kept) socket whose open failed and
+ * *err to the error. */
+ir_socket_t* ir__bound_socket(ir_engine_t* engine, const ir_probe_spec_t* spec,
+                              ir_socket_t** failed, int* err);
+/* The bound socket for spec if one exists, open or not. */
+const ir_socket_t* ir__bound_find(const ir_engine_t* engine,
+                                  const ir_probe_spec_t* spec);
+/* Runs fn on every socket, default and bound, open or not. */
+void ir__each_socket(ir_engine_t* engine, void (*fn)(ir_socket_t* sock));
 void ir__probe_finish(ir_engine_t* engine, ir_probe_t* probe, ir_result_t* result);
 void ir__probe_arm(ir_engine_t* engine, ir_probe_t* probe);
 /* The slot that remembers token, or NULL when memory is short. */

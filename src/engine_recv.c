@@ -220,6 +220,13 @@ static void ir__handle_reply(ir_socket_t* sock, const uint8_t* buf, size_t len,
   const uint8_t* payload = buf + ip_len + IR_ICMP_HEADER_LEN;
   size_t payload_len = len - ip_len - IR_ICMP_HEADER_LEN;
   ir_probe_t* probe = ir_table_find(&engine->in_flight, &from, msg.seq);
+  if (probe != NULL && probe->sock != sock) {
+    /* Sequence numbers are unique per target across all sockets, so this is
+     * another socket's probe: its own socket hears the answer (the kernel
+     * gives each datagram socket its own identifier). Never its result. */
+    engine->counters.foreign++;
+    return;
+  }
   if (probe == NULL || !ir__cookie_matches(engine, probe, &msg)) {
     uint64_t corrupted = engine->counters.corrupted;
     ir__count_unmatched(engine, &msg, &from, probe);
@@ -343,6 +350,10 @@ bool ir__handle_error(ir_socket_t* sock, const uint8_t* buf, size_t len,
     return true; /* Raw sockets also hear about other programs' probes. */
   }
   ir_probe_t* probe = ir_table_find(&engine->in_flight, &dest, msg.seq);
+  if (probe != NULL && probe->sock != sock) {
+    engine->counters.foreign++; /* Another socket's probe, as for replies. */
+    return true;
+  }
   if (probe == NULL || !ir__cookie_matches(engine, probe, &msg)) {
     ir__count_unmatched(engine, &msg, &dest, probe);
     return true;

@@ -93,11 +93,11 @@ static int ir__send_fragmented(ir_socket_t* sock, struct mmsghdr* msg) {
 }
 
 /* Sends the first probes of the queue in one sendmmsg: consecutive probes of
- * the head's family, at most IR_MMSG_BATCH and `budget`, with sequence numbers.
- * A payload too large for a batch slot goes alone through the big buffer.
- * Every probe of a batch gets the send time taken just before the call.
- * Returns how many were sent (from the head), or a negative errno that
- * belongs to the head probe. */
+ * the head's socket (its family and binding), at most IR_MMSG_BATCH and `budget`, with
+ * sequence numbers. A payload too large for a batch slot goes alone through the big
+ * buffer. Every probe of a batch gets the send time taken just before the call. Returns
+ * how many were sent (from the head), or a negative errno that belongs to the head
+ * probe. */
 static int ir__send_batch(ir_engine_t* engine, ir_socket_t* sock, unsigned budget) {
   struct mmsghdr msgs[IR_MMSG_BATCH];
   unsigned n = 0;
@@ -106,8 +106,7 @@ static int ir__send_batch(ir_engine_t* engine, ir_socket_t* sock, unsigned budge
   uint64_t mono = uv_hrtime();
   uint64_t stamp = (uint64_t)now_rt.tv_sec * 1000000000u + (uint64_t)now_rt.tv_nsec;
   for (ir_probe_t* probe = engine->send_head;
-       probe != NULL && n < budget && n < IR_MMSG_BATCH &&
-       probe->spec.addr.family == sock->family;
+       probe != NULL && n < budget && n < IR_MMSG_BATCH && probe->sock == sock;
        probe = probe->next) {
     /* Alone: a payload too big for a slot, or one to fragment. */
     bool alone = probe->spec.size > IR_SLOT_PAYLOAD || probe->fragment;
@@ -173,7 +172,7 @@ static void ir__fail_probe(ir_engine_t* engine, ir_probe_t* probe, int err) {
 void ir__send_flush(ir_engine_t* engine, unsigned budget) {
   while (!engine->send_blocked && engine->send_head != NULL && budget > 0) {
     ir_probe_t* head = engine->send_head;
-    ir_socket_t* sock = head->spec.addr.family == AF_INET ? &engine->v4 : &engine->v6;
+    ir_socket_t* sock = head->sock;
     int sent = ir__send_batch(engine, sock, budget);
     if (sent > 0) {
       budget -= (unsigned)sent;

@@ -274,7 +274,8 @@ void ir__txstamp_match(ir_socket_t* sock, uint32_t key, const struct timespec* s
       probe = recent->probe;
     }
   }
-  if (probe == NULL || probe->tx_kernel) {
+  /* A stamp from one socket never names another socket's probe. */
+  if (probe == NULL || probe->tx_kernel || probe->sock != sock) {
     engine->counters.tx_stamps_unmatched++;
     return;
   }

@@ -10,8 +10,8 @@
 #include "packet_flow.h"
 
 /* Options every probe takes; anything else in the table is a caller mistake. */
-static const char* const ir__probe_options[] = {"timeout", "size", "ttl", "tos",
-                                                "family",  "flow", NULL};
+static const char* const ir__probe_options[] = {
+    "timeout", "size", "ttl", "tos", "family", "flow", "source", "interface", NULL};
 
 /* Reads opts.name as a number within [min, max]; absent keeps *value. Raises an
  * argument error naming the option when it is of the wrong type or range. */
@@ -56,6 +56,51 @@ void ir_lua_check_option_names(lua_State* L, int opts, const char* const* extra)
   }
 }
 
+/* Reads opts.source (a numeric address) and opts.interface (a name, as
+ * `ip link` shows it) into spec; raises naming the option when either is
+ * not one, or when the source's family is not the one forced. */
+static void ir__opt_binding(lua_State* L, int opts, ir_probe_spec_t* spec, int family) {
+  lua_getfield(L, opts, "source"); /* source */
+  if (!lua_isnil(L, -1)) {
+    const char* text = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (text == NULL || ir_addr_parse(text, &spec->source) != 0) {
+      luaL_argerror(L, opts,
+                    lua_pushfstring(L,
+                                    "option 'source' must be a numeric IPv4 or IPv6 "
+                                    "address, got %s",
+                                    text != NULL ? text : luaL_typename(L, -1)));
+    }
+    int source_family = spec->source.family == AF_INET ? 4 : 6;
+    if (family != 0 && family != source_family) {
+      luaL_argerror(L, opts,
+                    lua_pushfstring(L, "option 'source' %s is not an IPv%d address",
+                                    text, family));
+    }
+  }
+  lua_pop(L, 1);                      /* */
+  lua_getfield(L, opts, "interface"); /* interface */
+  if (!lua_isnil(L, -1)) {
+    size_t len = 0;
+    const char* name =
+        lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    /* The kernel's rules for a name (dev_valid_name): 1..15 bytes, not "."
+     * or "..", no '/', ':' or white space. */
+    bool valid = name != NULL && len > 0 && len < IR_DEVICE_LEN &&
+                 strlen(name) == len && strcmp(name, ".") != 0 &&
+                 strcmp(name, "..") != 0 && strpbrk(name, "/: \t\n\v\f\r") == NULL;
+    if (!valid) {
+      luaL_argerror(L, opts,
+                    lua_pushfstring(L,
+                                    "option 'interface' must be an interface name of "
+                                    "1..%d characters, got %s",
+                                    IR_DEVICE_LEN - 1,
+                                    name != NULL ? name : luaL_typename(L, -1)));
+    }
+    memcpy(spec->device, name, len + 1);
+  }
+  lua_pop(L, 1); /* */
+}
+
 /* Fills spec (all but the address) from the options table at index opts, or
  * defaults when it is absent; returns the forced family (0, 4 or 6). */
 int ir_lua_probe_options(lua_State* L, int opts, ir_probe_spec_t* spec,
@@ -84,6 +129,9 @@ int ir_lua_probe_options(lua_State* L, int opts, ir_probe_spec_t* spec,
     }
   }
   memset(spec, 0, sizeof(*spec));
+  if (!lua_isnoneornil(L, opts)) {
+    ir__opt_binding(L, opts, spec, (int)family);
+  }
   spec->timeout_ms = (uint32_t)ceil(timeout);
   spec->size = (uint32_t)size;
   spec->ttl = (int)ttl;

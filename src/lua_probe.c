@@ -42,7 +42,7 @@ static void ir__submit(ir_lua_waiter_t* waiter) {
     if (err == 0) {
       return;
     }
-    const char* why = ir_engine_socket_error(rt->engine, waiter->spec.addr.family);
+    const char* why = ir_engine_probe_error(rt->engine, &waiter->spec);
     snprintf(waiter->failure, sizeof(waiter->failure), "%s",
              why != NULL ? why : uv_strerror(err));
   }
@@ -160,6 +160,11 @@ static int ir__l_ping(lua_State* L) {
   ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(1));
   ir_probe_spec_t spec;
   int family = ir_lua_probe_options(L, 2, &spec, NULL);
+  if (family == 0 && spec.source.family != AF_UNSPEC) {
+    /* The one probe leaves from the source: the target must be of its
+     * family, and a name resolves in it. */
+    family = spec.source.family == AF_INET ? 4 : 6;
+  }
   ir_addr_t literal;
   bool mismatch;
   bool is_literal = ir__check_target(L, family, &literal, &mismatch);
@@ -240,37 +245,43 @@ int ir_lua_push_probe_values(lua_State* L, ir_lua_waiter_t* waiter) {
   return 1;
 }
 
+/* Sets t.ipv4 (or ipv6) to the kind of socket that probes of the family
+ * with spec's binding use, opening it, or t.ipv4_error and t.ipv4_code to
+ * why it cannot be opened or bound. */
 static void ir__push_family_info(lua_State* L, ir_lua_runtime_t* rt, int family,
-                                 const char* kind_key, const char* error_key,
-                                 const char* code_key) {
+                                 ir_probe_spec_t* spec, const char* kind_key,
+                                 const char* error_key, const char* code_key) {
   if (rt->engine == NULL) {
     return;
   }
-  int err = ir_engine_open(rt->engine, family);
-  const char* kind = ir_engine_socket_kind(rt->engine, family);
-  const char* error = ir_engine_socket_error(rt->engine, family);
+  spec->addr.family = (uint16_t)family;
+  int err = ir_engine_open_for(rt->engine, spec);
+  const char* kind = ir_engine_socket_kind_for(rt->engine, spec);
+  const char* error = ir_engine_probe_error(rt->engine, spec);
   if (kind != NULL) {
     lua_pushstring(L, kind);
     lua_setfield(L, -2, kind_key);
   }
-  if (error != NULL) {
-    lua_pushstring(L, error);
-    lua_setfield(L, -2, error_key);
-  }
   if (err != 0) {
+    lua_pushstring(L, error != NULL ? error : uv_strerror(err));
+    lua_setfield(L, -2, error_key);
     lua_pushstring(L, ir_error_name(err));
     lua_setfield(L, -2, code_key);
   }
 }
 
-/* icmprun.info() -> { ipv4 = "dgram"|"raw"|nil, ipv6 = ..., ipv4_error = msg,
- * ipv4_code = "EACCES", ... }
- * Opens both sockets, so a script can check its permissions up front. */
+/* icmprun.info([opts]) -> { ipv4 = "dgram"|"raw"|nil, ipv6 = ...,
+ * ipv4_error = msg, ipv4_code = "EACCES", ... }
+ * Opens both sockets, so a script can check its permissions up front; with
+ * opts.source or opts.interface, the sockets bound to them, so that it can
+ * check its binding too (a source applies to its own family only). */
 static int ir__l_info(lua_State* L) {
   ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(1));
+  ir_probe_spec_t spec;
+  (void)ir_lua_probe_options(L, 1, &spec, NULL);
   lua_createtable(L, 0, 4); /* info */
-  ir__push_family_info(L, rt, AF_INET, "ipv4", "ipv4_error", "ipv4_code");
-  ir__push_family_info(L, rt, AF_INET6, "ipv6", "ipv6_error", "ipv6_code");
+  ir__push_family_info(L, rt, AF_INET, &spec, "ipv4", "ipv4_error", "ipv4_code");
+  ir__push_family_info(L, rt, AF_INET6, &spec, "ipv6", "ipv6_error", "ipv6_code");
   return 1;
 }
 

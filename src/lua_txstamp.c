@@ -11,10 +11,13 @@
  * ipv4_tx_stamp / ipv6_tx_stamp = "kernel" | "user" for each open socket,
  * and tx_stamp: "kernel" when every open socket stamps its sends in the
  * kernel, "user" when one does not (or none is open). The original opens
- * both sockets first, so the answer is the one probes will get. */
+ * both sockets first, so the answer is the one probes will get. The
+ * stamp fields are the default sockets', whatever binding opts ask for. */
 static int ir__l_info(lua_State* L) {
-  lua_pushvalue(L, lua_upvalueindex(1)); /* info */
-  lua_call(L, 0, 1);                     /* t */
+  int nargs = lua_gettop(L);             /* opts */
+  lua_pushvalue(L, lua_upvalueindex(1)); /* opts info */
+  lua_insert(L, 1);                      /* info opts */
+  lua_call(L, nargs, 1);                 /* t */
   ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(2));
   static const struct {
     int family;

@@ -97,8 +97,39 @@ static int ir__configure(ir_socket_t* sock) {
   return 0;
 }
 
+/* Binds a bound socket to its device, then its source address; on failure
+ * writes why into the socket's message. The device comes first: bind()
+ * itself does not depend on it, and SO_BINDTODEVICE is allowed without
+ * privilege (Linux 5.7) only while the socket has no device yet. */
+static int ir__bind(ir_socket_t* sock) {
+  const char* fam = sock->family == AF_INET ? "IPv4" : "IPv6";
+  if (sock->device[0] != '\0' &&
+      setsockopt(sock->fd, SOL_SOCKET, SO_BINDTODEVICE, sock->device,
+                 (socklen_t)strlen(sock->device) + 1) != 0) {
+    int err = -errno;
+    snprintf(sock->error_message, sizeof(sock->error_message),
+             "cannot bind the %s ICMP socket to interface '%s': %s", fam, sock->device,
+             strerror(-err));
+    return err;
+  }
+  if (sock->source.family != AF_UNSPEC) {
+    struct sockaddr_storage ss;
+    socklen_t len = ir_addr_to_sockaddr(&sock->source, &ss);
+    if (bind(sock->fd, (struct sockaddr*)&ss, len) != 0) {
+      int err = -errno;
+      char text[IR_ADDR_STRLEN];
+      ir_addr_format(&sock->source, text, sizeof(text));
+      snprintf(sock->error_message, sizeof(sock->error_message),
+               "cannot bind the %s ICMP socket to source address %s: %s", fam, text,
+               strerror(-err));
+      return err;
+    }
+  }
+  return 0;
+}
+
 static int ir__open_kind(ir_socket_t* sock, ir_socket_kind_t kind,
-                         const ir_engine_config_t* config) {
+                         const ir_engine_config_t* config, bool* bind_failed) {
   int send_buffer = config->send_buffer;
   int type =
       (kind == IR_KIND_DGRAM ? SOCK_DGRAM : SOCK_RAW) | SOCK_NONBLOCK | SOCK_CLOEXEC;
@@ -116,6 +147,10 @@ static int ir__open_kind(ir_socket_t* sock, ir_socket_kind_t kind,
     err = ir__set_int(fd, SOL_SOCKET, SO_SNDBUF, send_buffer);
   }
   if (err == 0) {
+    err = ir__bind(sock);
+    *bind_failed = err != 0;
+  }
+  if (err == 0) {
     ir__txstamp_enable(sock, config);
   }
   if (err != 0) {
@@ -129,6 +164,8 @@ int ir__socket_open(ir_socket_t* sock, int family, const ir_engine_config_t* con
   const char* fam = family == AF_INET ? "IPv4" : "IPv6";
   sock->family = family;
   sock->fd = -1;
+  sock->open_error = 0;
+  sock->error_message[0] = '\0';
   sock->kind = IR_KIND_NONE;
   /* Random starting points make it unlikely that two runs, or another ping on
    * the host, reuse the same identifier and sequence numbers at once. */
@@ -148,10 +185,15 @@ int ir__socket_open(ir_socket_t* sock, int family, const ir_engine_config_t* con
    * EAFNOSUPPORT on a host without IPv6, would fail the same way for a raw
    * socket, so it is reported as it is. */
   int dgram_err = 0;
+  bool bind_failed = false;
   if (mode != IR_SOCKET_RAW) {
-    dgram_err = ir__open_kind(sock, IR_KIND_DGRAM, config);
+    dgram_err = ir__open_kind(sock, IR_KIND_DGRAM, config, &bind_failed);
     if (dgram_err == 0) {
       return 0;
+    }
+    if (bind_failed) {
+      sock->open_error = dgram_err; /* The message is the bind's. */
+      return dgram_err;
     }
     bool may_fall_back =
         dgram_err == -EACCES || dgram_err == -EPERM || dgram_err == -EPROTONOSUPPORT;
@@ -164,9 +206,13 @@ int ir__socket_open(ir_socket_t* sock, int family, const ir_engine_config_t* con
       return dgram_err;
     }
   }
-  int raw_err = ir__open_kind(sock, IR_KIND_RAW, config);
+  int raw_err = ir__open_kind(sock, IR_KIND_RAW, config, &bind_failed);
   if (raw_err == 0) {
     return 0;
+  }
+  if (bind_failed) {
+    sock->open_error = raw_err;
+    return raw_err;
   }
   if (raw_err == -EPERM || raw_err == -EACCES) {
     snprintf(

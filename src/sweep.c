@@ -430,11 +430,13 @@ static ir_job_t* ir__next_job(ir_sweep_t* s) {
 }
 
 /* Whether a send the engine refused is about that probe alone (its family
- * has no socket, its size or options do not fit), rather than a failure of
- * the sweep (out of memory, the engine closed, a worker broken). */
+ * has no socket, its size or options do not fit, its source or interface
+ * cannot be bound), rather than a failure of the sweep (out of memory, the
+ * engine closed, a worker broken). */
 static bool ir__refused_probe(int err) {
   return err == -EACCES || err == -EPERM || err == -EAFNOSUPPORT ||
-         err == -EPROTONOSUPPORT || err == -EMSGSIZE || err == -EINVAL;
+         err == -EPROTONOSUPPORT || err == -EMSGSIZE || err == -EINVAL ||
+         err == -EADDRNOTAVAIL || err == -ENODEV;
 }
 
 static bool ir__send_shot(ir_sweep_t* s, ir_shot_t* shot) {

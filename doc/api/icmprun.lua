@@ -34,7 +34,9 @@ icmprun.version = "0.1.0"
 --   libuv's thread pool, never blocking the loop)
 -- @tparam[opt] table opts `timeout` (ms, default 1000), `size` (payload bytes,
 --   default 56; at most 65507 for IPv4, 65527 for IPv6), `ttl` (1..255), `tos`
---   (0..255), `family` (4 or 6, for a name)
+--   (0..255), `family` (4 or 6, for a name), `source` (a numeric address of
+--   this host to send from; it forces the family), `interface` (an interface
+--   name: send through it, SO_BINDTODEVICE)
 -- @treturn[1] table the result (see above)
 -- @treturn[2] nil
 -- @treturn[2] string message: a name that does not resolve, no socket allowed
@@ -56,7 +58,10 @@ function icmprun.ping(target, opts) end
 --   `interval` (ms between probes to one address, 1000), `rate` (probes a second
 --   for the whole sweep, 1000; 0 unpaced), `retries` (0), `backoff` (1.5),
 --   `every_attempt`, `order` (`"sequential"` or `"random"`), `seed`, `shard`
---   (`{i, n}`), `limit` (most addresses, a /8), `window` (most in flight)
+--   (`{i, n}`), `limit` (most addresses, a /8), `window` (most in flight);
+--   a `source` applies to the probes of its own family, the others leave
+--   unbound; a probe whose source or interface cannot be bound is an
+--   `error` result (`EADDRNOTAVAIL`, `ENODEV`)
 -- @return the iterator function
 -- @return the sweep object: `sweep:stop()` sends nothing more and cancels what
 --   is in flight, while the loop still hands out what is known
@@ -116,12 +121,15 @@ function icmprun.now() end
 function icmprun.resolve(name, opts) end
 
 --- Opens the sockets and says which kind is in use, or why none could be opened.
+-- @tparam[opt] table opts `source`, `interface` as `ping` takes them: the
+--   sockets bound to them instead (codes `"EADDRNOTAVAIL"`, `"ENODEV"` when
+--   they cannot be bound)
 -- @treturn table `ipv4`, `ipv6`: `"dgram"` or `"raw"`, or nil with
 --   `ipv4_error`, `ipv6_error` naming the cause and the fix and `ipv4_code`,
 --   `ipv6_code` naming it for programs (`"EACCES"`, `"EPERM"`); `tx_stamp`,
 --   `ipv4_tx_stamp`, `ipv6_tx_stamp`: `"kernel"` or `"user"`, where send
 --   times come from
-function icmprun.info() end
+function icmprun.info(opts) end
 
 --- The engine's counters, for the whole process.
 -- @treturn table `sent`, `results`, `replies`, `timeouts`, `icmp_errors`,
@@ -141,7 +149,7 @@ function icmprun.stats() end
 -- @tparam[opt] table opts `max_ttl` (30), `first_ttl` (1), `count` (probes
 --   per hop, 3), `interval` (ms between rounds, 250), `timeout` (ms, 1000),
 --   `size`, `tos`, `family`, `stop_at_target` (true), `flow` (`"stable"` or
---   `"vary"`)
+--   `"vary"`), `source`, `interface` (as `ping`'s)
 -- @return an iterator of `hop, result` and the trace, or `nil, message, code`
 function icmprun.trace(target, opts) end
 

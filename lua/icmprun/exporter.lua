@@ -154,7 +154,8 @@ end
 
 -- What ping is given for a group.
 local function probe_options(group)
-  return { timeout = group.timeout, size = group.size, tos = group.tos, ttl = group.ttl }
+  return { timeout = group.timeout, size = group.size, tos = group.tos, ttl = group.ttl,
+    source = group.source }
 end
 
 -- The task of one target: a probe every interval, until it is removed.

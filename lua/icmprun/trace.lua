@@ -41,6 +41,7 @@ local DEFAULTS = {
 local KNOWN = {
   max_ttl = true, first_ttl = true, count = true, interval = true, timeout = true,
   size = true, tos = true, family = true, stop_at_target = true, flow = true,
+  source = true, interface = true,
 }
 
 -- One checking helper, one message shape: "trace: option 'x' must be ...".
@@ -91,6 +92,8 @@ local function check_options(opts)
     size = check_integer(opts, "size", 0, icmprun.limits.max_size_v4),
     tos = check_integer(opts, "tos", 0, 255),
     family = opts.family,
+    source = opts.source,
+    interface = opts.interface,
     stop_at_target = opts.stop_at_target,
     flow = opts.flow or DEFAULTS.flow,
   }
@@ -106,6 +109,18 @@ local function check_options(opts)
   end
   if o.family ~= nil and o.family ~= 4 and o.family ~= 6 then
     error("trace: option 'family' must be 4 or 6, got " .. tostring(o.family), 3)
+  end
+  if o.source ~= nil or o.interface ~= nil then
+    -- ping's own check of the two, with its message; a binding that fails
+    -- (an address not on this host) is the first probe's failure instead.
+    local ok, why = pcall(icmprun.info, { source = o.source, interface = o.interface,
+      family = o.family })
+    if not ok then
+      error("trace: " .. (tostring(why):match("%((option .*)%)$") or tostring(why)), 3)
+    end
+    if o.source ~= nil and o.family == nil then
+      o.family = o.source:find(":", 1, true) and 6 or 4 -- The target resolves in it.
+    end
   end
   if o.stop_at_target == nil then
     o.stop_at_target = true
@@ -141,7 +156,9 @@ end
 --   `math.huge`: until `trace:stop()`), interval (ms between rounds, 250),
 --   timeout (ms, 1000), size (payload bytes, 56; at least 10 with flow
 --   "stable"), tos (0),
---   family (4 or 6), stop_at_target (true), flow ("stable" or "vary")
+--   family (4 or 6), stop_at_target (true), flow ("stable" or "vary"),
+--   source (an address of this host to send from; the target resolves in
+--   its family), interface (a name: send through it)
 function M.trace(target, opts)
   if type(target) ~= "string" then
     error("trace: target must be a string, got " .. type(target), 2)
@@ -242,7 +259,7 @@ end
 function Trace:_probe(ttl, generation)
   local r, err, code = icmprun.ping(self.addr, {
     ttl = ttl, timeout = self.opts.timeout, size = self.opts.size, tos = self.opts.tos,
-    flow = self.flow_key,
+    flow = self.flow_key, source = self.opts.source, interface = self.opts.interface,
   })
   if r == nil then
     -- No probe could be made (no socket for this family, say): the same

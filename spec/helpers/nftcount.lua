@@ -83,4 +83,47 @@ function M.stop()
   cli.sh("nft delete table inet " .. TABLE .. " 2>/dev/null")
 end
 
+--- Starts counting, on a test host of scripts/testnet, the packets that
+-- arrive there, with a counter for each match: `counters` maps a name
+-- (letters and digits) to a whole nft match, such as
+-- "ip saddr 198.51.100.5 icmp type echo-request" or
+-- "iifname eth-local2 icmpv6 type echo-request". Specs use it to see where
+-- probes came from (source address, interface), which the prober's side
+-- cannot show. Replaces any earlier counting on that host.
+-- @tparam string host the namespace, such as "normal"
+-- @tparam table counters name -> match
+function M.start_at(host, counters)
+  local lines = { "table inet " .. TABLE .. " {" }
+  for name in pairs(counters) do
+    lines[#lines + 1] = "  counter n_" .. name .. " { }"
+  end
+  lines[#lines + 1] = "  chain in {"
+  lines[#lines + 1] = "    type filter hook input priority 0; policy accept;"
+  for name, match in pairs(counters) do
+    lines[#lines + 1] = "    " .. match .. " counter name n_" .. name
+  end
+  lines[#lines + 1] = "  }"
+  lines[#lines + 1] = "}"
+  M.stop_at(host)
+  local script = table.concat(lines, "\n") .. "\n"
+  local r = cli.sh("ip netns exec " .. host .. " nft -f -", script)
+  assert(r.code == 0, "nft failed: " .. r.stderr .. "\n" .. script)
+end
+
+--- The packet count of each counter started on host by start_at.
+function M.read_at(host)
+  local r = cli.sh("ip netns exec " .. host .. " nft list counters table inet " .. TABLE)
+  assert(r.code == 0, "nft list failed: " .. r.stderr)
+  local counts = {}
+  for name, packets in r.stdout:gmatch("counter n_(%w+) {%s*packets (%d+)") do
+    counts[name] = tonumber(packets)
+  end
+  return counts
+end
+
+--- Stops counting on host.
+function M.stop_at(host)
+  cli.sh("ip netns exec " .. host .. " nft delete table inet " .. TABLE .. " 2>/dev/null")
+end
+
 return M

@@ -319,7 +319,12 @@ function Run:retry_after_error(h, r)
     return
   end
   local backoff = o.backoff_on and o.backoff or 1
-  local opts = { size = o.size, tos = o.tos, ttl = o.ttl > 0 and o.ttl or nil }
+  local opts = { size = o.size, tos = o.tos, ttl = o.ttl > 0 and o.ttl or nil,
+    source = o.source, interface = o.interface }
+  -- A source of the other family does not apply to this host's probes.
+  if o.source and (o.source_family == 6) ~= (h.addr:find(":", 1, true) ~= nil) then
+    opts.source = nil
+  end
   self.retries = self.retries or {}
   self.retries[#self.retries + 1] = icmprun.spawn(function()
     local last = r
@@ -472,6 +477,9 @@ local function sweep_options(o)
   return {
     timeout = o.timeout, size = o.size, tos = o.tos,
     ttl = o.ttl > 0 and o.ttl or nil,
+    -- The engine applies a source to probes of its own family only, as
+    -- fping binds only that family's socket.
+    source = o.source, interface = o.interface,
     count = o.loop and LOOP_COUNT or o.count,
     interval = o.period,
     rate = o.interval > 0 and math_min(1000 / o.interval, 1e9) or 0,
@@ -535,8 +543,38 @@ local function display_name(o)
   end
 end
 
+--- Binds as fping does before it reads its targets: -I on every socket
+-- (fping: status 1, perror's line), -S on its family's (status 4, as any
+-- failed system call). Returns nil, or the exit status after the message.
+local function check_binding(o, err)
+  if not o.source and not o.interface then
+    return nil
+  end
+  local info = icmprun.info({ source = o.source, interface = o.interface })
+  local function strerror(family)
+    return (info[family .. "_error"] or ""):match(": ([^:]*)$") or "unknown error"
+  end
+  for _, family in ipairs({ "ipv4", "ipv6" }) do
+    if o.interface and info[family .. "_code"] == "ENODEV" then
+      err:write("binding to specific interface (SO_BINTODEVICE): ", strerror(family), "\n")
+      return 1
+    end
+  end
+  local family = o.source and (o.source_family == 6 and "ipv6" or "ipv4")
+  local code = family and info[family .. "_code"]
+  if code == "EADDRNOTAVAIL" or code == "EINVAL" or code == "EADDRINUSE" then
+    err:write(string_format("%s: cannot bind source address : %s\n", o.prog, strerror(family)))
+    return 4
+  end
+  return nil
+end
+
 local function run(o, operands)
   io_stdout:setvbuf("line") -- As fping: lines reach a pipe as they are printed.
+  local bind_status = check_binding(o, io_stderr)
+  if bind_status then
+    return bind_status
+  end
   local self = new_run(o)
   local display = display_name(o)
   targets.each(o, operands, function(name, addr)

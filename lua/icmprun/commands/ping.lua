@@ -18,7 +18,7 @@ local stats = require "icmprun.stats"
 
 local M = {}
 
-M.summary = "send ICMP echo requests to one host, like iputils ping (-c -i -W -w -s -t -Q -D -q)"
+M.summary = "send ICMP echo requests to one host, like iputils ping (-c -i -W -w -s -t -Q -I -D -q)"
 
 local io_stderr, io_stdout = io.stderr, io.stdout
 local math_floor = math.floor
@@ -61,6 +61,8 @@ local function build_parser(name)
     :convert(number_in("-t", 1, 255, true))
   parser:option("-Q --tos", "TOS byte / IPv6 traffic class (decimal or 0x hex).")
     :convert(number_in("-Q", 0, 255, true))
+  parser:option("-I --interface", "Send from this source address, or through this "
+    .. "interface (a name, as `ip link` shows it).")
   parser:flag("-4", "Use IPv4 only.")
   parser:flag("-6", "Use IPv6 only.")
   parser:flag("-q --quiet", "Print only the first line and the summary.")
@@ -137,14 +139,32 @@ end
 -- @tparam string addr the address it resolved to
 -- @tparam integer size payload bytes
 -- @treturn string
-function M.format_header(destination, addr, size)
+-- @tparam[opt] string source the source address of -I, which iputils names
+function M.format_header(destination, addr, size, source)
+  local from = source and string_format(" from %s :", source) or ""
   if addr:find(":", 1, true) then
-    return string_format("PING %s(%s) %d data bytes", destination, addr, size)
+    return string_format("PING %s(%s)%s %d data bytes", destination, addr, from, size)
   end
   -- IPv4's line also gives the IP datagram's size: 20 bytes of IP header
   -- and 8 of ICMP header around the payload.
-  return string_format("PING %s (%s) %d(%d) bytes of data.", destination, addr, size,
-    size + 28)
+  return string_format("PING %s (%s)%s %d(%d) bytes of data.", destination, addr, from,
+    size, size + 28)
+end
+
+--- What -I names, as iputils tells them apart: a numeric address is a
+-- source address, anything else an interface (whose name, in Linux, never
+-- holds a ':').
+-- @tparam string value
+-- @treturn ?string source address
+-- @treturn ?string interface name
+-- @treturn ?integer the source's family (4 or 6)
+function M.split_interface(value)
+  if value:find(":", 1, true) then
+    return value, nil, 6
+  elseif value:match("^%d+%.%d+%.%d+%.%d+$") then
+    return value, nil, 4
+  end
+  return nil, value, nil
 end
 
 --- The line of one result (nil for a timeout, which ping does not print).
@@ -219,12 +239,29 @@ function M.run(arg)
     return status
   end
   local family = (args["4"] and 4) or (args["6"] and 6) or nil
+  local source, interface, source_family
+  if args.interface then
+    source, interface, source_family = M.split_interface(args.interface)
+    if source_family and family and source_family ~= family then
+      return cli.fail(name, string_format("-I %s is not an IPv%d address", source, family), 2)
+    end
+    -- The destination is looked up in the source's family, as in iputils.
+    family = family or source_family
+  end
   local addr, err = icmprun.resolve(args.destination, { family = family })
   if not addr then
     return cli.fail(name, err, 2)
   end
-  local opts = { timeout = args.timeout * 1000, size = args.size, ttl = args.ttl, tos = args.tos }
-  io_stdout:write(M.format_header(args.destination, addr, args.size), "\n")
+  local opts = { timeout = args.timeout * 1000, size = args.size, ttl = args.ttl, tos = args.tos,
+    source = source, interface = interface }
+  -- A source or interface that is not one ends ping before its header; one
+  -- that cannot be bound ends it at the first probe, with the socket's
+  -- reason. Exit status 2 either way, as iputils fails at bind() or
+  -- SO_BINDTODEVICE.
+  if interface and (#interface > 15 or interface:find("[/%s]")) then
+    return cli.fail(name, string_format("-I %s: not an address nor an interface name", interface), 2)
+  end
+  io_stdout:write(M.format_header(args.destination, addr, args.size, source), "\n")
   io_stdout:flush()
 
   local results = stats.new()
@@ -266,7 +303,12 @@ function M.run(arg)
 
   -- One task per probe, so that the next send never waits for a reply.
   local function probe(n)
-    local r, perr = icmprun.ping(addr, opts)
+    local called, r, perr = pcall(icmprun.ping, addr, opts)
+    if not called then
+      -- Only a -I address that is not one gets here: say what the option
+      -- check said, without the Lua call around it.
+      r, perr = nil, tostring(r):match("%((option .*)%)$") or tostring(r)
+    end
     if not r then
       failure = failure or perr
       transmitted = transmitted - 1 -- nothing went out

@@ -61,6 +61,10 @@ local function build_parser(name)
     :convert(number_in("--ttl", 1, 255, true))
   parser:option("--tos", "TOS byte / IPv6 traffic class of each probe.")
     :convert(number_in("--tos", 0, 255, true))
+  parser:option("--source", "Send every probe of this address's family from it "
+    .. "(an address of this host).")
+  parser:option("--interface", "Send every probe through this interface (a name, as "
+    .. "`ip link` shows it).")
   parser:option("--blocklist", "Never probe the addresses of this file's CIDR blocks (one "
     .. "per line, '#' comments, as zmap's); they count as skipped. "
     .. "examples/blocklist-iana.conf lists IANA's special-purpose blocks.")
@@ -260,13 +264,28 @@ function M.run(arg)
       return 1
     end
   end
+  -- A source or interface that cannot be bound stops the sweep before it
+  -- starts, with the socket's reason: every probe would fail the same way.
+  if args.source or args.interface then
+    local checked, info = pcall(icmprun.info, { source = args.source, interface = args.interface })
+    if not checked then
+      return cli.fail(name, plain(info), 2)
+    end
+    local source_family = args.source and (args.source:find(":", 1, true) and "ipv6" or "ipv4")
+    for _, family in ipairs({ "ipv4", "ipv6" }) do
+      local code = info[family .. "_code"]
+      if (code == "ENODEV" and args.interface) or (family == source_family and code) then
+        return cli.fail(name, info[family .. "_error"], 2)
+      end
+    end
+  end
   local ok, iterate, sweep, control, closing = pcall(icmprun.sweep, targets, {
     size = args.size, ttl = args.ttl, tos = args.tos, limit = args.limit,
     rate = args.rate, timeout = args.timeout, retries = args.retries,
     backoff = args.backoff, count = args.count, interval = args.interval,
     family = (args["4"] and 4) or (args["6"] and 6) or nil,
     order = args.random and "random" or nil, seed = args.seed, shard = args.shard,
-    workers = args.jobs,
+    workers = args.jobs, source = args.source, interface = args.interface,
   })
   if not ok then
     return cli.fail(name, plain(iterate), 2)
@@ -291,7 +310,8 @@ function M.run(arg)
   local unresolved = false
   -- Codes for which the engine has no socket for a family: said once per
   -- family, with the engine's reason (which names the fix).
-  local NO_SOCKET = { EACCES = true, EPERM = true, EAFNOSUPPORT = true }
+  local NO_SOCKET = { EACCES = true, EPERM = true, EAFNOSUPPORT = true,
+    EADDRNOTAVAIL = true, ENODEV = true }
   local told_no_socket = {}
   icmprun.on_signal("INT", function()
     -- Send nothing more; the probes in flight end (as "operation canceled"
@@ -314,7 +334,7 @@ function M.run(arg)
       end
       if r.status == "error" and NO_SOCKET[r.code] then
         local family = r.addr:find(":", 1, true) and "ipv6" or "ipv4"
-        local why = icmprun.info()[family .. "_error"]
+        local why = icmprun.info({ source = args.source, interface = args.interface })[family .. "_error"]
         if why and not told_no_socket[family] then
           told_no_socket[family] = true
           if bar.enabled then

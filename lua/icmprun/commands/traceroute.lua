@@ -40,6 +40,8 @@ local function build_parser(name)
     end)
   parser:option("-m --max-hops", "Last TTL to probe.", "30"):convert(number_in("-m", 1, 255, true))
   parser:option("-f --first", "First TTL to probe.", "1"):convert(number_in("-f", 1, 255, true))
+  parser:option("-s --source", "Send from this address of this host.")
+  parser:option("-i --interface", "Send through this interface.")
   parser:flag("-4", "Use IPv4 only.")
   parser:flag("-6", "Use IPv6 only.")
   return parser
@@ -120,6 +122,9 @@ function M.run(arg)
     return cli.fail(name, "first hop out of range", 2)
   end
   local family = (args["4"] and 4) or (args["6"] and 6) or nil
+  if args.source and not family then
+    family = args.source:find(":", 1, true) and 6 or 4 -- The host resolves in it.
+  end
   local addr, err = icmprun.resolve(args.host, { family = family })
   if not addr then
     io_stderr:write(args.host, ": ", tostring(err), "\n", string_format(
@@ -134,11 +139,15 @@ function M.run(arg)
     args.host, addr, args.max_hops, packetlen))
   io_stdout:flush()
 
-  local it, tr = icmprun.trace(addr, {
+  local ok, it, tr = pcall(icmprun.trace, addr, {
     count = args.queries, interval = 0, timeout = args.wait * 1000, max_ttl = args.max_hops,
     first_ttl = args.first, size = size, family = family,
     flow = size >= 10 and "stable" or "vary",
+    source = args.source, interface = args.interface,
   })
+  if not ok then
+    return cli.fail(name, tostring(it):gsub("^.-trace: ", ""), 2)
+  end
   local by_ttl = {}
   local next_ttl = args.first
   local print_name = namer(args.n)

@@ -26,8 +26,8 @@
 -- characters. The YAML itself is walked event by event before it is
 -- decoded: nesting deeper than 32, more than a million nodes (aliases
 -- counted as what they expand to) or a file over 16 MiB is refused at once,
--- and a syntax error names its line and column. smokeping_prober's `source` is refused: icmprun
--- does not bind probes to a source address.
+-- and a syntax error names its line and column. A group's `source` (smokeping_prober's) is
+-- the numeric address its probes leave from; its family is the family its hosts resolve in.
 -- @module icmprun.exporter.config
 local M = {}
 
@@ -165,6 +165,22 @@ local function check_labels(labels, where)
   return out
 end
 
+--- The family of a numeric address (4 or 6), or nil for anything else;
+-- the probe options check an IPv6 address's syntax in full.
+-- @param text
+-- @treturn ?integer
+function M.address_family(text)
+  if type(text) ~= "string" then
+    return nil
+  end
+  local a, b, c, d = text:match("^(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)$")
+  if a then
+    local ok = tonumber(a) < 256 and tonumber(b) < 256 and tonumber(c) < 256 and tonumber(d) < 256
+    return ok and 4 or nil
+  end
+  return text:match("^[%x:.]*:[%x:.]*$") and 6 or nil
+end
+
 local function check_group(group, where)
   if type(group) ~= "table" then
     refuse(where, "must be a map with `hosts:`")
@@ -179,10 +195,6 @@ local function check_group(group, where)
     table_sort(unknown)
     refuse(where, "unknown key %s", table_concat(unknown, ", "))
   end
-  if group.source ~= nil then
-    refuse(where .. ".source", "is not supported: icmprun does not bind probes to a "
-      .. "source address")
-  end
   local protocol = group.protocol or M.DEFAULTS.protocol
   if protocol ~= "icmp" then
     refuse(where .. ".protocol", "%q is not supported; icmprun sends ICMP echo only",
@@ -192,6 +204,16 @@ local function check_group(group, where)
   local family = ({ ip = 0, ip4 = 4, ip6 = 6 })[network]
   if not family then
     refuse(where .. ".network", "%q must be ip, ip4 or ip6", tostring(network))
+  end
+  if group.source ~= nil then
+    local source_family = M.address_family(group.source)
+    if not source_family then
+      refuse(where .. ".source", "%q is not a numeric IPv4 or IPv6 address",
+        tostring(group.source))
+    elseif family ~= 0 and family ~= source_family then
+      refuse(where .. ".source", "%s is not an address of network %s", group.source, network)
+    end
+    family = source_family -- The hosts resolve in the source's family.
   end
   local interval = M.DEFAULTS.interval
   if group.interval ~= nil then
@@ -221,13 +243,14 @@ local function check_group(group, where)
       or check_integer(group.tos, where .. ".tos", 0, 255),
     ttl = group.ttl ~= nil and check_integer(group.ttl, where .. ".ttl", 1, 255) or nil,
     labels = check_labels(group.labels, where .. ".labels"),
+    source = group.source,
   }
 end
 
 --- Checks a decoded configuration (the table YAML gives).
 -- @tparam table doc
 -- @treturn[1] {table,...} the host groups, each `{hosts, interval, timeout,
---   family (0, 4, 6), network, size, tos, ttl, labels}`, times in ms
+--   family (0, 4, 6), network, size, tos, ttl, labels, source}`, times in ms
 -- @treturn[2] nil, string the first mistake
 function M.check(doc)
   local ok, groups = pcall(function()

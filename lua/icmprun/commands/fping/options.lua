@@ -33,7 +33,7 @@ local OPTIONS = {
   { "d", "rdns" }, { "D", "timestamp" },
   { "e", "elapsed" }, { "f", "file", arg = true }, { "g", "generate" },
   { "h", "help" }, { "H", "ttl", arg = true }, { "i", "interval", arg = true },
-  { "I", "iface", arg = true, unsupported = "binding to an interface" },
+  { "I", "iface", arg = true },
   { "j", "jobs", arg = true }, -- icmprun's own: worker threads.
   { "J", "json" }, { "l", "loop" },
   { "m", "all" },
@@ -44,7 +44,7 @@ local OPTIONS = {
   { "O", "tos", arg = true }, { "p", "period", arg = true }, { "q", "quiet" },
   { "Q", "squiet", arg = true }, { "r", "retry", arg = true },
   { "R", "random", unsupported = "random payloads" }, { "s", "stats" },
-  { "S", "src", arg = true, unsupported = "a source address" },
+  { "S", "src", arg = true },
   { "t", "timeout", arg = true }, { "T", nil, arg = true }, { "u", "unreach" },
   { "v", "version" },
   { "x", "reachable", arg = true }, { "X", "fast-reachable", arg = true },
@@ -72,6 +72,7 @@ Probing options:
                       (give start and end IP in the target list, or a CIDR address)
                       (ex. %s -g 192.168.1.0 192.168.1.255 or %s -g 192.168.1.0/24)
    -H, --ttl=N        set the IP TTL value (Time To Live hops)
+   -I, --iface=IFACE  bind to a particular interface
    -j, --jobs=N       icmprun: N worker threads, each with its own sockets
                       (a number up to 256, or "auto": one per usable CPU)
    -l, --loop         loop mode: send pings forever
@@ -80,6 +81,7 @@ Probing options:
    -p, --period=MSEC  interval between ping packets to one target (in ms)
                       (in loop and count modes, default: 1000 ms)
    -r, --retry=N      number of retries (default: 3)
+   -S, --src=IP       set source address
    -t, --timeout=MSEC individual target initial timeout (default: 500 ms,
                       except with -l/-c/-C, where it's the -p period up to 2000 ms)
 
@@ -107,7 +109,7 @@ Probing options taken for compatibility:
    -M, --dontfrag     set the Don't Fragment flag (icmprun sets it on every
                       IPv4 probe; one larger than the path MTU is fragmented)
 
-icmprun fping refuses these fping options: -I -R -S.
+icmprun fping refuses these fping options: -R.
 ]]
 
 -- ---- Numbers, as fping's C calls read them ----------------------------------
@@ -151,6 +153,28 @@ local function scan_int(s)
     n = n and tonumber(n)
   end
   return n and (sign == "-" and -n or n)
+end
+
+--- The family of a numeric address, as inet_pton reads it (4 or 6), or nil:
+-- what fping's -S takes.
+-- @tparam string s
+-- @treturn ?integer
+function M.source_family(s)
+  local a, b, c, d = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  if a then
+    for _, octet in ipairs({ a, b, c, d }) do
+      if #octet > 3 or tonumber(octet) > 255 then
+        return nil
+      end
+    end
+    return 4
+  end
+  -- The probe options check the rest of an IPv6 address's syntax.
+  if s:find(":", 1, true) and s:match("^[%x:.]+$") and
+      pcall(icmprun.info, { source = s, family = 6 }) then
+    return 6
+  end
+  return nil
 end
 
 -- ---- The command line ------------------------------------------------------
@@ -358,6 +382,19 @@ function M.parse(argv, prog)
       o.fast_reachable = true
     end,
     m = function() o.all = true end,
+    -- fping binds the socket of the address's family; a second -S of the
+    -- other family would bind the other one, which icmprun cannot (one
+    -- source per run), so it is refused rather than ignored.
+    S = function(v)
+      local family = M.source_family(v)
+      if family == nil then
+        fail(string_format("%s: can't parse source address: %s", prog, v))
+      elseif o.source and o.source_family ~= family then
+        fail(string_format("%s: icmprun fping takes one -S address (one family)", prog))
+      end
+      o.source, o.source_family = v, family
+    end,
+    I = function(v) o.interface = v end,
     j = function(v)
       local n = v == "auto" and v or math.tointeger(tonumber(v))
       if n == nil or (n ~= "auto" and (n < 1 or n > 256)) then
