@@ -164,14 +164,20 @@ function on_event(method, params)
     result.console[#result.console + 1] = e.level .. " (" .. e.source .. "): " .. e.text
       .. (e.url and (" " .. e.url) or "")
   elseif method == "Page.loadEventFired" and not result.loaded then
-    result.loaded = true
-    -- A short pause after the load event lets anything the page starts
-    -- late (a timer, a lazy image) show itself before the checks.
-    local settle = uv.new_timer()
-    settle:start(job.settle_ms or 500, 0, function()
-      settle:close()
-      after_load()
-    end)
+    -- The load of the blank page the target opened with may be reported
+    -- late: only the page asked for counts.
+    send("Runtime.evaluate", { expression = "location.href", returnByValue = true },
+      function(r)
+        if result.loaded or not r or r.result.value == "about:blank" then return end
+        result.loaded = true
+        -- A short pause after the load event lets anything the page starts
+        -- late (a timer, a lazy image) show itself before the checks.
+        local settle = uv.new_timer()
+        settle:start(job.settle_ms or 500, 0, function()
+          settle:close()
+          after_load()
+        end)
+      end, session)
   end
 end
 
