@@ -1,6 +1,6 @@
---- The HTML report of `icmprun plot` in a real browser: headless Chromium
--- loads it through a logging proxy; no console message, no request but the
--- page's own; the table has one row per target, and the screenshot (kept in
+--- The HTML report of `icmprun plot` in a real browser: headless Chromium,
+-- driven over the DevTools protocol and behind a logging proxy, loads it;
+-- no console message, no request but the page itself; the table has one row per target, and the screenshot (kept in
 -- the build folder) has ink where the panels and rows are, the loss colours
 -- inside the panels, and blank paper beside them.
 local browser = require "browser"
@@ -39,79 +39,61 @@ describe("the HTML report in headless Chromium", function()
 
   if not chromium then return end
 
-  it("loads with no console message and no request but the page, and draws each part", function()
-    local dir = cli.temp_dir()
-    local page = dir .. "/report.html"
-    local r = cli.icmprun_run({ "plot", "report", "-o", page }, lines())
-    assert.equal(0, r.code, r.stderr)
-    -- A copy that also records where the figures and rows are drawn.
-    local f = assert(io.open(page))
-    local html = f:read("a")
-    f:close()
-    -- ... and, after that, clicks the "loss %" head twice and records the
-    -- order of the rows after each click (the table's own sorting script).
-    local sort_script = [[<script>(function () {
+  -- The sorting script of the report, run in the loaded page: clicks the
+  -- "loss %" head twice and returns the order of the rows after each click.
+  local SORT = [[(function () {
   var th = document.querySelectorAll("table.stats thead th")[3];
   function order() {
     return Array.prototype.map.call(document.querySelectorAll("tr.target"),
       function (tr) { return tr.getAttribute("data-target"); }).join(" ");
   }
-  th.click(); var up = order(); th.click(); var down = order();
-  document.body.setAttribute("data-sorted", up + "|" + down);
-})();</script>]]
-    local measured = html:gsub("</body>", function()
-      return browser.layout_script({ ".figure", "tr.target", "table.stats" }) .. sort_script
-        .. "</body>"
-    end)
-    cli.write_file(dir .. "/measured.html", measured)
+  th.click(); var up = order(); th.click(); return [up, order()];
+})()]]
+
+  it("loads with no console message and no request but the page, and draws each part", function()
+    local dir = cli.temp_dir()
+    local r = cli.icmprun_run({ "plot", "report", "-o", dir .. "/report.html" }, lines())
+    assert.equal(0, r.code, r.stderr)
 
     local server = browser.serve(dir)
     local shot = browser.artefact_dir() .. "/plot-report.png"
     os.remove(shot)
-    local plain = browser.load(chromium, "http://127.0.0.1:" .. server.port .. "/report.html",
-      server.port, {})
-    local seen = browser.load(chromium, "http://127.0.0.1:" .. server.port .. "/measured.html",
-      server.port, { screenshot = shot, width = 1000, height = 1400 })
-    local requests = server.log()
+    local url = "http://127.0.0.1:" .. server.port .. "/report.html"
+    local seen = browser.open(chromium, url, server.port, {
+      screenshot = shot, width = 1000, height = 1400,
+      scripts = { browser.layout_script({ ".figure", "tr.target", "table.stats" }), SORT },
+    })
+    local proxied = server.log()
     server:stop()
     cli.remove_tree(dir)
 
-    assert.equal(0, plain.code, plain.stderr)
-    assert.equal(0, seen.code, seen.stderr)
-    assert.same({}, plain.console)
+    assert.is_nil(seen.error)
+    assert.is_true(seen.loaded)
     assert.same({}, seen.console)
-    -- Every request went through the proxy: the pages, and nothing else
-    -- but Chromium's own housekeeping (see browser.foreign_requests).
-    local base = "http://127.0.0.1:" .. server.port
-    assert.same({}, browser.foreign_requests(requests,
-      { "GET " .. base .. "/report.html", "GET " .. base .. "/measured.html" }))
-    local pages = 0
-    for _, line in ipairs(requests) do
-      if line:find("/report.html", 1, true) or line:find("/measured.html", 1, true) then
-        pages = pages + 1
-      end
-    end
-    assert.equal(3, pages) -- the report once, the measured copy for the DOM and the screenshot
+    -- The page asked for itself and for nothing else (no icon, no font,
+    -- no script): exactly one request, seen by the DevTools protocol...
+    assert.same({ "GET " .. url }, seen.requests)
+    -- ... and by the proxy that every request of the browser goes through.
+    assert.same({}, browser.foreign_requests(proxied, seen.requests))
+    assert.equal(1, browser.count(proxied, "GET " .. url))
 
-    -- The DOM after scripts ran: one row per target.
-    local _, rows = plain.dom:gsub('<tr class="target"', "")
-    assert.equal(#TARGETS, rows)
-    for _, addr in ipairs(TARGETS) do
-      assert.truthy(plain.dom:find('data-target="' .. addr .. '"', 1, true))
-    end
+    local rects = seen.values[1]
+    local figures, trs = rects[".figure"], rects["tr.target"]
+    -- One panel and one table row per target.
+    assert.equal(#TARGETS, #figures)
+    assert.equal(#TARGETS, #trs)
 
     -- Sorted by loss: the lossy target last going up, first going down.
-    local up, down = seen.dom:match('data%-sorted="([^|"]*)|([^"]*)"')
-    assert.truthy(up, "the sorting script did not run")
+    local up, down = seen.values[2][1], seen.values[2][2]
     assert.matches(" 127%.0%.0%.2$", up)
     assert.matches("^127%.0%.0%.2 ", down)
+    for _, addr in ipairs(TARGETS) do
+      assert.truthy(up:find(addr, 1, true))
+    end
 
     local data = assert(io.open(shot, "rb"), "no screenshot"):read("a")
     local image = assert(png_reader.decode(data))
-    local rects = browser.layout(seen.dom)
-    local figures, trs = rects[".figure"] or {}, rects["tr.target"] or {}
-    assert.equal(#TARGETS, #figures)
-    assert.equal(#TARGETS, #trs)
+    assert.equal(1000, image.width)
     local paper = { 0xfa, 0xfa, 0xfa }
     for i, fig in ipairs(figures) do
       assert.is_true(fig.y + fig.h <= image.height, "panel " .. i .. " is below the screenshot")
@@ -121,8 +103,8 @@ describe("the HTML report in headless Chromium", function()
       assert.is_true(browser.has_color(image, fig.x, fig.y, fig.w, fig.h, "#26ff00"))
     end
     -- The lossy target's panel shows the colour of 25 % loss (<= 50 %).
-    local lossy = figures[2]
-    assert.is_true(browser.has_color(image, lossy.x, lossy.y, lossy.w, lossy.h, "#dd00ff"))
+    assert.is_true(browser.has_color(image, figures[2].x, figures[2].y, figures[2].w,
+      figures[2].h, "#dd00ff"))
     for i, tr in ipairs(trs) do
       local ink = browser.ink(image, tr.x, tr.y, tr.w, tr.h, { 255, 255, 255 })
       assert.is_true(ink > 0.02, string.format("table row %d is blank (%.3f)", i, ink))
@@ -131,5 +113,26 @@ describe("the HTML report in headless Chromium", function()
     local right = figures[1].x + 820
     local ink = browser.ink(image, right, figures[1].y, image.width - right, figures[1].h, paper)
     assert.equal(0, ink)
+  end)
+
+  it("sees a page's own fetches and console errors (the checks above can fail)", function()
+    local dir = cli.temp_dir()
+    cli.write_file(dir .. "/leaky.html", '<!DOCTYPE html><html><head><meta charset="utf-8">'
+      .. '<link rel="icon" href="data:,"><title>leaky</title></head><body>'
+      .. '<img src="/elsewhere.png"><script>console.error("broken");</script></body></html>')
+    local server = browser.serve(dir)
+    local url = "http://127.0.0.1:" .. server.port .. "/leaky.html"
+    local seen = browser.open(chromium, url, server.port, {})
+    local proxied = server.log()
+    server:stop()
+    cli.remove_tree(dir)
+    assert.is_nil(seen.error)
+    local base = "http://127.0.0.1:" .. server.port
+    assert.same({ "GET " .. url, "GET " .. base .. "/elsewhere.png" }, seen.requests)
+    assert.equal(1, browser.count(proxied, "GET " .. base .. "/elsewhere.png"))
+    -- The console.error, and the failed load of the image (a 404).
+    local text = table.concat(seen.console, "\n")
+    assert.matches("error: broken", text, 1, true)
+    assert.matches("404", text, 1, true)
   end)
 end)

@@ -7,6 +7,7 @@ local colors = require "icmprun.plot.colors"
 local hilbert = require "icmprun.plot.hilbert"
 local latency = require "icmprun.plot.latency"
 local map = require "icmprun.plot.map"
+local png_reader = require "png_reader"
 local report = require "icmprun.plot.report"
 
 local T0 = 1800000000 -- a multiple of 10 s, so fixed 10 s buckets start on it
@@ -103,6 +104,32 @@ describe("icmprun plot latency", function()
     for _, m in ipairs(medians) do
       local x = tonumber(m.attr.d:match("^M([%d.]+)"))
       assert.is_false(x >= gap_x0 - 0.01 and x < gap_x1 - 0.01, "a median in the gap at " .. x)
+    end
+  end)
+
+  it("uses each of SmokePing's loss colours, each up to its own edge", function()
+    -- SmokePing's %lc for 20 pings: 0, 1, 2, 3, 4, 10 and 19 lost of 20.
+    local g = latency.new({ step = 10 })
+    local lost = { 0, 1, 2, 3, 4, 10, 11, 19 }
+    for bucket, n in ipairs(lost) do
+      for i = 1, 20 do
+        g:add({ addr = "127.0.0.1", status = i > n and "reply" or "timeout", rtt_ms = 1,
+          time = T0 + (bucket - 1) * 10 + i * 0.4 })
+      end
+    end
+    local medians = xml.by_class(panels_of(parse(g:svg()))[1], "median")
+    local expected = { "#26ff00", "#00b8ff", "#0059ff", "#5e00ff", "#7e00ff", "#dd00ff",
+      "#ff0000", "#ff0000" }
+    assert.equal(#expected, #medians)
+    for i, color in ipairs(expected) do
+      assert.equal(color, medians[i].attr.stroke, lost[i] .. " of 20 lost")
+    end
+    -- In percent, each row holds its upper edge; a hair above is the next.
+    local edges = { { 0, "#26ff00" }, { 0.01, "#00b8ff" }, { 5, "#00b8ff" },
+      { 5.01, "#0059ff" }, { 15, "#5e00ff" }, { 15.01, "#7e00ff" }, { 20, "#7e00ff" },
+      { 20.01, "#dd00ff" }, { 50, "#dd00ff" }, { 50.01, "#ff0000" }, { 100, "#ff0000" } }
+    for _, e in ipairs(edges) do
+      assert.equal(e[2], colors.loss(e[1]), e[1] .. " %")
     end
   end)
 
@@ -344,6 +371,38 @@ describe("icmprun plot map", function()
     assert.equal(191 * 256, by_fill[colors.STATUS.reply])
   end)
 
+  it("walks a true Hilbert curve: every cell once, each step to a neighbour", function()
+    -- Checked against the curve's definition, not against the module's own
+    -- other function: the 2 x 2 base case, then for 256 x 256 a bijection
+    -- whose consecutive cells touch and whose aligned runs of 4^k fill
+    -- squares.
+    local base = {}
+    for d = 0, 3 do
+      local x, y = hilbert.d2xy(2, d)
+      base[#base + 1] = x .. "," .. y
+    end
+    assert.same({ "0,0", "0,1", "1,1", "1,0" }, base)
+    local side, seen = 256, {}
+    local px, py
+    for d = 0, side * side - 1 do
+      local x, y = hilbert.d2xy(side, d)
+      assert.is_true(x >= 0 and x < side and y >= 0 and y < side)
+      local key = y * side + x
+      assert.is_nil(seen[key], "cell visited twice")
+      seen[key] = true
+      assert.equal(d, hilbert.xy2d(side, x, y))
+      if px then
+        assert.equal(1, math.abs(x - px) + math.abs(y - py), "a jump at " .. d)
+      end
+      px, py = x, y
+      if d % 256 == 255 then -- the run of a /24: one 16 x 16 square
+        local x0, y0 = hilbert.d2xy(side, d - 255)
+        assert.equal(x0 // 16, x // 16)
+        assert.equal(y0 // 16, y // 16)
+      end
+    end
+  end)
+
   it("puts each address where the Hilbert curve does, and each /24 in a 16 x 16 square", function()
     local root = parse(run({ "plot", "map" }, lines16).stdout)
     -- The unreachable /24 (offsets 256..511) is the square of curve cells
@@ -450,5 +509,27 @@ describe("icmprun plot map", function()
     assert.equal("IDAT", png:sub(38, 41))
     local raw = require("zlib").inflate()(png:sub(42, 41 + idat_len))
     assert.equal((1 + 512 * 3) * 512, #raw)
+    -- Each cell is 2 x 2 pixels in its status colour, where the SVG has it
+    -- (the unreachable /24's square, a timed-out /24's, an answering
+    -- one's), but for the white grid between the /24s' squares, drawn over
+    -- the first pixels of a square's first row and column.
+    local image = assert(png_reader.decode(png))
+    local function hex(px, py)
+      return string.format("#%02x%02x%02x", image.pixel(px, py))
+    end
+    local function hex_at(off)
+      local x, y = hilbert.d2xy(256, off)
+      return hex(2 * x + 1, 2 * y + 1)
+    end
+    for col = 1, 15 do
+      assert.equal("#ffffff", hex(32 * col, 7))
+      assert.equal("#ffffff", hex(7, 32 * col))
+    end
+    for _, off in ipairs({ 256, 300, 511 }) do
+      assert.equal(colors.STATUS.unreachable, hex_at(off))
+    end
+    assert.equal(colors.STATUS.timeout, hex_at(4 * 256 + 17))
+    assert.equal(colors.STATUS.reply, hex_at(2 * 256 + 17))
+    assert.equal(colors.STATUS.reply, hex_at(65535))
   end)
 end)

@@ -1,13 +1,25 @@
---- Headless Chromium for specs: load a page through a logging proxy (so
--- that every request the page makes is seen), collect its console
--- messages, its DOM after scripts ran, and a screenshot.
+--- Headless Chromium for specs, driven over the DevTools protocol
+-- (spec/helpers/cdp_driver.lua): the requests the page makes, its console
+-- messages, values computed in the loaded page, a screenshot; and, through
+-- a logging proxy, every request the whole browser makes.
 -- @module browser
+local cjson = require "cjson"
 local cli = require "cli"
 
 local M = {}
 
---- The Chromium binary, or nil and why not.
+--- The Chromium binary, or nil and why not. Debian's /usr/bin/chromium is
+-- a shell wrapper that sources /etc/chromium.d: API keys for Google's
+-- services, remote extensions and extension loading, each of which makes
+-- the browser talk to Google on its own. The browser itself is started
+-- instead, with nothing but the flags below.
 function M.find()
+  local real = "/usr/lib/chromium/chromium"
+  local f = io.open(real)
+  if f then
+    f:close()
+    return real
+  end
   local r = cli.sh("command -v chromium || command -v chromium-browser")
   local path = r.stdout:match("^(%S+)")
   if r.code ~= 0 or not path then
@@ -65,95 +77,96 @@ function M.serve(dir)
   }
 end
 
--- The flags of every run: headless, nothing of Chromium's own on the
--- network, a fresh profile, every request through the logging proxy
--- (loopback too: "<-loopback>" removes the implicit bypass).
+-- The flags of every run: headless, a fresh profile, every request
+-- through the logging proxy (loopback too: "<-loopback>" removes the
+-- implicit bypass), and each of Chromium's own network chores turned off,
+-- so that the proxy sees the page's requests and (below) nothing else:
+-- background networking, the component updater (and the on-demand fetch
+-- of the on-device AI models' manifest, which only a local manifest
+-- override stops), the network time query, sync, pings, domain
+-- reliability reports, phishing models, translation, the media router.
 local function flags(proxy_port, profile)
-  return table.concat({
+  return {
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-dev-shm-usage", -- containers often have a tiny /dev/shm
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-default-apps", "--disable-extensions", "--hide-scrollbars",
-    -- Chromium's own clock check (clients2.google.com/time) is not the page's.
+    "--disable-default-apps", "--disable-extensions", "--hide-scrollbars", "--no-pings",
     "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,Translate,MediaRouter,"
       .. "AutofillServerCommunication,CertificateTransparencyComponentUpdater",
-    "--disable-client-side-phishing-detection", "--disable-domain-reliability", "--no-pings",
-    "--safebrowsing-disable-auto-update", "--metrics-recording-only",
-    "--user-data-dir=" .. cli.quote(profile),
-    "--proxy-server=http://127.0.0.1:" .. proxy_port, "--proxy-bypass-list='<-loopback>'",
-    "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000",
-  }, " ")
+    "--optimization-guide-manifest-override=" .. profile .. "/no-manifest",
+    "--disable-client-side-phishing-detection", "--disable-domain-reliability",
+    "--metrics-recording-only", "--user-data-dir=" .. profile,
+    "--proxy-server=http://127.0.0.1:" .. proxy_port, "--proxy-bypass-list=<-loopback>",
+  }
 end
 
--- Chromium's own housekeeping, which no flag turns off in Debian's build
--- (its component updater and account check, keyed by the API keys in
--- /etc/chromium.d/apikeys), and the tab icon it asks the page's origin
--- for. Each is matched exactly, host and path; any other request fails.
-local BROWSER_OWN = {
-  "^CONNECT update%.googleapis%.com:443$",
-  "^POST http://update%.googleapis%.com/service/update2/json",
-  "^CONNECT accounts%.google%.com:443$",
-  "^GET http://clients2%.google%.com/time/1/current",
-  "^GET http://127%.0%.0%.1:%d+/favicon%.ico$",
-}
+--- The one request of Chromium's own that no switch, preference or
+-- policy turns off in Chromium 156: as each profile's network comes up,
+-- its identity manager lists the Google accounts of the cookie jar
+-- (IdentityManager::OnNetworkInitialized; chromiumembedded/cef#4276). It
+-- is not the page's (the page's requests are the ones the DevTools
+-- protocol reports for it), and it is matched exactly.
+M.BROWSER_OWN = "CONNECT accounts.google.com:443"
 
---- The requests of a log that neither load `pages` (request lines such
--- as "GET http://127.0.0.1:PORT/report.html") nor are Chromium's own.
+--- The lines of a proxy log that are neither among `pages` (request lines
+-- such as "GET http://127.0.0.1:PORT/report.html", as `M.open` returns
+-- them) nor `M.BROWSER_OWN`.
 -- @tparam {string,...} log
 -- @tparam {string,...} pages
 -- @treturn {string,...}
 function M.foreign_requests(log, pages)
+  local known = { [M.BROWSER_OWN] = true }
+  for _, page in ipairs(pages) do known[page] = true end
   local foreign = {}
   for _, line in ipairs(log) do
-    local known = false
-    for _, page in ipairs(pages) do
-      if line == page then known = true end
-    end
-    for _, pattern in ipairs(BROWSER_OWN) do
-      if line:match(pattern) then known = true end
-    end
-    if not known then
-      foreign[#foreign + 1] = line
-    end
+    if not known[line] then foreign[#foreign + 1] = line end
   end
   return foreign
 end
 
---- Loads `url` twice: once dumping the DOM, once taking a screenshot of
--- `width` x `height` to `screenshot`.
--- @treturn table `{dom, console = {messages}, code, stderr}`
-function M.load(chromium, url, proxy_port, opts)
+--- How many lines of a log are exactly `line`.
+function M.count(log, line)
+  local n = 0
+  for _, l in ipairs(log) do
+    if l == line then n = n + 1 end
+  end
+  return n
+end
+
+--- Opens `url` in a fresh headless Chromium driven over the DevTools
+-- protocol: records every request of the page (and of any frame or worker
+-- it starts), every console message, exception and log entry; once the
+-- page has loaded, evaluates `opts.scripts` in it (their values, which
+-- must be JSON, are returned) and takes a screenshot of `width` x `height`
+-- to `opts.screenshot`.
+-- @treturn table `{loaded, requests = {"GET url", ...}, console = {...},
+-- values = {...}, error}`
+function M.open(chromium, url, proxy_port, opts)
   local profile = cli.temp_dir()
-  local r = cli.sh(string.format("timeout 120 %s %s --dump-dom %s", cli.quote(chromium),
-    flags(proxy_port, profile), cli.quote(url)))
+  local job = {
+    chromium = chromium, flags = flags(proxy_port, profile), url = url,
+    width = opts.width or 1000, height = opts.height or 1000,
+    screenshot = opts.screenshot, scripts = opts.scripts or {}, timeout_ms = 90000,
+  }
+  local job_file, result_file = cli.temp_file(cjson.encode(job), ".json"), os.tmpname()
+  local r = cli.sh(string.format("timeout 120 %s %s %s %s", cli.quote(cli.lua),
+    cli.quote(cli.source_dir .. "/spec/helpers/cdp_driver.lua"), cli.quote(job_file),
+    cli.quote(result_file)))
+  os.remove(job_file)
   cli.remove_tree(profile)
-  local result = { dom = r.stdout, code = r.code, stderr = r.stderr, console = {} }
-  if opts.screenshot then
-    -- On a loaded two-core machine Chromium now and then exits without
-    -- writing the picture (seen once in many runs, with nothing on stderr
-    -- to say why): try again, at most three times, and keep what it said.
-    for _ = 1, 3 do
-      profile = cli.temp_dir()
-      local s = cli.sh(string.format("timeout 120 %s %s --window-size=%d,%d --screenshot=%s %s",
-        cli.quote(chromium), flags(proxy_port, profile), opts.width, opts.height,
-        cli.quote(opts.screenshot), cli.quote(url)))
-      cli.remove_tree(profile)
-      result.stderr = result.stderr .. s.stderr
-      result.screenshot_code = s.code
-      local shot = io.open(opts.screenshot, "rb")
-      if shot then
-        shot:close()
-        break
-      end
-    end
+  local text = slurp(result_file) or ""
+  os.remove(result_file)
+  local ok, result = pcall(cjson.decode, text)
+  if not ok or type(result) ~= "table" then
+    return { loaded = false, requests = {}, console = {}, values = {},
+      error = "the DevTools driver failed (" .. r.code .. "): " .. r.stderr }
   end
-  -- Console messages (log, warning, error, uncaught exceptions, and the
-  -- policy's refusals of a fetch) are logged as "...:CONSOLE(:N)] text".
-  for line in result.stderr:gmatch("[^\n]+") do
-    if line:find(":CONSOLE", 1, true) then
-      result.console[#result.console + 1] = line
-    end
+  local requests = {}
+  for i, req in ipairs(result.requests) do
+    requests[i] = req.method .. " " .. req.url
   end
+  result.requests = requests
+  if result.error == cjson.null then result.error = nil end
   return result
 end
 
@@ -189,36 +202,16 @@ function M.has_color(image, x0, y0, w, h, hex)
   return false
 end
 
---- A script, appended to a copy of a page, that records where elements
--- are drawn: `data-layout` on <body>, one "selector-index,x,y,w,h" per line.
+--- A script for `opts.scripts`: where the elements of each selector are
+-- drawn, `{[selector] = {{x, y, w, h}, ...}}` in CSS pixels of the viewport.
 function M.layout_script(selectors)
-  return [[<script>(function () {
-  var out = [];
-  ]] .. string.format("%q", table.concat(selectors, "|")):gsub("\\\n", "\\n") .. [[.split("|").forEach(function (sel) {
-    document.querySelectorAll(sel).forEach(function (e, i) {
-      var r = e.getBoundingClientRect();
-      out.push([sel + "#" + i, Math.round(r.left), Math.round(r.top),
-        Math.round(r.width), Math.round(r.height)].join(","));
-    });
-  });
-  document.body.setAttribute("data-layout", out.join(";"));
-})();</script>]]
-end
-
---- Parses the `data-layout` of a dumped DOM: selector -> list of rects.
-function M.layout(dom)
-  local text = dom:match('data%-layout="([^"]*)"')
-  local rects = {}
-  if not text then return rects end
-  for item in text:gmatch("[^;]+") do
-    local sel, _, x, y, w, h = item:match("^(.-)#(%d+),(%-?%d+),(%-?%d+),(%d+),(%d+)$")
-    if sel then
-      rects[sel] = rects[sel] or {}
-      local list = rects[sel]
-      list[#list + 1] = { x = tonumber(x), y = tonumber(y), w = tonumber(w), h = tonumber(h) }
-    end
-  end
-  return rects
+  local list = {}
+  for i, sel in ipairs(selectors) do list[i] = string.format("%q", sel) end
+  return "(function () { var out = {}; [" .. table.concat(list, ",") .. "].forEach("
+    .. "function (sel) { out[sel] = Array.prototype.map.call(document.querySelectorAll(sel),"
+    .. " function (e) { var r = e.getBoundingClientRect(); return {x: Math.round(r.left),"
+    .. " y: Math.round(r.top), w: Math.round(r.width), h: Math.round(r.height)}; }); });"
+    .. " return out; })()"
 end
 
 return M

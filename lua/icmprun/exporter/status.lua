@@ -211,8 +211,9 @@ local function names_of(target)
   return host, ip
 end
 
---- The compact layout of the page's graphs.
-M.LAYOUT = { width = 700, left = 56, right = 12, top = 22, plot = 100, axis = 32, legend = 36 }
+--- The compact layout of the page's graphs (the left margin holds tick
+-- labels such as "0.0125" clear of the axis title).
+M.LAYOUT = { width = 700, left = 74, right = 12, top = 22, plot = 100, axis = 32, legend = 36 }
 
 -- The current figures of a target: the open minute, or the last closed
 -- one when the open one has no probe yet.

@@ -66,8 +66,11 @@ function M.page(title, body, opts)
   if opts and type(opts.refresh) == "number" then
     refresh = string_format('<meta http-equiv="refresh" content="%d">\n', opts.refresh)
   end
+  -- The empty data: icon keeps the browser from asking the server for
+  -- /favicon.ico: opening the page makes no request at all.
   return string_format('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
-    .. '<meta http-equiv="Content-Security-Policy" content="%s">\n%s'
+    .. '<meta http-equiv="Content-Security-Policy" content="%s">\n'
+    .. '<link rel="icon" href="data:,">\n%s'
     .. '<title>%s</title>\n<style>%s</style></head>\n<body>\n%s\n<script>%s</script>\n'
     .. '</body></html>\n', CSP, refresh, escape(title), STYLE, body, SCRIPT)
 end
