@@ -76,7 +76,7 @@ local function write_prometheus()
   for i, addr in ipairs(order) do
     entries[i] = { target = addr, host = names[addr], stats = per_addr[addr] }
   end
-  local text = prometheus.render(entries, { engine = icmprun.stats() })
+  local text = prometheus.render(entries, { engine = icmprun.counters() })
   local tmp = args.prometheus .. ".tmp"
   local fh, err = io.open(tmp, "w")
   if not fh then

@@ -131,7 +131,7 @@ struct ir_lua_runtime_s {
   bool closing;
   ir_lua_owner_t owners; /* Sentinel of the list of live binding objects. */
   /* What the engines of sweeps' worker threads counted, summed as their
-   * results come (lua_sweep.c); icmprun.stats() adds it to the engine's. */
+   * results come (lua_sweep.c); icmprun.counters() adds it to the engine's. */
   ir_counters_t worker_counters;
   uint32_t workers_running; /* Their threads that have not ended yet. */
 };
@@ -188,7 +188,8 @@ void ir_lua_probe_cancel(ir_lua_waiter_t* waiter);
 void ir_lua_register_probe(lua_State* L, int module_index);
 
 /* lua_txstamp.c: adds the send timestamp fields to icmprun.info() and
- * icmprun.stats(); called after ir_lua_register_probe. */
+ * icmprun.counters() (and its deprecated name icmprun.stats()); called after
+ * ir_lua_register_probe. */
 void ir_lua_register_txstamp(lua_State* L, int module_index);
 
 /* lua_options.c: option tables. Each raises an argument error naming the

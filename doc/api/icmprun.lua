@@ -123,7 +123,9 @@ function icmprun.resolve(name, opts) end
 --   times come from
 function icmprun.info() end
 
---- The engine's counters, for the whole process.
+--- The engine's counters, for the whole process. (Not to be confused with
+-- the statistics module `icmprun.stats`, which computes loss and RTT
+-- percentiles from results.)
 -- @treturn table `sent`, `results`, `replies`, `timeouts`, `icmp_errors`,
 --   `send_errors`, `send_retries` (of which `send_blocked`: EAGAIN),
 --   `cancelled` (ended before they were sent), `pending`, and the answers that
@@ -131,6 +133,12 @@ function icmprun.info() end
 --   `corrupt_offset`, the first differing byte of the last one), `wrong_seq`,
 --   `foreign`, `malformed`; `clock_steps`; `tx_stamps`,
 --   `tx_stamps_unmatched`, `tx_stamps_misattributed`
+function icmprun.counters() end
+
+--- Deprecated: the old name of `icmprun.counters`, which it shared with the
+-- statistics module `icmprun.stats`. Still works and returns the same table;
+-- new scripts call `icmprun.counters()`.
+-- @treturn table the engine's counters, as `icmprun.counters()`
 function icmprun.stats() end
 
 --- Traces the path to `target`, probing every hop of a round at once, with

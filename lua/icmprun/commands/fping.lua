@@ -147,7 +147,7 @@ end
 --- The engine's counters that fping's -s reports, as a difference from
 -- `base` (they count for the whole process).
 local function engine_counts(base)
-  local c = icmprun.stats()
+  local c = icmprun.counters()
   local now = {
     sent = c.sent + c.send_errors,
     received = c.replies + c.duplicates + c.late,

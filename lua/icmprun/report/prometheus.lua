@@ -16,7 +16,7 @@
 -- * `icmprun_<name>_total{target,...}` (counter) for each entry counter,
 --   such as `icmprun_duplicates_total` and `icmprun_late_total`;
 -- * `icmprun_engine_<name>_total` (counter, no labels) for each engine
---   counter in `opts.engine` (`icmprun.stats()`), except
+--   counter in `opts.engine` (`icmprun.counters()`), except
 --   `icmprun_engine_pending` (gauge).
 --
 -- Each sample carries the label `target` (the entry's `target`), `host` when
@@ -290,7 +290,7 @@ local function entry_histogram(entry, buckets)
 end
 
 --- The lines (without newlines) of the engine's counters, from
--- `icmprun.stats()`: `icmprun_engine_<name>_total` (counters, no labels) for
+-- `icmprun.counters()`: `icmprun_engine_<name>_total` (counters, no labels) for
 -- each, except `icmprun_engine_pending` and `icmprun_engine_corrupt_offset`
 -- (gauges), by name.
 -- @tparam table engine
@@ -331,7 +331,7 @@ end
 --   `counters` (name -> number, default `stats.counters`) become
 --   `icmprun_<name>_total` counters
 -- @tparam[opt] table opts `buckets` (upper bounds in seconds, default
---   `DEFAULT_BUCKETS`), `engine` (engine counters from `icmprun.stats()`,
+--   `DEFAULT_BUCKETS`), `engine` (engine counters from `icmprun.counters()`,
 --   rendered as `icmprun_engine_*`)
 -- @treturn string the exposition, ending with a newline
 function M.render(entries, opts)
