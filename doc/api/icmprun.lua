@@ -28,6 +28,12 @@ local icmprun = {}
 --- The version of icmprun, as `"0.1.0"`.
 icmprun.version = "0.1.0"
 
+--- When the process started, in milliseconds on `icmprun.now()`'s clock:
+-- the moment the icmprun program began, before any Lua ran (or, under stock
+-- `lua5.4`, the first `require "icmprun"`). `icmprun.now() - icmprun.started`
+-- is the process's age; `icmprun fping -Q` counts its reports from it.
+icmprun.started = 0
+
 --- Sends one echo request and waits, in the calling task only, for its result.
 -- Outside any task it blocks, running the loop (and any task) meanwhile.
 -- @tparam string target an IPv4 or IPv6 address, or a host name (resolved on
