@@ -196,6 +196,11 @@ void ir_lua_register_txstamp(lua_State* L, int module_index);
  * option on a wrong type, a value out of range or an unknown name. */
 void ir_lua_opt_number(lua_State* L, int opts, const char* name, double min, double max,
                        bool integer, double* value);
+/* Reads opts.name as a duration in milliseconds: a number (milliseconds), or
+ * a string with a unit ("500ms", "2s", "1.5m", "250us"; bare: milliseconds),
+ * within [min, max] milliseconds; absent keeps *ms. */
+void ir_lua_opt_duration(lua_State* L, int opts, const char* name, double min,
+                         double max, double* ms);
 void ir_lua_check_option_names(lua_State* L, int opts, const char* const* extra);
 /* Fills spec (all but the address) from the probe options at index opts, or
  * defaults when absent, also allowing the names in extra (NULL-terminated, or

@@ -38,7 +38,8 @@ icmprun.started = 0
 -- Outside any task it blocks, running the loop (and any task) meanwhile.
 -- @tparam string target an IPv4 or IPv6 address, or a host name (resolved on
 --   libuv's thread pool, never blocking the loop)
--- @tparam[opt] table opts `timeout` (ms, default 1000), `size` (payload bytes,
+-- @tparam[opt] table opts `timeout` (ms, default 1000; or a duration with a
+--   unit: `"500ms"`, `"2s"`), `size` (payload bytes,
 --   default 56; at most 65507 for IPv4, 65527 for IPv6), `ttl` (1..255), `tos`
 --   (0..255), `family` (4 or 6, for a name)
 -- @treturn[1] table the result (see above)
@@ -59,7 +60,7 @@ function icmprun.ping(target, opts) end
 --   (`"127.0.0.1-127.0.0.9"`), an array of those, or an iterator function
 --   returning them
 -- @tparam[opt] table opts besides `ping`'s: `count` (probes per address, 1),
---   `interval` (ms between probes to one address, 1000), `rate` (probes a second
+--   `interval` (ms between probes to one address, 1000; or `"1s"`...), `rate` (probes a second
 --   for the whole sweep, 1000; 0 unpaced), `retries` (0), `backoff` (1.5),
 --   `every_attempt`, `order` (`"sequential"` or `"random"`), `seed`, `shard`
 --   (`{i, n}`), `limit` (most addresses, a /8), `window` (most in flight)
@@ -153,7 +154,8 @@ function icmprun.stats() end
 -- the hop records and the trace's methods.
 -- @tparam string target an address or a host name
 -- @tparam[opt] table opts `max_ttl` (30), `first_ttl` (1), `count` (probes
---   per hop, 3), `interval` (ms between rounds, 250), `timeout` (ms, 1000),
+--   per hop, 3), `interval` (ms between rounds, 250), `timeout` (ms, 1000;
+--   both also as durations with a unit, `"250ms"`, `"1s"`),
 --   `size`, `tos`, `family`, `stop_at_target` (true), `flow` (`"stable"` or
 --   `"vary"`)
 -- @return an iterator of `hop, result` and the trace, or `nil, message, code`
