@@ -90,8 +90,11 @@ void ir_lua_opt_duration(lua_State* L, int opts, const char* name, double min,
   lua_getfield(L, opts, name); /* v */
   if (lua_type(L, -1) == LUA_TSTRING) {
     double parsed = 0;
-    const char* text = lua_tostring(L, -1);
-    if (!ir__parse_duration(text, &parsed) || !(parsed >= min && parsed <= max)) {
+    size_t len = 0;
+    const char* text = lua_tolstring(L, -1, &len);
+    /* A zero byte inside would hide what follows it from the parser. */
+    if (strlen(text) != len || !ir__parse_duration(text, &parsed) ||
+        !(parsed >= min && parsed <= max)) {
       char why[200];
       snprintf(why, sizeof(why),
                "option '%s' must be milliseconds in %.0f..%.0f, or a duration with a "
