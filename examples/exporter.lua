@@ -21,11 +21,12 @@ local parser = cli.parser("exporter.lua", "Ping hosts on an interval and serve P
 parser:help_max_width(80)
 parser:argument("hosts", "Addresses or host names."):args("+")
 parser:option("--listen", "HOST:PORT to serve on (port 0: any free one).", "127.0.0.1:9374")
-parser:option("--interval", "Milliseconds between the probes of each host.", "1000")
-  :convert(cli.number_in("--interval", 1, icmprun.limits.max_interval, false))
+parser:option("--interval", "Milliseconds between the probes of each host (or 500ms, 2s...).",
+  "1000"):convert(cli.duration_in("--interval", "ms", 1, icmprun.limits.max_interval))
 parser:option("--site", "Value of a `site` label on every series.", "local")
-parser:option("--seconds", "Stop after this many seconds (default: run until killed).")
-  :convert(cli.number_in("--seconds", 0, 1e9, false))
+parser:option("--seconds", "Stop after this many seconds, or 500ms, 2m... (default: run "
+  .. "until killed).")
+  :convert(cli.duration_in("--seconds", "s", 0, 1e9))
 parser:flag("--print", "Print the metrics to stdout when stopping.")
 
 local args, status = cli.handle(parser, arg)

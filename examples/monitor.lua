@@ -74,9 +74,11 @@ end
 local function write_prometheus()
   local entries = {}
   for i, addr in ipairs(order) do
-    entries[i] = { target = addr, host = names[addr], stats = per_addr[addr] }
+    -- Labelled as the exporter labels its series: the name as given, the
+    -- address probed.
+    entries[i] = { host = names[addr] or addr, ip = addr, stats = per_addr[addr] }
   end
-  local text = prometheus.render(entries, { engine = icmprun.stats() })
+  local text = prometheus.render(entries, { engine = icmprun.counters() })
   local tmp = args.prometheus .. ".tmp"
   local fh, err = io.open(tmp, "w")
   if not fh then

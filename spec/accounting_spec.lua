@@ -20,7 +20,7 @@ describe("accounting", function()
   end)
 
   it("gives as many timeouts as replies were dropped, over 131,072 probes", function()
-    local before, sent_before = dropped(), icmprun.stats().sent
+    local before, sent_before = dropped(), icmprun.counters().sent
     local seen, by_status, results = {}, {}, 0
     for r in icmprun.sweep("2001:db8:7::/112",
       { rate = 0, count = 2, interval = 0, timeout = 1000 }) do
@@ -31,18 +31,18 @@ describe("accounting", function()
       seen[key] = true
     end
     local drops = dropped() - before
-    local sent = icmprun.stats().sent - sent_before
+    local sent = icmprun.counters().sent - sent_before
     assert.equal(131072, results)
     assert.equal(131072, sent)
     assert.equal(drops, by_status.timeout)
     assert.equal(sent, by_status.reply + by_status.timeout)
     assert.is_true(drops > 131072 * 0.08 and drops < 131072 * 0.12,
       "a 1 in 10 drop rule dropped " .. drops)
-    assert.equal(0, icmprun.stats().pending)
+    assert.equal(0, icmprun.counters().pending)
   end)
 
   it("counts every resend: drops = resends + final timeouts", function()
-    local before, sent_before = dropped(), icmprun.stats().sent
+    local before, sent_before = dropped(), icmprun.counters().sent
     local results, timeouts, attempts = 0, 0, 0
     for r in icmprun.sweep("2001:db8:7::1:0/116",
       { rate = 0, timeout = 300, retries = 2, backoff = 1 }) do
@@ -54,7 +54,7 @@ describe("accounting", function()
       end
     end
     local drops = dropped() - before
-    local sent = icmprun.stats().sent - sent_before
+    local sent = icmprun.counters().sent - sent_before
     local resends = sent - results
     assert.equal(4096, results)
     assert.equal(sent, attempts)
@@ -66,14 +66,14 @@ describe("accounting", function()
     local r = cli.sh("ICMPRUN_SNDBUF=4096 " .. cli.quote(cli.icmprun) .. " -e " .. cli.quote([[
       local icmprun = require "icmprun"
       icmprun.ping("2001:db8:8::2")
-      local before = icmprun.stats()
+      local before = icmprun.counters()
       local replies, results = 0, 0
       for r in icmprun.sweep("2001:db8:8::2",
         { rate = 0, count = 2000, interval = 0, size = 1000, timeout = 5000 }) do
         results = results + 1
         if r.status == "reply" then replies = replies + 1 end
       end
-      local after = icmprun.stats()
+      local after = icmprun.counters()
       print(results, replies, after.sent - before.sent,
         after.send_blocked - before.send_blocked)
     ]]))

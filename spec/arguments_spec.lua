@@ -26,7 +26,12 @@ describe("icmprun.ping argument checks", function()
     end)
 
     it("rejects a timeout that is not a number", function()
-      assert_bad_option(V4, { timeout = "soon" }, "timeout", "string")
+      assert_bad_option(V4, { timeout = {} }, "timeout", "table")
+    end)
+
+    it("rejects a string that is not a duration, naming it", function()
+      -- Strings with a unit ("500ms", "2s") are durations; this is none.
+      assert_bad_option(V4, { timeout = "soon" }, "timeout", "'soon'", "(us, ms, s, m, h)")
     end)
 
     it("rejects a timeout over a day", function()
@@ -119,10 +124,10 @@ describe("icmprun.ping argument checks", function()
   end)
 
   it("does not count a refused call as a probe", function()
-    local before = icmprun.stats()
+    local before = icmprun.counters()
     pcall(icmprun.ping, V4, { ttl = 0 })
     pcall(icmprun.ping, V4, { bogus = true })
-    assert.equal(before.sent, icmprun.stats().sent)
+    assert.equal(before.sent, icmprun.counters().sent)
   end)
 end)
 

@@ -69,7 +69,7 @@ describe("bad input", function()
         for _ in icmprun.sweep(function() return '10.0.0.0/33' end) do end
       end)
       assert(not ok and err:find('prefix length 33'))
-      print(icmprun.ping('127.0.0.1').status, icmprun.stats().pending)
+      print(icmprun.ping('127.0.0.1').status, icmprun.counters().pending)
     ]])
     assert.equal(0, r.code, explain(r))
     assert.equal("reply\t0\n", r.stdout)

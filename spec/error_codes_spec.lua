@@ -75,7 +75,7 @@ describe("the error contract", function()
             assert(res.status == "error" and res.err and res.addr and res.n, res.status)
             codes[res.code] = (codes[res.code] or 0) + 1
           end
-          local s = icmprun.stats()
+          local s = icmprun.counters()
           print(n, codes.EACCES, s.sent, s.results)
         ]], NO_SOCKETS, "ICMPRUN_SOCKET=dgram ")
         assert.equal(0, r.code, explain(r))
@@ -149,7 +149,7 @@ describe("the error contract", function()
           local r = icmprun.ping(addr, { timeout = 500 })
           print(r.status, r.code, type(r.err), r.icmp_type, r.rtt)
         end
-        local s = icmprun.stats()
+        local s = icmprun.counters()
         print(s.send_errors, s.results)
       ]], ROUTES)
       assert.equal(0, r.code, explain(r))

@@ -180,13 +180,14 @@ describe("examples/monitor.lua", function()
     assert.equal("icmprun.prom\n", leftovers.stdout)
     local s = parse_prometheus(text)
     for _, addr in ipairs({ "127.0.0.0", "127.0.0.1" }) do
-      local t = 'target="' .. addr .. '",host="127.0.0.0/31"'
-      assert.equal(2, s["icmprun_requests_total{" .. t .. "}"], text)
-      assert.equal(2, s["icmprun_responses_total{" .. t .. ',status="reply"}'], text)
-      assert.equal(0, s["icmprun_responses_total{" .. t .. ',status="timeout"}'], text)
-      assert.equal(2, s["icmprun_response_duration_seconds_count{" .. t .. "}"], text)
-      assert.equal(2, s["icmprun_response_duration_seconds_bucket{" .. t .. ',le="+Inf"}'], text)
-      assert.is_true(s["icmprun_response_duration_seconds_sum{" .. t .. "}"] > 0, text)
+      -- The exporter's names and labels: host as given, ip as probed.
+      local t = 'host="127.0.0.0/31",ip="' .. addr .. '"'
+      assert.equal(2, s["smokeping_requests_total{" .. t .. "}"], text)
+      assert.equal(2, s["icmprun_results_total{" .. t .. ',status="reply"}'], text)
+      assert.equal(0, s["icmprun_results_total{" .. t .. ',status="timeout"}'], text)
+      assert.equal(2, s["smokeping_response_duration_seconds_count{" .. t .. "}"], text)
+      assert.equal(2, s["smokeping_response_duration_seconds_bucket{" .. t .. ',le="+Inf"}'], text)
+      assert.is_true(s["smokeping_response_duration_seconds_sum{" .. t .. "}"] > 0, text)
       -- The buckets are cumulative: they never decrease as le grows.
       local buckets = {}
       for series, value in pairs(s) do
@@ -201,10 +202,10 @@ describe("examples/monitor.lua", function()
         assert.is_true(buckets[i][2] >= buckets[i - 1][2], text)
       end
     end
-    local t = 'target="' .. SILENT6 .. '"'
-    assert.equal(2, s["icmprun_requests_total{" .. t .. "}"], text)
-    assert.equal(2, s["icmprun_responses_total{" .. t .. ',status="timeout"}'], text)
-    assert.equal(0, s["icmprun_response_duration_seconds_count{" .. t .. "}"], text)
+    local t = 'host="' .. SILENT6 .. '",ip="' .. SILENT6 .. '"'
+    assert.equal(2, s["smokeping_requests_total{" .. t .. "}"], text)
+    assert.equal(2, s["icmprun_results_total{" .. t .. ',status="timeout"}'], text)
+    assert.equal(0, s["smokeping_response_duration_seconds_count{" .. t .. "}"], text)
     assert.is_true(s["icmprun_engine_sent_total"] >= 6, text)
   end)
 

@@ -3,7 +3,7 @@
 -- payload (cookie, filler, last byte, or cut short), a wrong sequence
 -- number, from another address, or with a bad checksum. Each probe ends in
 -- exactly one result (the truthful one), the wrong answers are counted in
--- icmprun.stats(), and a damaged answer's first differing byte is named.
+-- icmprun.counters(), and a damaged answer's first differing byte is named.
 local icmprun = require "icmprun"
 local cli = require "cli"
 
@@ -40,9 +40,9 @@ end
 
 --- Counter changes across fn().
 local function counting(fn)
-  local before = icmprun.stats()
+  local before = icmprun.counters()
   local value = fn()
-  local after = icmprun.stats()
+  local after = icmprun.counters()
   local delta = {}
   for k, v in pairs(after) do delta[k] = v - (before[k] or 0) end
   return value, delta
@@ -118,7 +118,7 @@ describe("a TUN host answering wrongly", function()
           assert.equal(1, delta[case])
           if case == "corrupted" then
             assert_damaged(r, 0) -- The responder flips the cookie's first byte.
-            assert.equal(0, icmprun.stats().corrupt_offset)
+            assert.equal(0, icmprun.counters().corrupt_offset)
           end
         end)
       end
@@ -131,7 +131,7 @@ describe("a TUN host answering wrongly", function()
         assert.equal(1, delta.results)
         assert.equal(0, delta.replies)
         assert.equal(1, delta.corrupted)
-        assert.equal(28, icmprun.stats().corrupt_offset)
+        assert.equal(28, icmprun.counters().corrupt_offset)
       end)
 
       it("compares every byte up to limits.checked_payload", function()
@@ -142,7 +142,7 @@ describe("a TUN host answering wrongly", function()
           end)
           assert_damaged(r, size - 1)
           assert.equal(1, delta.corrupted, size)
-          assert.equal(size - 1, icmprun.stats().corrupt_offset)
+          assert.equal(size - 1, icmprun.counters().corrupt_offset)
         end
       end)
 
@@ -184,7 +184,7 @@ describe("a TUN host answering wrongly", function()
       local r = cli.sh("ICMPRUN_SOCKET=raw " .. cli.quote(cli.icmprun) .. " -e " .. cli.quote([[
         local icmprun = require "icmprun"
         local r = icmprun.ping("192.0.2.40", { timeout = 200 })
-        local s = icmprun.stats()
+        local s = icmprun.counters()
         -- Only the malformed count moves beside the probe's own sent,
         -- send stamp, timeout and result: the bad answer is no reply, no
         -- foreign packet.
@@ -211,7 +211,7 @@ describe("a TUN host answering wrongly", function()
         print(icmprun.info().ipv4, r.status, r.code, r.corrupt_offset)
       end
       local r = icmprun.ping("192.0.2.42", { timeout = 300, size = 1500 })
-      print(r.status, r.corrupt_offset, icmprun.stats().corrupted)
+      print(r.status, r.corrupt_offset, icmprun.counters().corrupted)
     ]]))
     assert.equal(0, r.code, r.stderr)
     assert.equal("raw\ttimeout\tEBADMSG\t28\nraw\ttimeout\tEBADMSG\t28\n" ..

@@ -467,6 +467,65 @@ describe("icmprun fping", function()
     end)
   end)
 
+  describe("-Q counts from the start of the process", function()
+    -- fping starts its report clock at its own start; icmprun fping starts
+    -- it when the process began, not after the Lua start-up (fping's own
+    -- suite kills `fping -l -Q 1` 2 s after starting it and wants two
+    -- reports). A script that spends 1.5 s before running the command with
+    -- the process's own arguments shows it: the report due 2 s after the
+    -- start falls inside the 1 s run (two probes at -p 1000); counted from
+    -- the run's start, it would be due after the run's end. Given a table
+    -- of its own, the command is a run within the script, and counts from
+    -- its own start: no interval report.
+    local SCRIPT = [[
+      local icmprun = require "icmprun"
+      icmprun.sleep(1500)
+      local fping = require "icmprun.commands.fping"
+      if OWN then
+        return fping.run({ [0] = "fping", table.unpack(arg) })
+      end
+      return fping.run(arg)
+    ]]
+    local ARGS = { "-c", "2", "-p", "1000", "-Q", "2", "127.0.0.1" }
+
+    local function interval_headers(r)
+      local n = 0
+      for _, line in ipairs(normalize(r.stderr)) do
+        n = n + (line == "[T]" and 1 or 0)
+      end
+      return n
+    end
+
+    it("when run with the process's arguments", function()
+      local r = cli.icmprun_script("local OWN = false\n" .. SCRIPT, ARGS)
+      assert.equal(0, r.code, explain(r))
+      assert.equal(1, interval_headers(r), explain(r))
+      assert.matches("127%.0%.0%.1 : xmt/rcv/%%loss = 2/2/0%%", r.stderr)
+    end)
+
+    it("but from its own start when given a table of its own", function()
+      local r = cli.icmprun_script("local OWN = true\n" .. SCRIPT, ARGS)
+      assert.equal(0, r.code, explain(r))
+      assert.equal(0, interval_headers(r), explain(r))
+      assert.matches("127%.0%.0%.1 : xmt/rcv/%%loss = 2/2/0%%", r.stderr)
+    end)
+
+    it("icmprun.started is the process's start, before any Lua ran", function()
+      -- The process has existed at least as long as it has run on a CPU
+      -- (os.clock(), which counts the loader's and Lua's start-up too): an
+      -- icmprun.started taken when the module opened would be younger.
+      local r = cli.icmprun_script([[
+        local icmprun = require "icmprun"
+        local cpu_ms = os.clock() * 1000
+        local age = icmprun.now() - icmprun.started
+        icmprun.sleep(200)
+        print(age >= cpu_ms, icmprun.now() - icmprun.started >= age + 200)
+      ]])
+      assert.equal(0, r.code, explain(r))
+      assert.equal("true\ttrue\n", r.stdout)
+    end)
+  end)
+
   describe("-J (upstream fping's JSON lines; Debian's 5.1 has no -J)", function()
     --- Every stdout line is one JSON object with one key; returns them.
     local function json_lines(r)

@@ -193,3 +193,94 @@ describe("icmprun sweep", function()
     assert.matches("option '%-%-interval': invalid duration '1 fortnight'", r.stderr)
   end)
 end)
+
+describe("durations with units in the Lua API's options", function()
+  local icmprun = require "icmprun"
+
+  it("ping's timeout takes milliseconds or a duration with a unit", function()
+    -- A silent host: the timeout is the whole wait, never shorter.
+    local t0 = icmprun.now()
+    local r = icmprun.ping("192.0.2.2", { timeout = "250ms" })
+    local waited = icmprun.now() - t0
+    assert.equal("timeout", r.status)
+    assert.is_true(waited >= 250, tostring(waited))
+    t0 = icmprun.now()
+    r = icmprun.ping("192.0.2.2", { timeout = "0.3s" })
+    waited = icmprun.now() - t0
+    assert.equal("timeout", r.status)
+    assert.is_true(waited >= 300, tostring(waited))
+    -- A bare number in a string stays milliseconds, as a number does.
+    assert.equal("reply", icmprun.ping("127.0.0.1", { timeout = "1000" }).status)
+  end)
+
+  it("a sweep's interval and timeout take units", function()
+    local t0 = icmprun.now()
+    local n = 0
+    for r in icmprun.sweep("127.0.0.1", { count = 3, interval = "0.1s", timeout = "1s" }) do
+      assert.equal("reply", r.status)
+      n = n + 1
+    end
+    assert.equal(3, n)
+    -- Three probes 100 ms apart: at least 200 ms from the first to the last.
+    assert.is_true(icmprun.now() - t0 >= 200)
+  end)
+
+  it("refuses a duration it cannot read, naming the option", function()
+    for _, bad in ipairs({ "2x", "fast", "-5ms", "1s2", "", "0x10", "inf", "2 s s", "5\0s",
+      "1e400ms", "5\n" }) do
+      assert.error_matches(function()
+        icmprun.ping("127.0.0.1", { timeout = bad })
+      end, "option 'timeout' must be milliseconds in 0%.%.%d+, or a duration with a unit", nil,
+        false, bad)
+    end
+    assert.error_matches(function()
+      icmprun.sweep("127.0.0.1", { interval = "2 days" })
+    end, "option 'interval' must be milliseconds")
+    assert.error_matches(function()
+      icmprun.ping("127.0.0.1", { timeout = "25h" }) -- over a day
+    end, "option 'timeout' must be milliseconds in 0%.%.")
+  end)
+
+  it("a trace's interval and timeout take units", function()
+    local trace = require "icmprun.trace"
+    local hops = 0
+    for hop in trace.trace("127.0.0.1", { count = 1, interval = "10ms", timeout = "0.5s" }) do
+      assert.equal("127.0.0.1", hop.addrs and hop.addrs[1] or hop.addr or "127.0.0.1")
+      hops = hops + 1
+    end
+    assert.equal(1, hops)
+    assert.error_matches(function()
+      trace.trace("127.0.0.1", { interval = "soon" })
+    end, "trace: option 'interval' must be milliseconds in 0%.%.%d+, or a duration")
+  end)
+
+  it("icmprun.duration reads numbers with units into the caller's unit", function()
+    local duration = require "icmprun.duration"
+    assert.equal(2000, duration.parse("2s", "ms"))
+    assert.equal(0.25, duration.parse("250ms", "s"))
+    assert.equal(250, duration.parse("250", "ms"))
+    assert.equal(7, duration.parse(7, "s"))
+    assert.is_nil(duration.parse("2x", "ms"))
+    assert.is_nil(duration.parse({}, "ms"))
+  end)
+end)
+
+describe("durations with units in every command that takes a time", function()
+  it("mtr -i and -Z, bare numbers staying seconds", function()
+    local r = run("mtr", "-r", "-n", "-c", "2", "-i", "100ms", "-Z", "1s", "127.0.0.1")
+    assert.equal(0, r.code, explain(r))
+    assert.matches("127%.0%.0%.1", r.stdout)
+    r = run("mtr", "-r", "-c", "1", "-i", "1x", "127.0.0.1")
+    assert.equal(1, r.code, explain(r)) -- mtr's status for a bad option
+    assert.matches("option '%-i': invalid duration '1x'", r.stderr)
+  end)
+
+  it("traceroute -w, bare numbers staying seconds", function()
+    local r = run("traceroute", "-n", "-w", "500ms", "127.0.0.1")
+    assert.equal(0, r.code, explain(r))
+    assert.matches("127%.0%.0%.1", r.stdout)
+    r = run("traceroute", "-w", "soon", "127.0.0.1")
+    assert.equal(2, r.code, explain(r))
+    assert.matches("option '%-w': invalid duration 'soon'", r.stderr)
+  end)
+end)

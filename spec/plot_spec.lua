@@ -76,6 +76,16 @@ describe("icmprun plot latency", function()
     assert.equal("::1", panels[2].attr["data-target"])
   end)
 
+  it("takes --step with a unit, a bare number staying seconds", function()
+    local bare = run({ "plot", "latency", "--step", "10", input })
+    local with_unit = run({ "plot", "latency", "--step", "10000ms", input })
+    assert.equal(0, with_unit.code, with_unit.stderr)
+    assert.equal(bare.stdout, with_unit.stdout)
+    local bad = run({ "plot", "latency", "--step", "10 fortnights", input })
+    assert.equal(2, bad.code, bad.stderr)
+    assert.matches("option '%-%-step': invalid duration '10 fortnights'", bad.stderr)
+  end)
+
   it("colours each median by its bucket's loss with SmokePing's colours, and leaves gaps", function()
     local root = parse(run({ "plot", "latency", "--step", "10", input }).stdout)
     local panel = panels_of(root)[1]

@@ -154,7 +154,12 @@ describe("icmprun.progress", function()
     assert.has_error(function() progress.new({ total = "many" }) end,
       "progress.new: option 'total' must be a number >= 0")
     assert.has_error(function() progress.new({ interval = -1 }) end,
-      "progress.new: option 'interval' must be a number of seconds >= 0")
+      "progress.new: option 'interval' must be a number of seconds >= 0, or a duration "
+        .. "with a unit (us, ms, s, m, h)")
+    assert.has_error(function() progress.new({ interval = "soon" }) end,
+      "progress.new: option 'interval' must be a number of seconds >= 0, or a duration "
+        .. "with a unit (us, ms, s, m, h)")
+    assert.equal(0.25, progress.new({ interval = "250ms", enabled = false }).interval)
     assert.has_error(function() progress.new(3) end,
       "progress.new: options must be a table, got number")
     assert.has_error(function() progress.new({ enabled = false }):update("x") end,

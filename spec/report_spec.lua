@@ -513,35 +513,44 @@ describe("icmprun.report.prometheus", function()
     local s = sample_stats()
     s:add_counters({ duplicates = 2, late = 1 })
     local text = prometheus.render({
-      { target = "localhost", host = "127.0.0.1", labels = { site = "lab" }, stats = s },
+      { host = "localhost", ip = "127.0.0.1", labels = { site = "lab" }, stats = s, ttl = 64 },
       { target = "empty", stats = stats.new() },
     })
     local families, order = exposition.parse(text)
-    assert.same({ "icmprun_requests_total", "icmprun_responses_total",
-      "icmprun_response_duration_seconds", "icmprun_duplicates_total", "icmprun_late_total" }, order)
-    assert.equal("counter", families.icmprun_requests_total.type)
-    assert.equal("counter", families.icmprun_responses_total.type)
-    assert.equal("histogram", families.icmprun_response_duration_seconds.type)
+    assert.same({ "smokeping_requests_total", "icmprun_results_total",
+      "smokeping_response_duration_seconds", "smokeping_response_ttl",
+      "smokeping_send_errors_total", "icmprun_duplicates_total", "icmprun_late_total" }, order)
+    assert.equal("counter", families.smokeping_requests_total.type)
+    assert.equal("counter", families.icmprun_results_total.type)
+    assert.equal("histogram", families.smokeping_response_duration_seconds.type)
+    assert.equal("gauge", families.smokeping_response_ttl.type)
     check_histograms(families)
 
-    local req = families.icmprun_requests_total.samples
+    local req = families.smokeping_requests_total.samples
     assert.equal(2, #req)
-    assert.same({ "target", "host", "site" }, req[1].order)
-    assert.same({ target = "localhost", host = "127.0.0.1", site = "lab" }, req[1].labels)
+    assert.same({ "host", "ip", "site" }, req[1].order)
+    assert.same({ host = "localhost", ip = "127.0.0.1", site = "lab" }, req[1].labels)
     assert.equal(#RTTS + 3, req[1].value)
+    -- An entry with only a target has it as both its name and its address.
+    assert.same({ host = "empty", ip = "empty" }, req[2].labels)
     assert.equal(0, req[2].value)
 
-    local resp = families.icmprun_responses_total
+    local resp = families.icmprun_results_total
     local expected = { reply = #RTTS, timeout = 2, unreachable = 1, ttl_exceeded = 0, error = 0 }
     for status, count in pairs(expected) do
-      local got = select_samples(resp, "icmprun_responses_total", { target = "localhost", status = status })
+      local got = select_samples(resp, "icmprun_results_total", { host = "localhost", status = status })
       assert.equal(1, #got, status)
       assert.equal(count, got[1].value, status)
     end
     assert.equal(10, #resp.samples)
 
-    local h = families.icmprun_response_duration_seconds
-    local buckets = select_samples(h, "icmprun_response_duration_seconds_bucket", { target = "localhost" })
+    -- The TTL only for the entry that gave one; send errors for each.
+    assert.equal(1, #families.smokeping_response_ttl.samples)
+    assert.equal(64, families.smokeping_response_ttl.samples[1].value)
+    assert.equal(2, #families.smokeping_send_errors_total.samples)
+
+    local h = families.smokeping_response_duration_seconds
+    local buckets = select_samples(h, "smokeping_response_duration_seconds_bucket", { host = "localhost" })
     assert.equal(21, #buckets)
     for i, b in ipairs(prometheus.DEFAULT_BUCKETS) do
       assert.equal(b, exposition.value(buckets[i].labels.le))
@@ -550,23 +559,69 @@ describe("icmprun.report.prometheus", function()
     assert.equal("5e-05", buckets[1].labels.le)
     assert.equal("26.2144", buckets[20].labels.le)
     assert.equal("+Inf", buckets[21].labels.le)
-    local sum = select_samples(h, "icmprun_response_duration_seconds_sum", { target = "localhost" })[1]
+    local sum = select_samples(h, "smokeping_response_duration_seconds_sum", { host = "localhost" })[1]
     local total = 0
     for _, rtt in ipairs(RTTS) do total = total + rtt / 1000 end
     assert.is_true(math.abs(sum.value - total) < 1e-9)
-    local empty = select_samples(h, "icmprun_response_duration_seconds_count", { target = "empty" })[1]
+    local empty = select_samples(h, "smokeping_response_duration_seconds_count", { host = "empty" })[1]
     assert.equal(0, empty.value)
 
     assert.equal(2, families.icmprun_duplicates_total.samples[1].value)
     assert.equal(1, families.icmprun_late_total.samples[1].value)
   end)
 
+  it("names, types and labels its series as the exporter does, in the same units", function()
+    -- One naming for reports and the exporter: the same results, counted
+    -- by the exporter's metrics and by statistics, give the same families
+    -- (name, type, HELP) and the same samples (name, labels, value).
+    local metrics = require "icmprun.exporter.metrics"
+    local results = {
+      { status = "reply", rtt = 0.2, ttl = 64 }, { status = "reply", rtt = 3, ttl = 63 },
+      { status = "timeout" }, { status = "error", code = "ENETUNREACH" },
+      { status = "unreachable" },
+    }
+    local key = metrics.label_key("localhost", "127.0.0.1", { site = "lab" })
+    local target = metrics.new_target(key, prometheus.DEFAULT_BUCKETS)
+    local s = stats.new({ histogram = prometheus.histogram() })
+    for _, r in ipairs(results) do
+      target:on_send()
+      target:record(r)
+      s:add(r)
+    end
+    local engine = { sent = 5, results = 5, duplicates = 1, malformed = 2, corrupted = 1,
+      pending = 0 }
+    local exporter_families, exporter_order = exposition.parse(metrics.render({ target }, engine))
+    local report_families, report_order = exposition.parse(prometheus.render({
+      { host = "localhost", ip = "127.0.0.1", labels = { site = "lab" }, stats = s, ttl = 63 },
+    }, { engine = engine }))
+    assert.same(exporter_order, report_order)
+    local function lines(family)
+      local out = {}
+      for _, sample in ipairs(family.samples) do
+        local labels = {}
+        for _, name in ipairs(sample.order) do
+          labels[#labels + 1] = name .. "=" .. sample.labels[name]
+        end
+        out[#out + 1] = sample.name .. "{" .. table.concat(labels, ",") .. "} "
+          .. prometheus.format_value(sample.value)
+      end
+      return out
+    end
+    for _, name in ipairs(exporter_order) do
+      local want, got = exporter_families[name], report_families[name]
+      assert.equal(want.type, got.type, name)
+      assert.equal(want.help, got.help, name)
+      assert.same(lines(want), lines(got), name)
+    end
+  end)
+
   it("escapes label values", function()
     local target = 'we"ird\\name\nline'
     local text = prometheus.render({ { target = target, stats = sample_stats() } })
-    assert.truthy(text:find('target="we\\"ird\\\\name\\nline"', 1, true))
+    assert.truthy(text:find('host="we\\"ird\\\\name\\nline"', 1, true))
     local families = exposition.parse(text)
-    assert.equal(target, families.icmprun_requests_total.samples[1].labels.target)
+    assert.equal(target, families.smokeping_requests_total.samples[1].labels.host)
+    assert.equal(target, families.smokeping_requests_total.samples[1].labels.ip)
   end)
 
   it("counts custom buckets exactly with an attached histogram", function()
@@ -574,8 +629,8 @@ describe("icmprun.report.prometheus", function()
     local s = sample_stats({ histogram = prometheus.histogram(bounds) })
     local families = exposition.parse(prometheus.render({ { target = "t", stats = s } }))
     check_histograms(families)
-    local h = families.icmprun_response_duration_seconds
-    local buckets = select_samples(h, "icmprun_response_duration_seconds_bucket")
+    local h = families.smokeping_response_duration_seconds
+    local buckets = select_samples(h, "smokeping_response_duration_seconds_bucket")
     assert.equal(#bounds + 1, #buckets)
     for i, b in ipairs(bounds) do
       assert.equal(count_le(b), buckets[i].value, "le=" .. b)
@@ -602,7 +657,7 @@ describe("icmprun.report.prometheus", function()
     local families = exposition.parse(prometheus.render({ { target = "t", stats = s } },
       { buckets = { 0.0001, 0.0256, 1 } }))
     check_histograms(families)
-    local buckets = families.icmprun_response_duration_seconds.samples
+    local buckets = families.smokeping_response_duration_seconds.samples
     assert.equal("0.0001", buckets[1].labels.le)
     assert.equal(count_le(0.0001), buckets[1].value)
     assert.equal(count_le(0.0256), buckets[2].value)
@@ -612,7 +667,8 @@ describe("icmprun.report.prometheus", function()
   it("renders engine counters and the pending gauge", function()
     local engine = { sent = 10, results = 9, late = 1, pending = 1, duplicates = 0 }
     local families, order = exposition.parse(prometheus.render({}, { engine = engine }))
-    assert.same({ "icmprun_engine_duplicates_total", "icmprun_engine_late_total",
+    assert.same({ "smokeping_response_duplicates_total", "smokeping_receive_errors_total",
+      "icmprun_engine_duplicates_total", "icmprun_engine_late_total",
       "icmprun_engine_pending", "icmprun_engine_results_total", "icmprun_engine_sent_total" }, order)
     assert.equal("gauge", families.icmprun_engine_pending.type)
     assert.equal(1, families.icmprun_engine_pending.samples[1].value)
@@ -623,7 +679,9 @@ describe("icmprun.report.prometheus", function()
   it("renders the corrupt offset as a gauge, not a counter", function()
     local engine = { corrupted = 2, corrupt_offset = 28 }
     local families, order = exposition.parse(prometheus.render({}, { engine = engine }))
-    assert.same({ "icmprun_engine_corrupt_offset", "icmprun_engine_corrupted_total" }, order)
+    assert.same({ "smokeping_response_duplicates_total", "smokeping_receive_errors_total",
+      "icmprun_engine_corrupt_offset", "icmprun_engine_corrupted_total" }, order)
+    assert.equal(2, families.smokeping_receive_errors_total.samples[1].value)
     assert.equal("gauge", families.icmprun_engine_corrupt_offset.type)
     assert.equal(28, families.icmprun_engine_corrupt_offset.samples[1].value)
   end)
@@ -644,7 +702,7 @@ describe("icmprun.report.prometheus", function()
       prometheus.render({ { target = "a", stats = s, labels = { status = "x" } } })
     end)
     assert.has_error(function() prometheus.render({ { stats = s } }) end,
-      "prometheus.render: entry 1 has no target")
+      "prometheus.render: entry 1 has no target (or host and ip)")
     assert.has_error(function() prometheus.render({ { target = "a" } }) end,
       "prometheus.render: entry 1 has no stats object")
     assert.has_error(function()

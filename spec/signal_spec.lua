@@ -89,7 +89,7 @@ describe("SIGINT during a sweep", function()
           { rate = 0, count = 100000, interval = 10, timeout = 500 })
         local sent_at_stop
         icmprun.on_signal("INT", function()
-          sent_at_stop = icmprun.stats().sent
+          sent_at_stop = icmprun.counters().sent
           sweep:stop()
         end)
         local by_status, results = {}, 0
@@ -98,7 +98,7 @@ describe("SIGINT during a sweep", function()
           by_status[r.status] = (by_status[r.status] or 0) + 1
           if results == 40 then print("ready") io.stdout:flush() end
         end
-        local stats = icmprun.stats()
+        local stats = icmprun.counters()
         for _ = 1, 2000 do io.write("x") end -- Output must not be cut short.
         print()
         print(string.format("at stop %d", sent_at_stop))

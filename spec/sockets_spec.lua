@@ -147,7 +147,7 @@ describe("ICMP sockets", function()
         icmprun.sleep(10) -- Both probes are out.
         assert(os.execute(%q))
         print(t4:join().status, t6:join().status)
-        local s = icmprun.stats()
+        local s = icmprun.counters()
         print(s.results, s.replies, s.foreign >= 10)
       ]], other), "ICMPRUN_SOCKET=raw ")
       assert.equal(0, r.code, explain(r))

@@ -41,11 +41,11 @@ end
 local function collect(targets, opts)
   local results, times, stats = {}, {}, {}
   local t0 = icmprun.now()
-  local before = icmprun.stats()
+  local before = icmprun.counters()
   for r in icmprun.sweep(targets, opts) do
     results[#results + 1] = r
     times[#times + 1] = icmprun.now() - t0
-    local now = icmprun.stats()
+    local now = icmprun.counters()
     stats[#stats + 1] = { sent = now.sent - before.sent,
       timeouts = now.timeouts - before.timeouts }
   end
@@ -111,9 +111,9 @@ end
 describe("icmprun.sweep", function()
   describe("over a block of loopback addresses", function()
     it("answers every address of a /20 exactly once with count = 1", function()
-      local before = icmprun.stats()
+      local before = icmprun.counters()
       local results = collect("127.0.0.0/20", { rate = 0 })
-      local after = icmprun.stats()
+      local after = icmprun.counters()
       assert_each_address(loopback_block(0, 0, 20), results)
       assert_all_status("reply", results)
       for _, r in ipairs(results) do
@@ -325,10 +325,10 @@ describe("icmprun.sweep", function()
     for _, addr in ipairs({ SILENT4, SILENT6 }) do
       it("gives a silent host one timeout after its retries, with backoff (" .. addr
         .. ")", function()
-          local before = icmprun.stats()
+          local before = icmprun.counters()
           local results, times = collect(addr, { timeout = 100, retries = 2,
             backoff = 2 })
-          local after = icmprun.stats()
+          local after = icmprun.counters()
           assert.equal(1, #results)
           local r = results[1]
           assert.equal("timeout", r.status)
@@ -373,10 +373,10 @@ describe("icmprun.sweep", function()
 
     it("retries every address of a block, each on its own schedule", function()
       warm_up_blackhole()
-      local before = icmprun.stats()
+      local before = icmprun.counters()
       local results, times = collect(BLACKHOLE6 .. "/124", { timeout = 100,
         retries = 1, backoff = 3, rate = 0 })
-      local after = icmprun.stats()
+      local after = icmprun.counters()
       assert.equal(16, #results)
       assert_all_status("timeout", results)
       for i, r in ipairs(results) do
@@ -389,9 +389,9 @@ describe("icmprun.sweep", function()
     end)
 
     it("does not resend a probe that got a reply", function()
-      local before = icmprun.stats()
+      local before = icmprun.counters()
       local results = collect("127.0.0.1-127.0.0.4", { retries = 3, timeout = 2000 })
-      assert.equal(4, icmprun.stats().sent - before.sent)
+      assert.equal(4, icmprun.counters().sent - before.sent)
       assert.equal(4, #results)
       assert_all_status("reply", results)
       for _, r in ipairs(results) do
@@ -400,10 +400,10 @@ describe("icmprun.sweep", function()
     end)
 
     it("does not resend over an unreachable route: that is no timeout", function()
-      local before = icmprun.stats()
+      local before = icmprun.counters()
       local results, times = collect("203.0.113.1-203.0.113.2", { retries = 3,
         timeout = 10000 })
-      local after = icmprun.stats()
+      local after = icmprun.counters()
       assert.equal(2, #results)
       -- A send that fails is counted as a send error, once per attempt.
       assert.equal(2, after.send_errors - before.send_errors)
@@ -422,7 +422,7 @@ describe("icmprun.sweep", function()
       local RATE, BURST, SLACK = 200, 2, 5
       local samples = {}
       icmprun.run(function()
-        local base = icmprun.stats().sent
+        local base = icmprun.counters().sent
         local t0 = icmprun.now()
         local stop = false
         samples[1] = { t = t0, sent = 0 }
@@ -430,7 +430,7 @@ describe("icmprun.sweep", function()
           repeat
             icmprun.sleep(10)
             local t = icmprun.now()
-            samples[#samples + 1] = { t = t, sent = icmprun.stats().sent - base }
+            samples[#samples + 1] = { t = t, sent = icmprun.counters().sent - base }
           until t - t0 >= 2000
           stop = true
         end)
@@ -503,7 +503,7 @@ describe("icmprun.sweep", function()
         local done = false
         local sampler = icmprun.spawn(function()
           while not done do
-            peak = math.max(peak, icmprun.stats().pending)
+            peak = math.max(peak, icmprun.counters().pending)
             icmprun.sleep(5)
           end
         end)
@@ -594,7 +594,7 @@ describe("icmprun.sweep", function()
       assert.equal(0, at.pending, "probes still pending after the sweep closed")
       assert.is_true(at.sent - before.sent < 65536, "the whole sweep was sent")
       icmprun.sleep(400) -- Past the timeout of any probe that was in flight.
-      local later = icmprun.stats()
+      local later = icmprun.counters()
       assert.equal(at.sent, later.sent, "probes were sent after the sweep closed")
       assert.equal(at.timeouts, later.timeouts, "probes timed out after it closed")
       assert.equal(0, later.pending)
@@ -603,7 +603,7 @@ describe("icmprun.sweep", function()
     end
 
     it("stops sending on break, outside a task", function()
-      local before = icmprun.stats()
+      local before = icmprun.counters()
       local n = 0
       for r in icmprun.sweep(TARGETS, OPTS) do
         if r.status == "reply" then
@@ -613,14 +613,14 @@ describe("icmprun.sweep", function()
           end
         end
       end
-      local at = icmprun.stats()
+      local at = icmprun.counters()
       assert.equal(50, n)
       assert.is_true(at.sent - before.sent >= 256 + 50)
       assert_stopped(at, before)
     end)
 
     it("stops sending on break, inside a task", function()
-      local before, at = icmprun.stats(), nil
+      local before, at = icmprun.counters(), nil
       icmprun.run(function()
         local n = 0
         for r in icmprun.sweep(TARGETS, OPTS) do
@@ -631,7 +631,7 @@ describe("icmprun.sweep", function()
             end
           end
         end
-        at = icmprun.stats()
+        at = icmprun.counters()
         assert.equal(0, at.pending, "probes still pending after the sweep closed")
         -- The task and the loop go on.
         icmprun.sleep(10)
@@ -642,7 +642,7 @@ describe("icmprun.sweep", function()
     end)
 
     it("stops sending when a function returns from inside the loop", function()
-      local before = icmprun.stats()
+      local before = icmprun.counters()
       local function first_reply()
         for r in icmprun.sweep(TARGETS, OPTS) do
           if r.status == "reply" then
@@ -651,11 +651,11 @@ describe("icmprun.sweep", function()
         end
       end
       assert.equal("127.0.0.0", first_reply().addr)
-      assert_stopped(icmprun.stats(), before)
+      assert_stopped(icmprun.counters(), before)
     end)
 
     it("stops sending when the loop's body raises", function()
-      local before = icmprun.stats()
+      local before = icmprun.counters()
       local ok, err = pcall(function()
         for r in icmprun.sweep(TARGETS, OPTS) do
           if r.status == "reply" then
@@ -665,11 +665,11 @@ describe("icmprun.sweep", function()
       end)
       assert.is_false(ok)
       assert.equal("stop here", err)
-      assert_stopped(icmprun.stats(), before)
+      assert_stopped(icmprun.counters(), before)
     end)
 
     it("stops sending when closed through its 4th value", function()
-      local before = icmprun.stats()
+      local before = icmprun.counters()
       local it, s, ctl, closing = icmprun.sweep(TARGETS, OPTS)
       assert.is_function(it)
       assert.is_nil(ctl)
@@ -677,7 +677,7 @@ describe("icmprun.sweep", function()
       local r = it(s, ctl)
       assert.is_table(r)
       closing:close()
-      assert_stopped(icmprun.stats(), before)
+      assert_stopped(icmprun.counters(), before)
       closing:close() -- Twice is harmless.
     end)
 
@@ -693,9 +693,9 @@ describe("icmprun.sweep", function()
         end
         collectgarbage()
         collectgarbage()
-        local at = icmprun.stats()
+        local at = icmprun.counters()
         icmprun.sleep(400)
-        local later = icmprun.stats()
+        local later = icmprun.counters()
         print(at.pending, later.sent - at.sent, later.timeouts - at.timeouts,
           icmprun.ping("127.0.0.1").status)
       ]], 60)
@@ -716,14 +716,14 @@ describe("icmprun.sweep", function()
       for _, r in ipairs(results) do
         assert.equal("127.0.8.0/24", r.target)
       end
-      assert.equal(0, icmprun.stats().pending)
+      assert.equal(0, icmprun.counters().pending)
     end)
   end)
 
   describe("alongside other sweeps and pings", function()
     it("runs sweeps and pings from several tasks at once on the same sockets",
       function()
-        local before = icmprun.stats()
+        local before = icmprun.counters()
         local a, b, pings, spans = {}, {}, {}, {}
         icmprun.run(function()
           local t0 = icmprun.now()
@@ -751,7 +751,7 @@ describe("icmprun.sweep", function()
             t:join()
           end
         end)
-        local after = icmprun.stats()
+        local after = icmprun.counters()
         assert_each_address(loopback_block(9, 0, 24), a)
         assert_each_address(loopback_block(10, 0, 24), b, 2)
         assert_all_status("reply", a)
@@ -809,7 +809,7 @@ describe("icmprun.sweep", function()
     local SCALE = [[
       local icmprun = require "icmprun"
       assert(icmprun.ping("2001:db8:1::2", { timeout = 300 }).status == "timeout")
-      local before = icmprun.stats()
+      local before = icmprun.counters()
       local peak, done = 0, false
       local counts, distinct, statuses, targets = {}, 0, {}, {}
       local loopback = {}
@@ -818,7 +818,7 @@ describe("icmprun.sweep", function()
           -- In flight: sent and not yet ended (no probe here fails to send
           -- or is cancelled, as the figures below check).
           while not done do
-            local s = icmprun.stats()
+            local s = icmprun.counters()
             peak = math.max(peak, (s.sent - before.sent) - (s.results - before.results))
             icmprun.sleep(50)
           end
@@ -836,7 +836,7 @@ describe("icmprun.sweep", function()
         end
         done = true
       end)
-      local after = icmprun.stats()
+      local after = icmprun.counters()
       local n = 0
       for _, c in pairs(statuses) do n = n + c end
       local twice = 0
@@ -886,7 +886,7 @@ describe("icmprun.sweep", function()
       -- is in use twice, so replies must still find their own probe.
       local f = run_scale([[
         icmprun.spawn(function()
-          while icmprun.stats().pending < 100000 do
+          while icmprun.counters().pending < 100000 do
             icmprun.sleep(10)
           end
           for r in icmprun.sweep({ "::1", "2001:db8:2::1-2001:db8:2::2" },

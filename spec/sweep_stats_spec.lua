@@ -1,10 +1,10 @@
---- icmprun.stats() adds up after a sweep is left early: every probe the
+--- icmprun.counters() adds up after a sweep is left early: every probe the
 -- engine took ends in exactly one result, and probes cancelled before they
 -- were sent have a counter of their own, so that
 -- sent + cancelled + send_errors == results by arithmetic. Loopback only.
 local icmprun = require "icmprun"
 
---- The change of every counter between two icmprun.stats() tables.
+--- The change of every counter between two icmprun.counters() tables.
 local function delta(before, after)
   local d = {}
   for k, v in pairs(after) do
@@ -21,9 +21,9 @@ local function assert_adds_up(d, after)
       d.sent, d.cancelled, d.send_errors))
 end
 
-describe("icmprun.stats() after a sweep is left early", function()
+describe("icmprun.counters() after a sweep is left early", function()
   it("counts probes stopped before they were sent as cancelled, not sent", function()
-    local before = icmprun.stats()
+    local before = icmprun.counters()
     local handed, statuses = 0, {}
     icmprun.run(function()
       local it, s = icmprun.sweep("127.0.0.0/16", { rate = 0 })
@@ -41,7 +41,7 @@ describe("icmprun.stats() after a sweep is left early", function()
       end)
       puller:join()
     end)
-    local after = icmprun.stats()
+    local after = icmprun.counters()
     local d = delta(before, after)
     assert_adds_up(d, after)
     assert.equal(0, d.sent)
@@ -52,7 +52,7 @@ describe("icmprun.stats() after a sweep is left early", function()
   end)
 
   it("adds up after break outside a task", function()
-    local before = icmprun.stats()
+    local before = icmprun.counters()
     local n = 0
     for _ in icmprun.sweep("127.0.0.0/16", { rate = 0 }) do
       n = n + 1
@@ -60,7 +60,7 @@ describe("icmprun.stats() after a sweep is left early", function()
         break
       end
     end
-    local after = icmprun.stats()
+    local after = icmprun.counters()
     local d = delta(before, after)
     assert_adds_up(d, after)
     assert.is_true(d.sent >= 1000)
@@ -68,7 +68,7 @@ describe("icmprun.stats() after a sweep is left early", function()
   end)
 
   it("adds up after break inside a task, and a ping goes on", function()
-    local before, after = icmprun.stats(), nil
+    local before, after = icmprun.counters(), nil
     icmprun.run(function()
       local n = 0
       for _ in icmprun.sweep({ "127.0.0.0/16", "::1" }, { rate = 0 }) do
@@ -77,14 +77,14 @@ describe("icmprun.stats() after a sweep is left early", function()
           break
         end
       end
-      after = icmprun.stats()
+      after = icmprun.counters()
       assert.equal("reply", icmprun.ping("127.0.0.1").status)
     end)
     assert_adds_up(delta(before, after), after)
   end)
 
   it("hands out one result for each probe the engine took after stop()", function()
-    local before = icmprun.stats()
+    local before = icmprun.counters()
     local handed = 0
     icmprun.run(function()
       local it, s = icmprun.sweep("127.0.0.0/16", { rate = 0 })
@@ -95,7 +95,7 @@ describe("icmprun.stats() after a sweep is left early", function()
         end
       end
     end)
-    local after = icmprun.stats()
+    local after = icmprun.counters()
     local d = delta(before, after)
     assert_adds_up(d, after)
     assert.equal(d.results, handed)

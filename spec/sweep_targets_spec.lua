@@ -32,10 +32,10 @@ end
 --- Calls icmprun.sweep, which must raise at once; returns the message.
 -- Nothing may have been sent.
 local function call_error(targets, opts)
-  local sent = icmprun.stats().sent
+  local sent = icmprun.counters().sent
   local ok, err = pcall(icmprun.sweep, targets, opts)
   assert.is_false(ok, "icmprun.sweep accepted its arguments")
-  assert.equal(sent, icmprun.stats().sent, "a probe was sent")
+  assert.equal(sent, icmprun.counters().sent, "a probe was sent")
   return tostring(err)
 end
 
@@ -61,11 +61,11 @@ end
 
 --- Creates a sweep and closes it without taking a single result.
 local function create_and_close(targets, opts)
-  local sent = icmprun.stats().sent
+  local sent = icmprun.counters().sent
   local _, _, _, closing = icmprun.sweep(targets, opts)
   closing:close()
-  assert.equal(sent, icmprun.stats().sent, "a sweep that was never iterated sent")
-  assert.equal(0, icmprun.stats().pending)
+  assert.equal(sent, icmprun.counters().sent, "a sweep that was never iterated sent")
+  assert.equal(0, icmprun.counters().pending)
 end
 
 describe("icmprun.sweep targets", function()
@@ -192,7 +192,7 @@ describe("icmprun.sweep targets", function()
           assert.equal("reply", r.status)
         end
         assert.equal(3, it.calls)
-        assert.equal(0, icmprun.stats().pending)
+        assert.equal(0, icmprun.counters().pending)
         assert.equal("reply", icmprun.ping("127.0.0.1").status)
       end)
 
@@ -264,7 +264,7 @@ describe("icmprun.sweep targets", function()
           assert.equal(2, #by_target[t])
           assert.equal("reply", by_target[t][1].status)
         end
-        assert.equal(0, icmprun.stats().pending)
+        assert.equal(0, icmprun.counters().pending)
       end)
 
     it("become error results inside a task and from an iterator", function()
@@ -347,11 +347,11 @@ describe("icmprun.sweep targets", function()
       for _, targets in ipairs({ 42, true }) do
         assert_mentions(call_error(targets), "bad argument #1")
       end
-      local sent = icmprun.stats().sent
+      local sent = icmprun.counters().sent
       local ok, err = pcall(icmprun.sweep)
       assert.is_false(ok)
       assert_mentions(tostring(err), "bad argument #1")
-      assert.equal(sent, icmprun.stats().sent)
+      assert.equal(sent, icmprun.counters().sent)
     end)
   end)
 

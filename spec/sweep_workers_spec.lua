@@ -26,11 +26,11 @@ local function sweep(targets, n, opts)
 end
 
 --- Waits (on the loop) until no worker thread runs and every probe counted
--- by icmprun.stats() has its result; returns the counters.
+-- by icmprun.counters() has its result; returns the counters.
 local function settled_stats()
   local s
   for _ = 1, 500 do
-    s = icmprun.stats()
+    s = icmprun.counters()
     if s.workers == 0 and s.pending == 0 then
       return s
     end
@@ -104,7 +104,7 @@ describe("sweep workers", function()
     assert.is_true((last - first) / 1e6 >= 250, (last - first) / 1e6 .. " ms")
   end)
 
-  it("sums the workers' engine counters into icmprun.stats()", function()
+  it("sums the workers' engine counters into icmprun.counters()", function()
     local before = settled_stats()
     local _, total = sweep("127.0.0.0/24", 2, { count = 3, interval = 10 })
     local after = settled_stats()
@@ -239,7 +239,7 @@ local it, s = icmprun.sweep("2001:db8:beef::/120", { workers = 3, rate = 0,
   timeout = 60000 })
 icmprun.spawn(function() it(s) end)
 icmprun.sleep(100)
-print(icmprun.stats().workers)
+print(icmprun.counters().workers)
 error("the end")
 ]]
     local require_line = 'local icmprun = require "icmprun"\n'

@@ -41,7 +41,7 @@ local EXPECT_NOTHING_OPEN = [[
 --- Lua code that prints whether the engine's counters add up: every probe
 -- sent, cancelled before it was sent, or failed to send has one result.
 local PRINT_STATS = [[
-  local s = icmprun.stats()
+  local s = icmprun.counters()
   print("stats", s.sent, s.cancelled, s.send_errors, s.results, s.pending,
     s.sent + s.cancelled + s.send_errors == s.results)
 ]]
@@ -334,7 +334,7 @@ describe("task:cancel()", function()
           if r and r.status == "reply" then replies = replies + 1 end
         end
         print("late cancels and replies", cancelled > 0, replies > 0)
-        local s = icmprun.stats()
+        local s = icmprun.counters()
         print("one result per started probe", started > 0, s.results == started)
       ]] .. PRINT_STATS)
       for _, r in ipairs({ stock, command }) do
@@ -357,9 +357,9 @@ describe("task:cancel()", function()
         end)
         while got < 5 do icmprun.sleep(5) end
         t:cancel()
-        local sent = icmprun.stats().sent
+        local sent = icmprun.counters().sent
         icmprun.sleep(100)
-        print("stopped", icmprun.stats().sent == sent, sent < 256)
+        print("stopped", icmprun.counters().sent == sent, sent < 256)
       ]] .. PRINT_STATS)
       for _, r in ipairs({ stock, command }) do
         assert_clean(r)

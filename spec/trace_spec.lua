@@ -144,10 +144,10 @@ for _, family in ipairs({ 4, 6 }) do
       end)
 
     it("hands every probe out once, and each ends in exactly one result", function()
-      local before = icmprun.stats()
+      local before = icmprun.counters()
       local s, results = trace(path[5], { count = 5, interval = 10, timeout = 300,
         max_ttl = 12 })
-      local after = icmprun.stats()
+      local after = icmprun.counters()
       local sent = 0
       for _, hop in ipairs(s.hops) do
         sent = sent + hop.sent

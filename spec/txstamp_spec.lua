@@ -39,7 +39,7 @@ local TROUBLE = [[
     if i % 50 == 0 then targets[#targets + 1] = "203.0.113." .. i % 120 end
     if i % 60 == 0 then targets[#targets + 1] = "2001:db8:dead::" .. i end
   end
-  local before = icmprun.stats()
+  local before = icmprun.counters()
   local count, bad_rtt = {}, 0
   for _, size in ipairs({ 1000, 3000 }) do
     for r in icmprun.sweep(targets, { rate = 0, size = size, timeout = 5000 }) do
@@ -48,7 +48,7 @@ local TROUBLE = [[
       if r.status == "reply" and not (r.rtt > 0) then bad_rtt = bad_rtt + 1 end
     end
   end
-  local s = icmprun.stats()
+  local s = icmprun.counters()
   for k, v in pairs(count) do io.write(k, "=", v, "\t") end
   for _, k in ipairs({ "send_retries", "send_errors", "tx_stamps", "tx_stamps_unmatched",
                        "tx_stamps_misattributed", "clock_steps" }) do
@@ -63,7 +63,7 @@ describe("kernel send timestamps", function()
     assert.equal("kernel", info.tx_stamp)
     assert.equal("kernel", info.ipv4_tx_stamp)
     assert.equal("kernel", info.ipv6_tx_stamp)
-    local before = icmprun.stats()
+    local before = icmprun.counters()
     local kernel, replies = 0, 0
     -- Paced: the send queue empties every turn, as for ping and the exporter.
     for r in icmprun.sweep({ "127.0.0.1", "::1", NORMAL4, NORMAL6 },
@@ -75,7 +75,7 @@ describe("kernel send timestamps", function()
         kernel = kernel + 1
       end
     end
-    local after = icmprun.stats()
+    local after = icmprun.counters()
     assert.equal(1000, replies)
     assert.equal(1000, kernel)
     assert.equal(1000, after.tx_stamps - before.tx_stamps)
@@ -167,7 +167,7 @@ describe("kernel send timestamps", function()
         assert(r.rtt > 0)
       end
       for k, v in pairs(count) do io.write(k, "=", v, "\t") end
-      print("tx_stamps=" .. icmprun.stats().tx_stamps)
+      print("tx_stamps=" .. icmprun.counters().tx_stamps)
     ]])
     assert.equal("user", f.info)
     assert.equal("user", f.v4)

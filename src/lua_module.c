@@ -30,6 +30,10 @@ int ir_lua_open(lua_State* L) {
   ir_lua_register_await(L, -1);
   lua_pushliteral(L, ICMPRUN_VERSION); /* M v */
   lua_setfield(L, -2, "version");      /* M */
+  /* Under stock lua5.4 the module's first load is the start that counts;
+   * the icmprun binary sets the moment its main() began instead. */
+  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e6); /* M t */
+  lua_setfield(L, -2, "started");                   /* M */
   ir_lua_register_luv(L, ir_lua_runtime(L));
   ir_lua_register_httpd(L);
   ir_lua_register_embedded(L);

@@ -3,6 +3,7 @@
 #include <lua.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
@@ -31,6 +32,82 @@ void ir_lua_opt_number(lua_State* L, int opts, const char* name, double min, dou
     *value = n;
   }
   lua_pop(L, 1); /* */
+}
+
+/* Milliseconds in each unit a duration string may carry: the units of the
+ * command lines' durations (icmprun.cli.duration_in). */
+static const struct {
+  const char* unit;
+  double ms;
+} ir__duration_units[] = {
+    {"us", 0.001}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+
+/* Parses "500ms", "2s", "1.5m", "250us" or a bare "250" (milliseconds) into
+ * *ms; false when text is none of these. Spaces around the number and
+ * between it and the unit are allowed, as on the command lines. */
+static bool ir__parse_duration(const char* text, double* ms) {
+  char* end = NULL;
+  while (*text == ' ' || *text == '\t') {
+    text++;
+  }
+  if (!((*text >= '0' && *text <= '9') || *text == '.')) {
+    return false; /* No sign, no "inf", no "nan", no hex: a plain decimal. */
+  }
+  double x = strtod(text, &end);
+  if (end == text || (end[-1] != '.' && !(end[-1] >= '0' && end[-1] <= '9'))) {
+    return false;
+  }
+  if (text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+    return false;
+  }
+  while (*end == ' ' || *end == '\t') {
+    end++;
+  }
+  size_t len = strcspn(end, " \t");
+  const char* rest = end + len;
+  while (*rest == ' ' || *rest == '\t') {
+    rest++;
+  }
+  if (*rest != '\0') {
+    return false;
+  }
+  double scale = len == 0 ? 1 : 0;
+  for (size_t i = 0; len > 0 && i < IR_ARRAY_SIZE(ir__duration_units); i++) {
+    if (strlen(ir__duration_units[i].unit) == len &&
+        strncmp(end, ir__duration_units[i].unit, len) == 0) {
+      scale = ir__duration_units[i].ms;
+    }
+  }
+  if (scale == 0) {
+    return false;
+  }
+  *ms = x * scale;
+  return true;
+}
+
+void ir_lua_opt_duration(lua_State* L, int opts, const char* name, double min,
+                         double max, double* ms) {
+  lua_getfield(L, opts, name); /* v */
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    double parsed = 0;
+    size_t len = 0;
+    const char* text = lua_tolstring(L, -1, &len);
+    /* A zero byte inside would hide what follows it from the parser. */
+    if (strlen(text) != len || !ir__parse_duration(text, &parsed) ||
+        !(parsed >= min && parsed <= max)) {
+      char why[200];
+      snprintf(why, sizeof(why),
+               "option '%s' must be milliseconds in %.0f..%.0f, or a duration with a "
+               "unit (us, ms, s, m, h), got '%.40s'",
+               name, min, max, text);
+      luaL_argerror(L, opts, why);
+    }
+    *ms = parsed;
+    lua_pop(L, 1); /* */
+    return;
+  }
+  lua_pop(L, 1);                                         /* */
+  ir_lua_opt_number(L, opts, name, min, max, false, ms); /* Numbers, and the errors. */
 }
 
 void ir_lua_check_option_names(lua_State* L, int opts, const char* const* extra) {
@@ -110,7 +187,7 @@ int ir_lua_probe_options(lua_State* L, int opts, ir_probe_spec_t* spec,
   if (!lua_isnoneornil(L, opts)) {
     luaL_checktype(L, opts, LUA_TTABLE);
     ir_lua_check_option_names(L, opts, extra);
-    ir_lua_opt_number(L, opts, "timeout", 0, IR_MAX_WAIT_MS, false, &timeout);
+    ir_lua_opt_duration(L, opts, "timeout", 0, IR_MAX_WAIT_MS, &timeout);
     ir_lua_opt_number(L, opts, "size", 0, IR_MAX_SIZE_V6, true, &size);
     ir_lua_opt_number(L, opts, "ttl", 1, 255, true, &ttl);
     ir_lua_opt_number(L, opts, "tos", 0, 255, true, &tos);

@@ -285,9 +285,9 @@ static int ir__l_info(lua_State* L) {
   return 1;
 }
 
-/* icmprun.stats() -> the engine's counters, including the traffic that never
+/* icmprun.counters() -> the engine's counters, including the traffic that never
  * became a result (late, duplicate, foreign, malformed). */
-static int ir__l_stats(lua_State* L) {
+static int ir__l_counters(lua_State* L) {
   ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(1));
   ir_counters_t c;
   memset(&c, 0, sizeof(c));
@@ -378,7 +378,7 @@ void ir_lua_register_probe(lua_State* L, int module_index) {
   static const luaL_Reg funcs[] = {{"ping", ir__l_ping},
                                    {"resolve", ir__l_resolve},
                                    {"info", ir__l_info},
-                                   {"stats", ir__l_stats},
+                                   {"counters", ir__l_counters},
                                    {NULL, NULL}};
   lua_pushvalue(L, module_index);                     /* M */
   lua_getfield(L, LUA_REGISTRYINDEX, IR_RUNTIME_KEY); /* M rt */

@@ -131,7 +131,7 @@ struct ir_lua_runtime_s {
   bool closing;
   ir_lua_owner_t owners; /* Sentinel of the list of live binding objects. */
   /* What the engines of sweeps' worker threads counted, summed as their
-   * results come (lua_sweep.c); icmprun.stats() adds it to the engine's. */
+   * results come (lua_sweep.c); icmprun.counters() adds it to the engine's. */
   ir_counters_t worker_counters;
   uint32_t workers_running; /* Their threads that have not ended yet. */
 };
@@ -188,13 +188,19 @@ void ir_lua_probe_cancel(ir_lua_waiter_t* waiter);
 void ir_lua_register_probe(lua_State* L, int module_index);
 
 /* lua_txstamp.c: adds the send timestamp fields to icmprun.info() and
- * icmprun.stats(); called after ir_lua_register_probe. */
+ * icmprun.counters() (and its deprecated name icmprun.stats()); called after
+ * ir_lua_register_probe. */
 void ir_lua_register_txstamp(lua_State* L, int module_index);
 
 /* lua_options.c: option tables. Each raises an argument error naming the
  * option on a wrong type, a value out of range or an unknown name. */
 void ir_lua_opt_number(lua_State* L, int opts, const char* name, double min, double max,
                        bool integer, double* value);
+/* Reads opts.name as a duration in milliseconds: a number (milliseconds), or
+ * a string with a unit ("500ms", "2s", "1.5m", "250us"; bare: milliseconds),
+ * within [min, max] milliseconds; absent keeps *ms. */
+void ir_lua_opt_duration(lua_State* L, int opts, const char* name, double min,
+                         double max, double* ms);
 void ir_lua_check_option_names(lua_State* L, int opts, const char* const* extra);
 /* Fills spec (all but the address) from the probe options at index opts, or
  * defaults when absent, also allowing the names in extra (NULL-terminated, or

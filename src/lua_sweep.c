@@ -728,7 +728,7 @@ static int ir__sweep_options_read(lua_State* L, ir_sweep_config_t* c) {
   int family = ir_lua_probe_options(L, 2, &c->probe, ir__sweep_options);
   if (!lua_isnoneornil(L, 2)) {
     ir_lua_opt_number(L, 2, "count", 1, 1e9, true, &count);
-    ir_lua_opt_number(L, 2, "interval", 0, 86400000, false, &interval);
+    ir_lua_opt_duration(L, 2, "interval", 0, 86400000, &interval);
     lua_getfield(L, 2, "rate"); /* rate */
     if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) == HUGE_VAL) {
       rate = 0; /* math.huge: unpaced. */

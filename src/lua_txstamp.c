@@ -1,5 +1,6 @@
-/* icmprun.info() and icmprun.stats(): their send timestamp fields, added to
- * what lua_probe.c reports. */
+/* icmprun.info() and icmprun.counters(): their send timestamp fields, added
+ * to what lua_probe.c reports; and icmprun.stats, the deprecated name of
+ * counters(). */
 #include <lauxlib.h>
 #include <lua.h>
 #include <sys/socket.h>
@@ -41,11 +42,11 @@ static int ir__l_info(lua_State* L) {
   return 1;
 }
 
-/* stats() -> the original stats (upvalue 1), and tx_stamps (kernel send
+/* counters() -> the original counters (upvalue 1), and tx_stamps (kernel send
  * timestamps matched to their probe), tx_stamps_unmatched (read but not
  * used) and tx_stamps_misattributed (ICMPRUN_TX_STAMP=verify only). */
-static int ir__l_stats(lua_State* L) {
-  lua_pushvalue(L, lua_upvalueindex(1)); /* stats */
+static int ir__l_counters(lua_State* L) {
+  lua_pushvalue(L, lua_upvalueindex(1)); /* counters */
   lua_call(L, 0, 1);                     /* t */
   ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(2));
   ir_counters_t c = {0};
@@ -74,5 +75,9 @@ static void ir__wrap(lua_State* L, int module_index, const char* name,
 void ir_lua_register_txstamp(lua_State* L, int module_index) {
   module_index = lua_absindex(L, module_index);
   ir__wrap(L, module_index, "info", ir__l_info);
-  ir__wrap(L, module_index, "stats", ir__l_stats);
+  ir__wrap(L, module_index, "counters", ir__l_counters);
+  /* icmprun.stats() was the first name of counters(), and shared it with the
+   * statistics module `icmprun.stats`; kept, deprecated, for old scripts. */
+  lua_getfield(L, module_index, "counters"); /* counters */
+  lua_setfield(L, module_index, "stats");    /* */
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -65,11 +66,13 @@ static const char ir_usage[] =
     "  icmprun.resolve(name, {family=4|6}) -> address | nil, message\n"
     "  icmprun.on_signal(\"INT\"|\"TERM\"|\"HUP\"|\"QUIT\"|..., fn|nil)\n"
     "  icmprun.run(fn, ...)  (stock lua5.4) runs fn as a task until all tasks end\n"
-    "  icmprun.info()      socket kinds in use   icmprun.stats()  engine counters\n"
+    "  icmprun.info()      socket kinds in use   icmprun.counters() engine counters\n"
+    "      (icmprun.stats() is the deprecated name of counters())\n"
     "  for hop, r in icmprun.trace(target, {max_ttl=30, count=3, interval=250,\n"
     "                                      flow=\"stable\", ...}) do ... end\n"
     "      probes every hop at once; hops with addresses, loss and RTT statistics\n"
     "  icmprun.version     icmprun.STATUSES  the statuses, in order\n"
+    "  icmprun.started     icmprun.now() when the process started\n"
     "  icmprun.limits      size, timeout, TTL and TOS limits of the options\n"
     "Failures return nil, message, code; caller mistakes raise. The reference:\n"
     "cmake --build build --target doc (LDoc, into build/doc/index.html).\n"
@@ -454,7 +457,36 @@ static const char* ir_program_name(const char* argv0) {
   return slash != NULL ? slash + 1 : argv0;
 }
 
+/* When this process began (its fork), on uv_hrtime()'s clock, as late as it
+ * can have been: now less the time it has certainly existed, which is its
+ * CPU time plus its waits on a run queue (/proc/self/schedstat's second
+ * field, when the kernel keeps it). Before main() the dynamic loader has
+ * run for milliseconds (libmicrohttpd brings GnuTLS, whose set-up runs at
+ * load time), longer on a busy machine; never earlier than the real start,
+ * since time spent blocked is not counted. */
+static uint64_t ir_process_start_ns(void) {
+  uint64_t age_ns = 0;
+  struct timespec cpu;
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu) == 0) {
+    age_ns = (uint64_t)cpu.tv_sec * 1000000000u + (uint64_t)cpu.tv_nsec;
+  }
+  FILE* f = fopen("/proc/self/schedstat", "r");
+  if (f != NULL) {
+    unsigned long long on_cpu = 0, waiting = 0;
+    if (fscanf(f, "%llu %llu", &on_cpu, &waiting) == 2) {
+      age_ns += waiting;
+    }
+    fclose(f);
+  }
+  uint64_t now = uv_hrtime();
+  return age_ns < now ? now - age_ns : now;
+}
+
 int main(int argc, char** argv) {
+  /* The moment the process started, on icmprun.now()'s clock: commands
+   * that report "every N seconds since start", as fping -Q does, count from
+   * there rather than from the end of the Lua start-up. */
+  uint64_t started_ns = ir_process_start_ns();
   /* First of all: a socket or the loop must never take fd 0, 1 or 2 (print
    * would write into it, and libuv aborts when it closes one of them). */
   int fd_err = ir_lua_open_std_fds();
@@ -543,8 +575,10 @@ int main(int argc, char** argv) {
    * suits scripts that make many short-lived tables, as a sweep makes one per
    * result, and spares re-marking everything that lives long. */
   lua_gc(L, LUA_GCGEN, 0, 0);
-  luaL_requiref(L, "icmprun", ir_lua_open, 0); /* icmprun */
-  lua_pop(L, 1);                               /* */
+  luaL_requiref(L, "icmprun", ir_lua_open, 0);     /* icmprun */
+  lua_pushnumber(L, (lua_Number)started_ns / 1e6); /* icmprun started */
+  lua_setfield(L, -2, "started");                  /* icmprun */
+  lua_pop(L, 1);                                   /* */
   ir_dirs_t dirs;
   ir_find_dirs(&dirs);
   ir_set_paths(L, &dirs);

@@ -28,11 +28,18 @@ local icmprun = {}
 --- The version of icmprun, as `"0.1.0"`.
 icmprun.version = "0.1.0"
 
+--- When the process started, in milliseconds on `icmprun.now()`'s clock:
+-- the moment the icmprun program began, before any Lua ran (or, under stock
+-- `lua5.4`, the first `require "icmprun"`). `icmprun.now() - icmprun.started`
+-- is the process's age; `icmprun fping -Q` counts its reports from it.
+icmprun.started = 0
+
 --- Sends one echo request and waits, in the calling task only, for its result.
 -- Outside any task it blocks, running the loop (and any task) meanwhile.
 -- @tparam string target an IPv4 or IPv6 address, or a host name (resolved on
 --   libuv's thread pool, never blocking the loop)
--- @tparam[opt] table opts `timeout` (ms, default 1000), `size` (payload bytes,
+-- @tparam[opt] table opts `timeout` (ms, default 1000; or a duration with a
+--   unit: `"500ms"`, `"2s"`), `size` (payload bytes,
 --   default 56; at most 65507 for IPv4, 65527 for IPv6), `ttl` (1..255), `tos`
 --   (0..255), `family` (4 or 6, for a name), `source` (a numeric address of
 --   this host to send from; it forces the family), `interface` (an interface
@@ -55,7 +62,7 @@ function icmprun.ping(target, opts) end
 --   (`"127.0.0.1-127.0.0.9"`), an array of those, or an iterator function
 --   returning them
 -- @tparam[opt] table opts besides `ping`'s: `count` (probes per address, 1),
---   `interval` (ms between probes to one address, 1000), `rate` (probes a second
+--   `interval` (ms between probes to one address, 1000; or `"1s"`...), `rate` (probes a second
 --   for the whole sweep, 1000; 0 unpaced), `retries` (0), `backoff` (1.5),
 --   `every_attempt`, `order` (`"sequential"` or `"random"`), `seed`, `shard`
 --   (`{i, n}`), `limit` (most addresses, a /8), `window` (most in flight);
@@ -131,7 +138,9 @@ function icmprun.resolve(name, opts) end
 --   times come from
 function icmprun.info(opts) end
 
---- The engine's counters, for the whole process.
+--- The engine's counters, for the whole process. (Not to be confused with
+-- the statistics module `icmprun.stats`, which computes loss and RTT
+-- percentiles from results.)
 -- @treturn table `sent`, `results`, `replies`, `timeouts`, `icmp_errors`,
 --   `send_errors`, `send_retries` (of which `send_blocked`: EAGAIN),
 --   `cancelled` (ended before they were sent), `pending`, and the answers that
@@ -139,6 +148,12 @@ function icmprun.info(opts) end
 --   `corrupt_offset`, the first differing byte of the last one), `wrong_seq`,
 --   `foreign`, `malformed`; `clock_steps`; `tx_stamps`,
 --   `tx_stamps_unmatched`, `tx_stamps_misattributed`
+function icmprun.counters() end
+
+--- Deprecated: the old name of `icmprun.counters`, which it shared with the
+-- statistics module `icmprun.stats`. Still works and returns the same table;
+-- new scripts call `icmprun.counters()`.
+-- @treturn table the engine's counters, as `icmprun.counters()`
 function icmprun.stats() end
 
 --- Traces the path to `target`, probing every hop of a round at once, with
@@ -147,7 +162,8 @@ function icmprun.stats() end
 -- the hop records and the trace's methods.
 -- @tparam string target an address or a host name
 -- @tparam[opt] table opts `max_ttl` (30), `first_ttl` (1), `count` (probes
---   per hop, 3), `interval` (ms between rounds, 250), `timeout` (ms, 1000),
+--   per hop, 3), `interval` (ms between rounds, 250), `timeout` (ms, 1000;
+--   both also as durations with a unit, `"250ms"`, `"1s"`),
 --   `size`, `tos`, `family`, `stop_at_target` (true), `flow` (`"stable"` or
 --   `"vary"`), `source`, `interface` (as `ping`'s)
 -- @return an iterator of `hop, result` and the trace, or `nil, message, code`

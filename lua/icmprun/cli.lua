@@ -13,6 +13,7 @@
 -- or, in one call, `local args, status = cli.handle(parser, arg)`.
 -- @module icmprun.cli
 local argparse = require "argparse"
+local duration = require "icmprun.duration"
 
 local M = {}
 
@@ -169,30 +170,22 @@ function M.number_in(option, min, max, integral)
   end
 end
 
--- Milliseconds in each unit a duration may carry.
-local DURATION_UNITS = { us = 0.001, ms = 1, s = 1000, m = 60000, h = 3600000 }
-
 --- An argparse converter for a duration: a bare number in the command's own
 -- historical `unit` ("s" or "ms"), or a number with a unit (`250us`, `500ms`,
 -- `2s`, `1.5m`, `1h`), so that one spelling works in every command. The
 -- value is returned in `unit`, and must lie in [min, max] of that unit.
+-- (`icmprun.duration` reads it, as the library's options are read.)
 -- @tparam string option the option's name, as the user types it
 -- @tparam string unit "s" or "ms": the unit of bare numbers and of the result
 -- @tparam number min
 -- @tparam number max
 -- @treturn function for `parser:option(...):convert(...)`
 function M.duration_in(option, unit, min, max)
-  local scale = DURATION_UNITS[unit]
-  if not scale then
+  if not duration.UNITS[unit] then
     error("cli.duration_in: unit must be one of us, ms, s, m, h, got " .. tostring(unit), 2)
   end
   return function(text)
-    local number, suffix = text:match("^%s*([%d.]+[eE]?[+-]?%d*)%s*(%a*)%s*$")
-    local x = tonumber(number)
-    if x and suffix ~= "" then
-      local factor = DURATION_UNITS[suffix]
-      x = factor and x * factor / scale
-    end
+    local x = duration.parse(text, unit)
     if x == nil or x ~= x or x < min or x > max then
       return nil, string.format("option '%s': invalid duration '%s': a number of %s, or a "
         .. "number with a unit (us, ms, s, m, h), from %s%s to %s%s", option, text,

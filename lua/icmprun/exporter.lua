@@ -416,7 +416,7 @@ function Exporter:render_pieces(pause)
   local started = icmprun.now()
   local own = self:own_lines()
   self.max_send_delay = 0 -- Reported: the next scrape says what came since.
-  local pieces = metrics.render_pieces(self.order, icmprun.stats(), own, pause)
+  local pieces = metrics.render_pieces(self.order, icmprun.counters(), own, pause)
   self.scrape_seconds = (icmprun.now() - started) / 1000
   return pieces
 end

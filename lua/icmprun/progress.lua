@@ -12,6 +12,8 @@
 --     for r in icmprun.sweep("10.0.0.0/16") do p:tick() ... end
 --     p:finish()
 -- @module icmprun.progress
+local duration = require "icmprun.duration"
+
 local M = {}
 
 local error, pcall, require, setmetatable, type = error, pcall, require, setmetatable, type
@@ -94,7 +96,8 @@ Progress.__index = Progress
 -- @param[opt=io.stderr] opts.stream where to draw (anything with `write`)
 -- @tparam[opt] boolean opts.enabled draw or not; nil: only when `stream` is
 --   a terminal (checked once, here)
--- @tparam[opt=0.2] number opts.interval seconds between redraws
+-- @tparam[opt=0.2] number|string opts.interval seconds between redraws, or
+--   a duration with a unit (`"250ms"`)
 -- @tparam[opt] function opts.clock returns seconds (`default_clock()`)
 -- @tparam[opt] string opts.label a prefix such as "sweep"
 -- @tparam[opt] boolean opts.view draw the live view (several lines) rather
@@ -108,9 +111,10 @@ function M.new(opts)
   if opts.total ~= nil and (type(opts.total) ~= "number" or opts.total < 0) then
     error("progress.new: option 'total' must be a number >= 0", 2)
   end
-  local interval = opts.interval or 0.2
-  if type(interval) ~= "number" or interval < 0 then
-    error("progress.new: option 'interval' must be a number of seconds >= 0", 2)
+  local interval = duration.parse(opts.interval or 0.2, "s")
+  if type(interval) ~= "number" or interval ~= interval or interval < 0 then
+    error("progress.new: option 'interval' must be a number of seconds >= 0, or a "
+      .. "duration with a unit (us, ms, s, m, h)", 2)
   end
   if opts.clock ~= nil and type(opts.clock) ~= "function" then
     error("progress.new: option 'clock' must be a function", 2)

@@ -165,10 +165,10 @@ end
 --- Records engine counters that are not results, such as `duplicates` and
 -- `late` replies: each numeric field of `counters` is added to
 -- `self.counters[name]`, except `pending`, a level rather than a count.
--- Engine counters (`icmprun.stats()`) count from the start of the process
+-- Engine counters (`icmprun.counters()`) count from the start of the process
 -- and for every target together, so pass their change over the period (and
 -- the targets) these statistics cover, for example
--- `s:add_counters(stats.delta(before, icmprun.stats()))`.
+-- `s:add_counters(stats.delta(before, icmprun.counters()))`.
 -- @tparam table counters name -> number
 function Stats:add_counters(counters)
   if type(counters) ~= "table" then
@@ -182,7 +182,7 @@ function Stats:add_counters(counters)
   end
 end
 
---- The change of engine counters between two `icmprun.stats()` snapshots:
+--- The change of engine counters between two `icmprun.counters()` snapshots:
 -- `after[k] - before[k]` for every counter, except `pending`, a level rather
 -- than a count, which is taken from `after`, and `corrupt_offset`, an
 -- offset, taken from `after` only when corrupted answers came in between.

@@ -21,6 +21,7 @@
 -- routers that balance load by hashing headers send them all one way.
 -- @module icmprun.trace
 local icmprun = require "icmprun"
+local duration = require "icmprun.duration"
 local stats = require "icmprun.stats"
 local trace_sched = require "icmprun.trace_sched" -- src/trace_sched.c
 
@@ -60,16 +61,18 @@ local function check_integer(opts, name, min, max, allow_huge)
   return math.tointeger(v)
 end
 
-local function check_number(opts, name, min, max)
+-- A duration option: milliseconds, or a string with a unit ("250ms", "1s").
+local function check_duration(opts, name, min, max)
   local v = opts[name]
   if v == nil then
     return DEFAULTS[name]
   end
-  if type(v) ~= "number" or not (v >= min and v <= max) then
-    error(string_format("trace: option '%s' must be a number in %g..%g, got %s", name,
-      min, max, tostring(v)), 3)
+  local ms = duration.parse(v, "ms")
+  if type(ms) ~= "number" or not (ms >= min and ms <= max) then
+    error(string_format("trace: option '%s' must be milliseconds in %.0f..%.0f, or a duration "
+      .. "with a unit (us, ms, s, m, h), got %s", name, min, max, tostring(v)), 3)
   end
-  return v
+  return ms
 end
 
 local function check_options(opts)
@@ -87,8 +90,8 @@ local function check_options(opts)
     max_ttl = check_integer(opts, "max_ttl", 1, 255),
     first_ttl = check_integer(opts, "first_ttl", 1, 255),
     count = check_integer(opts, "count", 1, math.maxinteger, true),
-    interval = check_number(opts, "interval", 0, icmprun.limits.max_interval),
-    timeout = check_number(opts, "timeout", 0, icmprun.limits.max_timeout),
+    interval = check_duration(opts, "interval", 0, icmprun.limits.max_interval),
+    timeout = check_duration(opts, "timeout", 0, icmprun.limits.max_timeout),
     size = check_integer(opts, "size", 0, icmprun.limits.max_size_v4),
     tos = check_integer(opts, "tos", 0, 255),
     family = opts.family,

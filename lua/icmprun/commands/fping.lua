@@ -147,7 +147,7 @@ end
 --- The engine's counters that fping's -s reports, as a difference from
 -- `base` (they count for the whole process).
 local function engine_counts(base)
-  local c = icmprun.stats()
+  local c = icmprun.counters()
   local now = {
     sent = c.sent + c.send_errors,
     received = c.replies + c.duplicates + c.late,
@@ -171,10 +171,10 @@ end
 local Run = {}
 Run.__index = Run
 
-local function new_run(o)
+local function new_run(o, started)
   return setmetatable({
     o = o, out = io_stdout, err = io_stderr,
-    start = icmprun.now(), base = engine_counts(),
+    start = started or icmprun.now(), base = engine_counts(),
     hosts = {}, by_addr = {}, shares = {}, width = 0,
     unknown = 0, alive = 0, timeouts = 0, replies = 0, rtt_sum = 0,
     splitting = false, finished = false,
@@ -569,13 +569,13 @@ local function check_binding(o, err)
   return nil
 end
 
-local function run(o, operands)
+local function run(o, operands, started)
   io_stdout:setvbuf("line") -- As fping: lines reach a pipe as they are printed.
   local bind_status = check_binding(o, io_stderr)
   if bind_status then
     return bind_status
   end
-  local self = new_run(o)
+  local self = new_run(o, started)
   local display = display_name(o)
   targets.each(o, operands, function(name, addr)
     self:add_host(display(name, addr), addr)
@@ -613,8 +613,15 @@ function M.run(arg)
   for i = 1, #arg do
     argv[i] = arg[i]
   end
+  -- Run as the program (`icmprun fping ...`, given the process's own `arg`),
+  -- the run starts when the process did, as fping's own start does: its
+  -- -Q reports and -s elapsed time count from there, not from the end of
+  -- the Lua start-up. Called from a script with a table of its own, the run
+  -- starts now.
+  local started = rawequal(arg, _G.arg) and icmprun.started or nil
   local ok, status = xpcall(function()
-    return run(options.parse(argv, prog))
+    local o, operands = options.parse(argv, prog)
+    return run(o, operands, started)
   end, function(e)
     -- A command-line failure is an exit; anything else is a bug, kept
     -- with its traceback.

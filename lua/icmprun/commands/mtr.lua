@@ -25,7 +25,7 @@ local M = {}
 M.summary = "trace the path to a host with mtr's report, JSON, CSV or live view"
 
 local io_stderr, io_stdout = io.stderr, io.stdout
-local number_in = cli.number_in
+local number_in, duration_in = cli.number_in, cli.duration_in
 
 local function build_parser(name)
   local parser = cli.parser(name, "Probe every hop of the path to a host, as mtr does.",
@@ -43,8 +43,8 @@ local function build_parser(name)
   parser:flag("-C --csv", "Report as CSV.")
   parser:flag("-4", "Use IPv4 only.")
   parser:flag("-6", "Use IPv6 only.")
-  parser:option("-i --interval", "Seconds between rounds.", "1")
-    :convert(number_in("-i", 0.001, 86400, false))
+  parser:option("-i --interval", "Seconds between rounds (or 500ms, 2s...).", "1")
+    :convert(duration_in("-i", "s", 0.001, 86400))
   parser:option("-m --max-ttl", "Last TTL to probe.", "30"):convert(number_in("-m", 1, 255, true))
   parser:option("-f --first-ttl", "First TTL to probe.", "1")
     :convert(number_in("-f", 1, 255, true))
@@ -52,8 +52,8 @@ local function build_parser(name)
     :convert(number_in("-s", 28, 65535, true))
   parser:option("-Q --tos", "TOS byte / IPv6 traffic class.", "0")
     :convert(number_in("-Q", 0, 255, true))
-  parser:option("-Z --timeout", "Seconds each probe waits for its answer.", "5")
-    :convert(number_in("-Z", 0.001, 86400, false))
+  parser:option("-Z --timeout", "Seconds each probe waits for its answer (or 500ms...).", "5")
+    :convert(duration_in("-Z", "s", 0.001, 86400))
   return parser
 end
 

@@ -265,7 +265,7 @@ function M.run(arg)
   io_stdout:flush()
 
   local results = stats.new()
-  local counters_before = icmprun.stats()
+  local counters_before = icmprun.counters()
   local transmitted = 0
   local started = icmprun.now()
   -- iputils' "time" runs from the first send to the last thing that
@@ -276,7 +276,7 @@ function M.run(arg)
   local deadline = args.deadline and started + args.deadline * 1000
   local ewma = 0 -- iputils' moving average of RTTs, times 8, in microseconds
   local function summary()
-    local counters = stats.delta(counters_before, icmprun.stats())
+    local counters = stats.delta(counters_before, icmprun.counters())
     io_stdout:write(M.format_summary(args.destination, {
       transmitted = transmitted, stats = results,
       time_ms = math_floor(last_activity - started + 0.5),

@@ -40,15 +40,17 @@ local function build_parser(name)
   latency:option("--target", "Only this target (its address).")
   latency:option("--buckets", "Most time buckets per graph (default 150).")
     :convert(cli.number_in("--buckets", 10, 100000, true))
-  latency:option("--step", "Fixed bucket size in seconds (instead of --buckets).")
-    :convert(cli.number_in("--step", 0.001, 1e9, false))
+  latency:option("--step", "Fixed bucket size in seconds, or 500ms, 5m... (instead "
+    .. "of --buckets).")
+    :convert(cli.duration_in("--step", "s", 0.001, 1e9))
   local report = common(cli.command(parser, "report", "The latency graphs and a sortable "
     .. "statistics table as one self-contained HTML file."))
   report:option("--target", "Only this target (its address).")
   report:option("--buckets", "Most time buckets per graph (default 150).")
     :convert(cli.number_in("--buckets", 10, 100000, true))
-  report:option("--step", "Fixed bucket size in seconds (instead of --buckets).")
-    :convert(cli.number_in("--step", 0.001, 1e9, false))
+  report:option("--step", "Fixed bucket size in seconds, or 500ms, 5m... (instead "
+    .. "of --buckets).")
+    :convert(cli.duration_in("--step", "s", 0.001, 1e9))
   local map = common(cli.command(parser, "map", "A swept block on a Hilbert curve, cells "
     .. "coloured by status or RTT."))
   map:option("--prefix", "The block to draw (default: the first result's target).")

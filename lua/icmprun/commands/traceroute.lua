@@ -21,7 +21,7 @@ M.summary = "print the hops to a host, like traceroute -I (-n -q -w -m -f -4 -6)
 
 local io_stderr, io_stdout = io.stderr, io.stdout
 local string_format, table_concat = string.format, table.concat
-local number_in = cli.number_in
+local number_in, duration_in = cli.number_in, cli.duration_in
 
 local function build_parser(name)
   local parser = cli.parser(name, "Print the path to a host, hop by hop, as traceroute -I "
@@ -33,10 +33,10 @@ local function build_parser(name)
   parser:flag("-I --icmp", "Use ICMP echo (the only method here).")
   parser:flag("-n", "Print addresses, not names.")
   parser:option("-q --queries", "Probes per hop.", "3"):convert(number_in("-q", 1, 10, true))
-  parser:option("-w --wait", "Seconds to wait for each probe's answer.", "5")
+  parser:option("-w --wait", "Seconds to wait for each probe's answer (or 500ms...).", "5")
     :convert(function(text)
       -- traceroute takes MAX,HERE,NEAR; only MAX applies here.
-      return number_in("-w", 0, 86400, false)((text:match("^[^,]*")))
+      return duration_in("-w", "s", 0, 86400)((text:match("^[^,]*")))
     end)
   parser:option("-m --max-hops", "Last TTL to probe.", "30"):convert(number_in("-m", 1, 255, true))
   parser:option("-f --first", "First TTL to probe.", "1"):convert(number_in("-f", 1, 255, true))

@@ -18,7 +18,7 @@
 -- * `smokeping_response_duplicates_total` and
 --   `smokeping_receive_errors_total` (counters, engine-wide: a duplicate or
 --   a damaged packet matches no probe in flight, so it has no target), and
---   `icmprun_engine_*` for every engine counter of `icmprun.stats()`.
+--   `icmprun_engine_*` for every engine counter of `icmprun.counters()`.
 --
 -- `host` is the name as the config gives it, `ip` the address probed, then
 -- the group's own labels by name.
@@ -247,7 +247,7 @@ end
 -- their concatenation is the exposition, ending with a newline. An HTTP
 -- server can write the pieces as they are, without joining megabytes.
 -- @tparam {Target,...} targets in the order their series are written
--- @tparam[opt] table engine `icmprun.stats()`
+-- @tparam[opt] table engine `icmprun.counters()`
 -- @tparam[opt] {string,...} extra more complete lines (such as the
 --   exporter's own gauges), written as they are
 -- @tparam[opt] function pause called every few hundred targets, to let

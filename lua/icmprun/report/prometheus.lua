@@ -1,26 +1,38 @@
 --- Prometheus text exposition (format 0.0.4) of ping statistics.
 --
--- The metrics follow smokeping_prober's, renamed `icmprun_`:
+-- One naming for reports and the exporter: a report names its series, units
+-- and labels as `icmprun exporter` does (`icmprun.exporter.metrics`), which
+-- follows smokeping_prober so that its dashboards and alerts keep working.
+-- A file written by a campaign and a scrape of the exporter can be queried
+-- with the same expressions. Per entry:
 --
--- * `icmprun_requests_total{target,...}` (counter): results recorded, that
---   is probes that ended, with a reply or not (`stats.sent`);
--- * `icmprun_responses_total{target,...,status}` (counter): results by
+-- * `smokeping_requests_total{host,ip,...}` (counter): probes of the entry
+--   that ended, with a reply or not (`stats.sent`);
+-- * `icmprun_results_total{host,ip,...,status}` (counter): results by
 --   status, one sample for each of `reply`, `timeout`, `unreachable`,
 --   `ttl_exceeded` and `error` (zeros included, so rates always exist), and
 --   for any other status seen;
--- * `icmprun_response_duration_seconds{target,...}` (histogram): the RTT of
---   the replies in seconds, as `_bucket{le=...}` (cumulative, ending with
+-- * `smokeping_response_duration_seconds{host,ip,...}` (histogram): the RTT
+--   of the replies in seconds, as `_bucket{le=...}` (cumulative, ending with
 --   `le="+Inf"`), `_sum` and `_count`. The default buckets are
 --   smokeping_prober's 20 doublings from 50 µs, `0.00005 * 2^i` for
 --   i = 0..19 (50 µs to 26.2144 s); `opts.buckets` chooses others;
--- * `icmprun_<name>_total{target,...}` (counter) for each entry counter,
---   such as `icmprun_duplicates_total` and `icmprun_late_total`;
--- * `icmprun_engine_<name>_total` (counter, no labels) for each engine
---   counter in `opts.engine` (`icmprun.stats()`), except
---   `icmprun_engine_pending` (gauge).
+-- * `smokeping_response_ttl{host,ip,...}` (gauge): the TTL (hop limit) of
+--   the last reply, for entries that give one (`ttl`);
+-- * `smokeping_send_errors_total{host,ip,...}` (counter): probes whose send
+--   failed (results of status `error`);
+-- * `icmprun_<name>_total{host,ip,...}` (counter) for each entry counter,
+--   such as `icmprun_duplicates_total` and `icmprun_late_total`.
 --
--- Each sample carries the label `target` (the entry's `target`), `host` when
--- the entry has one, and the entry's own `labels`, in that order then by
+-- Engine-wide, from `opts.engine` (`icmprun.counters()`), as the exporter
+-- writes them: `smokeping_response_duplicates_total`,
+-- `smokeping_receive_errors_total` (malformed and corrupted packets) and
+-- `icmprun_engine_<name>_total` (counters, no labels) for each engine
+-- counter, except `icmprun_engine_pending` (gauge).
+--
+-- Each sample carries the labels `host` (the name as given: the entry's
+-- `host`, else its `target`), `ip` (the address probed: the entry's `ip`,
+-- else its `target`) and the entry's own `labels`, in that order then by
 -- name. Label values are escaped (backslash, double quote, newline).
 --
 -- Bucket counts are exact: they come from a `prometheus.histogram`
@@ -95,15 +107,16 @@ local function escape_help(s)
   return (s:gsub("[\\\n]", { ["\\"] = "\\\\", ["\n"] = "\\n" }))
 end
 
--- Entry counters that would collide with the families above.
-local RESERVED_COUNTERS = { requests = true, responses = true }
+-- Entry counters that would collide with the families above
+-- (`icmprun_results_total`) or with the engine's (`icmprun_engine_*`).
+local RESERVED_COUNTERS = { results = true }
 
 local function check_metric_name(name, what)
   if type(name) ~= "string" or not name:match("^[a-zA-Z_:][a-zA-Z0-9_:]*$") then
     error(string_format("prometheus.render: %s '%s' is not a valid metric name part",
       what, tostring(name)), 3)
   end
-  if what == "counter name" and RESERVED_COUNTERS[name] then
+  if what == "counter name" and (RESERVED_COUNTERS[name] or name:match("^engine_")) then
     error(string_format("prometheus.render: counter name '%s' is reserved", name), 3)
   end
 end
@@ -132,7 +145,7 @@ end
 local Histogram = {}
 Histogram.__index = Histogram
 
---- An exact bucket-count accumulator for `icmprun_response_duration_seconds`:
+--- An exact bucket-count accumulator for `smokeping_response_duration_seconds`:
 -- attach it to statistics with `stats.new{histogram = h}` to count any
 -- bucket bounds exactly.
 -- Fields: `buckets` (upper bounds in seconds, ascending, without +Inf),
@@ -219,8 +232,11 @@ function M.is_histogram(x)
   return getmetatable(x) == Histogram
 end
 
--- The label pairs of an entry, rendered, in order: target, host, then the
--- entry's labels by name.
+-- Label names an entry's own labels may not take.
+local RESERVED_LABELS = { host = true, ip = true, target = true, status = true, le = true }
+
+-- The label pairs of an entry, rendered, in order: host, ip, then the
+-- entry's labels by name (as the exporter's `metrics.label_key`).
 local function entry_labels(entry, index)
   local parts = {}
   local function add(name, value)
@@ -229,13 +245,19 @@ local function entry_labels(entry, index)
     end
     parts[#parts + 1] = name .. '="' .. escape_label(tostring(value)) .. '"'
   end
-  if entry.target == nil then
-    error(string_format("prometheus.render: entry %d has no target", index), 3)
+  local host = entry.host
+  if host == nil then
+    host = entry.target
   end
-  add("target", entry.target)
-  if entry.host ~= nil then
-    add("host", entry.host)
+  local ip = entry.ip
+  if ip == nil then
+    ip = entry.target
   end
+  if host == nil or ip == nil then
+    error(string_format("prometheus.render: entry %d has no target (or host and ip)", index), 3)
+  end
+  add("host", host)
+  add("ip", ip)
   if entry.labels ~= nil then
     if type(entry.labels) ~= "table" then
       error(string_format("prometheus.render: entry %d: labels must be a table", index), 3)
@@ -245,7 +267,7 @@ local function entry_labels(entry, index)
       if type(name) ~= "string" then
         error(string_format("prometheus.render: entry %d: label names must be strings", index), 3)
       end
-      if name == "target" or name == "host" or name == "status" or name == "le" then
+      if RESERVED_LABELS[name] then
         error(string_format("prometheus.render: entry %d: label '%s' is reserved", index, name), 3)
       end
       names[#names + 1] = name
@@ -290,7 +312,7 @@ local function entry_histogram(entry, buckets)
 end
 
 --- The lines (without newlines) of the engine's counters, from
--- `icmprun.stats()`: `icmprun_engine_<name>_total` (counters, no labels) for
+-- `icmprun.counters()`: `icmprun_engine_<name>_total` (counters, no labels) for
 -- each, except `icmprun_engine_pending` and `icmprun_engine_corrupt_offset`
 -- (gauges), by name.
 -- @tparam table engine
@@ -325,14 +347,40 @@ function M.engine_lines(engine)
   return out
 end
 
+--- The lines (without newlines) of the engine-wide families, as the
+-- exporter writes them: `smokeping_response_duplicates_total`,
+-- `smokeping_receive_errors_total` (malformed plus corrupted packets: they
+-- match no probe, so they have no target), then `engine_lines`.
+-- @tparam table engine `icmprun.counters()`
+-- @treturn {string,...}
+function M.engine_families(engine)
+  local out = {
+    "# HELP smokeping_response_duplicates_total Duplicate replies, engine-wide: a second "
+      .. "reply to a probe already answered.",
+    "# TYPE smokeping_response_duplicates_total counter",
+    "smokeping_response_duplicates_total " .. format_value(engine.duplicates or 0),
+    "# HELP smokeping_receive_errors_total Received packets that could not be used "
+      .. "(malformed or corrupted), engine-wide.",
+    "# TYPE smokeping_receive_errors_total counter",
+    "smokeping_receive_errors_total "
+      .. format_value((engine.malformed or 0) + (engine.corrupted or 0)),
+  }
+  for _, line in ipairs(M.engine_lines(engine)) do
+    out[#out + 1] = line
+  end
+  return out
+end
+
 --- Renders statistics as Prometheus text.
--- @tparam {table,...} entries each `{target = string, host = ?string,
---   labels = ?table, stats = Stats, counters = ?table, histogram = ?Histogram}`;
---   `counters` (name -> number, default `stats.counters`) become
---   `icmprun_<name>_total` counters
+-- @tparam {table,...} entries each `{host = ?string, ip = ?string,
+--   target = ?string, labels = ?table, stats = Stats, counters = ?table,
+--   histogram = ?Histogram, ttl = ?integer}`: `host` (the name, default
+--   `target`) and `ip` (the address, default `target`) label its series,
+--   `ttl` is the last reply's, and `counters` (name -> number, default
+--   `stats.counters`) become `icmprun_<name>_total` counters
 -- @tparam[opt] table opts `buckets` (upper bounds in seconds, default
---   `DEFAULT_BUCKETS`), `engine` (engine counters from `icmprun.stats()`,
---   rendered as `icmprun_engine_*`)
+--   `DEFAULT_BUCKETS`), `engine` (engine counters from `icmprun.counters()`,
+--   rendered as the exporter does: see `engine_families`)
 -- @treturn string the exposition, ending with a newline
 function M.render(entries, opts)
   if type(entries) ~= "table" then
@@ -398,21 +446,22 @@ function M.render(entries, opts)
   end
 
   if #rows > 0 then
-    family("icmprun_requests_total", "counter", "Probes that ended, with a reply or not.")
+    -- The names, types and HELP texts of icmprun.exporter.metrics.
+    family("smokeping_requests_total", "counter", "Probes sent.")
     for _, row in ipairs(rows) do
-      sample("icmprun_requests_total", label_set(row.parts), row.stats.sent)
+      sample("smokeping_requests_total", label_set(row.parts), row.stats.sent)
     end
 
-    family("icmprun_responses_total", "counter", "Probe results by status.")
+    family("icmprun_results_total", "counter", "Probes that ended, by status.")
     for _, row in ipairs(rows) do
       for _, status in ipairs(statuses) do
-        sample("icmprun_responses_total",
+        sample("icmprun_results_total",
           label_set(row.parts, 'status="' .. escape_label(status) .. '"'),
           row.stats.by_status[status] or 0)
       end
     end
 
-    local hname = "icmprun_response_duration_seconds"
+    local hname = "smokeping_response_duration_seconds"
     family(hname, "histogram", "Round-trip time of the replies in seconds.")
     for _, row in ipairs(rows) do
       local bounds, cumulative, count, sum = entry_histogram(row.entry, buckets)
@@ -423,6 +472,20 @@ function M.render(entries, opts)
       sample(hname .. "_bucket", label_set(row.parts, 'le="+Inf"'), count)
       sample(hname .. "_sum", label_set(row.parts), sum)
       sample(hname .. "_count", label_set(row.parts), count)
+    end
+
+    family("smokeping_response_ttl", "gauge", "The TTL (hop limit) of the last reply.")
+    for _, row in ipairs(rows) do
+      local ttl = row.entry.ttl
+      if type(ttl) == "number" then
+        sample("smokeping_response_ttl", label_set(row.parts), ttl)
+      end
+    end
+
+    family("smokeping_send_errors_total", "counter", "Probes whose send failed.")
+    for _, row in ipairs(rows) do
+      sample("smokeping_send_errors_total", label_set(row.parts),
+        row.stats.by_status.error or 0)
     end
 
     for _, name in ipairs(counter_names) do
@@ -441,7 +504,7 @@ function M.render(entries, opts)
     if type(opts.engine) ~= "table" then
       error("prometheus.render: option 'engine' must be a table", 2)
     end
-    for _, line in ipairs(M.engine_lines(opts.engine)) do
+    for _, line in ipairs(M.engine_families(opts.engine)) do
       out[#out + 1] = line
     end
   end

@@ -18,8 +18,8 @@ function M.run(arg)
   local parser = cli.parser("icmprun checkup", "Say whether each host is up, degraded or down.")
   parser:argument("hosts", "Addresses, blocks or names."):args("+")
   parser:option("-c --count", "Probes per host.", "3"):convert(cli.number_in("-c", 1, 1000, true))
-  parser:option("-t --timeout", "Milliseconds to wait for each reply.", "500")
-    :convert(cli.number_in("-t", 1, 60000, true))
+  parser:option("-t --timeout", "Milliseconds to wait for each reply (or 1s...).", "500")
+    :convert(cli.duration_in("-t", "ms", 1, 60000))
   local args, status = cli.handle(parser, arg)
   if not args then
     return status
