@@ -139,7 +139,7 @@ describe("probes bound to a source address or an interface", function()
             local n = t:join()
             assert(n == 40, i .. ": " .. tostring(n))
           end
-          local s = icmprun.stats()
+          local s = icmprun.counters()
           print(s.foreign, s.wrong_seq, s.late, s.duplicates, s.corrupted)
         ]], f.target, f.source))
         assert.equal(0, r.code, explain(r))
