@@ -118,20 +118,17 @@ describe("icmprun mtr", function()
           assert.equal(lines_of(theirs.stdout)[2], our_lines[2])
         end)
 
-      -- Each hop's average RTT against the peers' in the same run. mtr's times
-      -- come from mtr-packet's clock once it has woken up in user space: here
-      -- 40 to 90 us for hops whose kernel round trip is 5 to 60 us, so a
-      -- kernel-stamped RTT lands 50 to 70 us below mtr's on some hops and
-      -- "within 50 us of mtr" holds only one way: no hop may be slower than
-      -- mtr's by more than 20 % or 50 us (whichever is larger). traceroute -I,
-      -- which sends its probes back to back and stamps them in the kernel,
-      -- shows the floor of this path (5 to 10 us; a probe after an idle
-      -- pause, as in mtr's pacing, takes 50 to 60 us on these veths, whoever
-      -- sends it); its figures are printed beside ours for the record.
-      -- On two shared cores one preempted probe moves a ten-probe average by
-      -- tens of microseconds, either tool's: so the tools take turns three
-      -- times, and each hop's median of the three averages is compared.
-      it("measures each hop's RTT no more than 20 % or 50 us above mtr's", function()
+      -- Each hop's average RTT against mtr's in the same run, both ways.
+      -- Each link of the path delays frames by 1 ms each way
+      -- (scripts/testnet), so hop n's round trip is about 2n ms and 20 % of
+      -- it is far above either tool's own overhead (mtr's times come from
+      -- mtr-packet's clock once it has woken up in user space, tens of
+      -- microseconds late; icmprun's from the kernel's stamps). On two
+      -- shared cores one preempted probe moves a ten-probe average by a
+      -- millisecond, either tool's: so the tools take turns three times, and
+      -- each hop's median of the three averages is compared. traceroute -I's
+      -- averages in the same run are printed beside them for the record.
+      it("measures each hop's RTT within 20 % or 50 us of mtr's, either way", function()
           if not mtr_runs() then return end
           local ours_runs, their_runs = {}, {}
           for k = 1, 3 do
@@ -177,8 +174,9 @@ describe("icmprun mtr", function()
               local why = string.format("hop %d avg (median of 3 runs): icmprun %.3f ms, "
                 .. "mtr %.3f ms, traceroute -I %.3f ms", i, ours, theirs, tr_avg[i] or -1)
               print(why)
-              assert.is_true(ours > 0, why)
-              assert.is_true(ours <= theirs + math.max(0.2 * theirs, 0.050), why)
+              -- The delay is there (so 20 % means something), in both tools.
+              assert.is_true(ours >= 1.5 * i and theirs >= 1.5 * i, why)
+              assert.is_true(math.abs(ours - theirs) <= math.max(0.2 * theirs, 0.050), why)
               compared = compared + 1
             end
           end
@@ -235,12 +233,19 @@ describe("icmprun mtr", function()
     assert.equal(0, ours.code, explain(ours))
     local a, b = lines_of(ours.stdout), lines_of(theirs.stdout)
     -- The header (mtr pads it to the longest name, then puts the columns
-    -- two places left of the rows'), and each row with digits blanked out.
+    -- two places left of the rows'), and each row's columns ending where
+    -- mtr's do: each number, with the spaces before it, blanked out (a
+    -- time may have one digit more or less in either run).
+    local function columns(line)
+      return (line:gsub("%d", "d"):gsub(" +[d.%%]+", function(field)
+        return ("x"):rep(#field)
+      end))
+    end
     assert.equal(b[2], a[2])
     assert.equal(#b, #a)
     for i = 3, #a do
       if i ~= 4 then -- hop 2 may lose its one probe in either run
-        assert.equal((b[i]:gsub("%d", "d")), (a[i]:gsub("%d", "d")))
+        assert.equal(columns(b[i]), columns(a[i]))
       end
     end
     assert.matches("^  1%.|%-%- 2001:db8:e1::2  0%.0%%     1 ", a[3])
