@@ -4,9 +4,8 @@
 local icmprun = require "icmprun"
 local cli = require "cli"
 
--- Silent addresses (routed to the test network's silent host): their probes
--- stay in flight until their timeout.
-local SILENT = "2001:db8:beef::/120"
+-- Addresses of 2001:db8:beef::/64 are routed to the test network's silent
+-- host: their probes stay in flight until their timeout.
 
 --- Sweeps targets with n workers: the set of (address or target, n) -> status,
 -- how many results, and how many came from each worker.
@@ -52,10 +51,11 @@ describe("sweep workers", function()
       local set, total, per_worker = sweep(targets, n, { count = 2, interval = 20 })
       assert.equal(one_total, total)
       assert.same(one, set)
-      -- Every worker took a share, and only the name's failure has none.
+      -- Every worker took a share (at least the chunk of 64 addresses it
+      -- starts with), and only the name's failure has none.
       assert.equal(1, per_worker[0])
       for w = 1, n do
-        assert.is_true((per_worker[w] or 0) >= 2 * 80, "worker " .. w .. " idle")
+        assert.is_true((per_worker[w] or 0) >= 2 * 64, "worker " .. w .. " idle")
       end
       assert.is_nil(per_worker[n + 1])
     end
@@ -117,8 +117,14 @@ describe("sweep workers", function()
   end)
 
   it("cancels probes in flight in every worker on stop(), each as one result", function()
-    local it, s = icmprun.sweep({ "127.0.0.0/26", SILENT },
-      { workers = 3, rate = 0, timeout = 30000 })
+    -- Each worker starts with a chunk of 64 addresses, silent ones first
+    -- and then loopback ones: once all 64 loopback addresses have answered,
+    -- each worker has silent probes in flight.
+    local it, s = icmprun.sweep({
+      "2001:db8:beef::-2001:db8:beef::2a", "127.0.0.0-127.0.0.20",
+      "2001:db8:beef::2b-2001:db8:beef::55", "127.0.0.21-127.0.0.41",
+      "2001:db8:beef::56-2001:db8:beef::7f", "127.0.0.42-127.0.0.63",
+    }, { workers = 3, rate = 0, timeout = 30000 })
     local replies, cancelled, by_worker, seen = 0, 0, {}, {}
     for r in it, s, nil, s do
       local key = r.addr .. "#" .. r.n
@@ -126,7 +132,6 @@ describe("sweep workers", function()
       seen[key] = true
       if r.status == "reply" then
         replies = replies + 1
-        -- Once the loopback half has answered, the silent half waits.
         if replies == 64 then s:stop() end
       else
         assert.equal("error", r.status)
@@ -136,7 +141,7 @@ describe("sweep workers", function()
       end
     end
     assert.equal(64, replies)
-    assert.equal(256, cancelled)
+    assert.equal(128, cancelled)
     assert.is_true(by_worker[1] and by_worker[2] and by_worker[3])
     local st = settled_stats()
     assert.equal(0, st.workers)
@@ -146,25 +151,27 @@ describe("sweep workers", function()
   it("ends probes in flight in several workers on break", function()
     local before = settled_stats()
     local replies, from = 0, {}
-    for r in icmprun.sweep({ SILENT, "127.0.0.0/26" }, { workers = 2, rate = 0,
-      timeout = 30000 }) do
+    -- Each worker starts with a chunk of 64 addresses, 54 silent ones and
+    -- then 10 loopback ones: once both have had replies, both have their
+    -- silent probes in flight.
+    for r in icmprun.sweep({ "2001:db8:beef::-2001:db8:beef::35", "127.0.0.0-127.0.0.9",
+      "2001:db8:beef::36-2001:db8:beef::6b", "127.0.0.10-127.0.0.19" }, { workers = 2,
+      rate = 0, timeout = 30000 }) do
       if r.status == "reply" then
         replies = replies + 1
         from[r.worker] = true
       end
-      -- Each worker walks the silent block before the loopback one: once
-      -- both have had replies, both have their silent probes in flight.
-      if replies >= 10 and from[1] and from[2] then break end
+      if from[1] and from[2] then break end
     end
     local after = settled_stats()
     assert.equal(0, after.workers)
     -- Every probe sent ended in one result, and the silent ones (every one
     -- of them was in flight) ended cancelled: neither reply nor timeout.
     assert.equal(after.sent + after.cancelled + after.send_errors, after.results)
-    assert.is_true(after.sent - before.sent >= 256 + replies)
+    assert.is_true(after.sent - before.sent >= 108 + replies)
     assert.equal(after.sent - before.sent, after.results - before.results)
     assert.equal(0, after.timeouts - before.timeouts)
-    assert.is_true(after.results - after.replies - (before.results - before.replies) >= 256)
+    assert.is_true(after.results - after.replies - (before.results - before.replies) >= 108)
     -- And the runtime goes on: another sweep with workers works.
     local _, total = sweep("127.0.0.0/28", 2)
     assert.equal(16, total)
@@ -189,15 +196,17 @@ for k, v in pairs(counts) do print(k, v) end
     assert.equal(0, r.code, r.stderr)
     local counts = {}
     for k, v in r.stdout:gmatch("([^\t\n]+)\t(%d+)") do counts[k] = tonumber(v) end
-    -- 512 addresses, 2 probes each. Worker 2 takes 171 addresses, 342
-    -- probes: at most 30 sent (answered, or cancelled while queued when the
-    -- 31st send failed), every other one an EIO error. Workers 1 and 3 are
-    -- unharmed.
-    assert.equal(342, counts["1 reply nil"])
-    assert.equal(340, counts["3 reply nil"])
+    -- 512 addresses, 2 probes each. Worker 2 holds the chunk of 64
+    -- addresses it starts with, 128 probes, when its 31st send fails: 30
+    -- sent (answered, or cancelled while queued), every other one an EIO
+    -- error. It claims no more: workers 1 and 3, unharmed, take the other
+    -- 448 addresses between them (at least their own first chunks).
+    assert.is_true(counts["1 reply nil"] >= 128)
+    assert.is_true(counts["3 reply nil"] >= 128)
+    assert.equal(896, counts["1 reply nil"] + counts["3 reply nil"])
     local replies = counts["2 reply nil"] or 0
     local cancelled = counts["2 error ECANCELED"] or 0
-    assert.equal(312, counts["2 error EIO"])
+    assert.equal(98, counts["2 error EIO"])
     assert.equal(30, replies + cancelled)
     local n = 0
     for _ in pairs(counts) do n = n + 1 end
@@ -205,12 +214,13 @@ for k, v in pairs(counts) do print(k, v) end
   end)
 
   it("reports a worker whose sockets cannot open as error results", function()
-    -- A worker that breaks before its first probe: all its addresses.
+    -- A worker that breaks before its first probe: the chunk of 64
+    -- addresses it starts with (the other worker takes the rest).
     local r = cli.sh("ICMPRUN_TEST_WORKER_FAIL=1:0 " .. cli.icmprun_cmdline({
       cli.temp_file([[
 local icmprun = require "icmprun"
 local n, errors = 0, 0
-for r in icmprun.sweep({ "127.0.0.1", "127.0.0.2", "127.0.0.3" }, { workers = 2,
+for r in icmprun.sweep({ "127.0.0.1", "127.0.0.2", "127.0.0.0/25" }, { workers = 2,
   rate = 0 }) do
   n = n + 1
   if r.worker == 1 then
@@ -221,7 +231,7 @@ end
 print(n, errors)
 ]], ".lua") }))
     assert.equal(0, r.code, r.stderr)
-    assert.equal("3\t2\n", r.stdout)
+    assert.equal("130\t64\n", r.stdout)
   end)
 
   it("ends its threads when a script leaves a sweep running, in icmprun and in Lua", function()

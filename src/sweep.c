@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,9 +63,12 @@ struct ir_sweep_s {
   uint32_t in_flight; /* Shots handed over and not yet done. */
   double tokens;
   uint64_t tokens_at_ns;
-  uint64_t start_ns; /* New addresses' turns count from here. */
-  uint64_t drawn;    /* Addresses drawn from the targets so far. */
-  uint64_t sharded;  /* Addresses of this shard seen so far, for workers. */
+  uint64_t start_ns;    /* New addresses' turns count from here. */
+  uint64_t drawn;       /* Addresses drawn from the targets so far. */
+  uint64_t sharded;     /* Addresses of this shard seen so far, for workers. */
+  uint64_t claim_start; /* With config.share: the positions of the chunk */
+  uint64_t claim_end;   /* this worker holds, [start, end). */
+  bool sweeper;         /* The last worker abandoned: it claims what is left. */
 
   /* Results, a ring that grows as needed. */
   ir_sweep_item_t* results;
@@ -149,6 +153,10 @@ int ir_sweep_new(const ir_sweep_config_t* config, const ir_sweep_ops_t* ops, voi
   }
   if (s->config.worker_count == 0) {
     s->config.worker_count = 1;
+  }
+  if (s->config.share != NULL) {
+    s->claim_start = (uint64_t)s->config.worker_index * s->config.share->chunk;
+    s->claim_end = s->claim_start + s->config.share->chunk;
   }
   s->config.probe.group = s;
   s->ops = *ops;
@@ -382,11 +390,31 @@ static bool ir__in_shard(const ir_sweep_t* s, uint64_t position) {
   return position % s->config.shard_count == s->config.shard_index;
 }
 
+/* Whether this position of the shard is in the chunk this worker holds,
+ * claiming the next free chunk once it has walked past its own. A claim
+ * made exactly at the end of the chunk held is never behind the walk: every
+ * chunk claimed so far, this worker's included, is below next_chunk. */
+static bool ir__in_claim(ir_sweep_t* s, uint64_t position) {
+  ir_sweep_share_t* share = s->config.share;
+  if (position >= s->claim_end) {
+    if (s->abandoned != 0 && !s->sweeper) {
+      return false; /* Broken: the workers still live take the rest. */
+    }
+    uint64_t chunk = atomic_fetch_add(&share->next_chunk, 1);
+    s->claim_start = chunk * share->chunk;
+    s->claim_end = s->claim_start + share->chunk;
+  }
+  return position >= s->claim_start;
+}
+
 /* Whether the next address of this shard is this worker's: counted across
  * all targets, so that workers given the same targets take turns even when
  * each target is a single address. */
 static bool ir__in_worker(ir_sweep_t* s) {
-  return s->sharded++ % s->config.worker_count == s->config.worker_index;
+  if (s->config.share == NULL) {
+    return s->sharded++ % s->config.worker_count == s->config.worker_index;
+  }
+  return ir__in_claim(s, s->sharded++);
 }
 
 /* A job for the current target's next address of this shard, or NULL when
@@ -567,6 +595,9 @@ void ir_sweep_abandon(ir_sweep_t* s, int err) {
   }
   s->abandoned = err != 0 ? err : -EIO;
   s->failure = 0;
+  if (s->config.share != NULL) {
+    s->sweeper = atomic_fetch_sub(&s->config.share->live, 1) == 1;
+  }
   if (s->in_flight > 0) {
     s->ops.cancel(s->ctx, s);
   }

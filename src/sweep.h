@@ -49,7 +49,30 @@ typedef struct ir_sweep_config_s {
    * address each, which a shard of each walk would all leave to shard 1. */
   uint32_t worker_index;
   uint32_t worker_count; /* >= 1; 0 is taken as 1. */
+  /* Optional (may be NULL): workers that share this out as they go instead
+   * of taking every worker_count-th address (see ir_sweep_share_t). */
+  struct ir_sweep_share_s* share;
 } ir_sweep_config_t;
+
+/* Addresses shared out among workers as they go, so that a worker whose
+ * core is busy with other work does not leave the others idle at the end
+ * while it finishes a fixed share. The positions of the shard (counted as
+ * for worker_index) are cut into chunks of `chunk`; worker i starts with
+ * chunk i, and whenever a worker has walked past its chunk it claims the
+ * next one nobody has. Each chunk is one worker's, so the workers still
+ * probe every address exactly once between them.
+ *
+ * A worker that is abandoned claims nothing more: the others take the
+ * rest, and only the addresses of the chunk it holds end as its errors.
+ * The last worker to be abandoned (live reaches 0) claims every chunk left,
+ * so that those addresses end as errors too, never as a gap. Shared by the
+ * workers' sweeps (any thread), owned by whoever made them; set next_chunk
+ * to the number of workers and live to that number before the first pump. */
+typedef struct ir_sweep_share_s {
+  _Atomic uint64_t next_chunk; /* The first chunk nobody has claimed. */
+  _Atomic uint32_t live;       /* Workers not abandoned. */
+  uint32_t chunk;              /* Positions in a chunk, >= 1. */
+} ir_sweep_share_t;
 
 /* What a sweep needs from the world. ctx is the caller's pointer. */
 typedef struct ir_sweep_ops_s {

@@ -80,8 +80,9 @@ static const ir_sweep_ops_t ir__worker_ops = {ir__wops_now,    ir__wops_send,
                                               ir__wops_wake,   ir__wops_release};
 
 /* Adds the targets the schedule wants from the shared list; when one it
- * wants is not there yet, asks the caller's thread for more. */
-static void ir__worker_take_targets(ir_worker_t* w) {
+ * wants is not there yet, asks the caller's thread for more (which signals
+ * when it has added some) and returns true. */
+static bool ir__worker_take_targets(ir_worker_t* w) {
   ir_workers_t* p = w->pool;
   while (ir_sweep_wants_target(w->core)) {
     ir_wtarget_t* t = NULL;
@@ -102,16 +103,17 @@ static void ir__worker_take_targets(ir_worker_t* w) {
       } else {
         uv_async_send(&p->async); /* Ask for more. */
       }
-      return;
+      return true;
     }
     int err = ir_sweep_add_target_data(w->core, t->source.text, &t->source.block, t);
     if (err != 0) {
       /* Out of memory: this target's addresses still end as errors. */
       ir__workers_target_release(t);
       ir_sweep_abandon(w->core, err);
-      return;
+      return false;
     }
   }
+  return false;
 }
 
 /* Moves the schedule's results into the ring, as many as fit, and publishes
@@ -205,8 +207,9 @@ static void ir__worker_turn(ir_worker_t* w) {
   ir_sweep_next_t next = {0, false};
   if (!w->closed_core) {
     /* Taking a target may let the pump go on, and the pump may use one up. */
+    bool asked = false;
     for (int round = 0; round < 4; round++) {
-      ir__worker_take_targets(w);
+      asked = ir__worker_take_targets(w);
       if (ir_sweep_failure(w->core, NULL) != 0) {
         ir__worker_abandon(w);
       }
@@ -223,6 +226,13 @@ static void ir__worker_turn(ir_worker_t* w) {
     }
     if (ir_sweep_failure(w->core, NULL) != 0) {
       ir__worker_abandon(w);
+      next.soon = true;
+    }
+    /* Rounds used up while the schedule still wants targets that are there
+     * (a walk past many targets of other workers' chunks, with nothing in
+     * flight to bring another turn): go on next turn. */
+    if (!asked && ir_sweep_wants_target(w->core) &&
+        ir_sweep_results(w->core) < p->ring_cap) {
       next.soon = true;
     }
     ir__worker_flush(w);
@@ -244,15 +254,16 @@ static void ir__worker_turn(ir_worker_t* w) {
   }
 }
 
-/* The schedule of worker w: the sweep's, with its share of rate and window. */
-static ir_sweep_config_t ir__worker_sweep_config(const ir_workers_t* p,
-                                                 uint32_t index) {
+/* The schedule of worker w: the sweep's, with its share of rate and window,
+ * and the addresses shared out among the workers as they go. */
+static ir_sweep_config_t ir__worker_sweep_config(ir_workers_t* p, uint32_t index) {
   ir_sweep_config_t c = p->config.sweep;
   c.worker_index = index;
   c.worker_count = p->count;
   c.rate = c.rate / p->count;
   c.window = (c.window + p->count - 1) / p->count;
   c.queue_max = 0;
+  c.share = &p->share;
   return c;
 }
 
@@ -266,6 +277,8 @@ void ir__worker_main(void* arg) {
     err = -ENOMEM;
   }
   if (err != 0) {
+    /* Not live: the others take the rest (the caller raises err). */
+    atomic_fetch_sub(&p->share.live, 1);
     uv_mutex_lock(&w->lock);
     w->fatal = err;
     w->done = true;

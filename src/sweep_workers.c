@@ -11,6 +11,13 @@
 /* Targets kept ahead of the slowest worker, at most. */
 #define IR_WORKERS_TARGETS_AHEAD 16
 
+/* Addresses a worker claims at once in an unpaced sweep: few enough that a
+ * worker slowed by other work on its core leaves the others little to wait
+ * for at the end, enough that claiming (one atomic add) costs nothing. A
+ * paced sweep claims one at a time, so that even a few addresses are spread
+ * over the workers and the total rate is reached. */
+#define IR_WORKERS_CHUNK 64
+
 /* ---- Targets ------------------------------------------------------------- */
 
 void ir__workers_target_release(ir_wtarget_t* t) {
@@ -390,6 +397,9 @@ int ir_workers_new(uv_loop_t* loop, const ir_workers_config_t* config,
   p->wake = wake;
   p->ctx = ctx;
   p->count = config->workers;
+  atomic_init(&p->share.next_chunk, p->count);
+  atomic_init(&p->share.live, p->count);
+  p->share.chunk = config->sweep.rate > 0 ? 1 : IR_WORKERS_CHUNK;
   p->ring_cap = config->ring != 0 ? config->ring : IR_WORKERS_RING;
   p->workers = calloc(p->count, sizeof(*p->workers));
   p->cursor = calloc(p->count, sizeof(*p->cursor));

@@ -13,10 +13,12 @@
 /* One sweep run by `workers` threads. Each thread has its own libuv loop,
  * its own engine (so its own two ICMP sockets: the kernel spreads their
  * work over the cores) and its own schedule (sweep.c) configured as worker
- * i of n: the workers are given the same targets in the same order and each
- * takes every n-th address, so that together they probe every address of the
- * sweep exactly once. The rate and the window are the sweep's totals, split
- * evenly.
+ * i of n: the workers are given the same targets in the same order and
+ * share the addresses out in chunks as they go (ir_sweep_share_t: worker i
+ * starts with chunk i, then each claims the next free chunk when it is done
+ * with its own), so that together they probe every address of the sweep
+ * exactly once, and a worker whose core is busy with other work takes fewer.
+ * The rate and the window are the sweep's totals, split evenly.
  *
  * The caller's thread (the one that owns `loop`) adds the targets, already
  * parsed and resolved, and takes the results: each worker moves its results
@@ -26,8 +28,10 @@
  * has taken some: memory stays bounded by ring + window per worker.
  *
  * A worker whose engine cannot be made, or whose sends fail, gives up
- * sending (ir_sweep_abandon): each probe it still owes comes back as an
- * error result, never as a gap. Every function here but the worker threads'
+ * sending (ir_sweep_abandon): each probe it still owes (in flight, or of
+ * the chunk it holds) comes back as an error result, and the others take
+ * the rest; when every worker has given up, the last one ends every
+ * address left as an error: never a gap. Every function here but the worker threads'
  * own runs on the caller's thread. */
 typedef struct ir_workers_s ir_workers_t;
 

@@ -59,6 +59,7 @@ struct ir_workers_s {
   uv_async_t async; /* A worker has results, wants targets, or ended. */
   uint32_t count;
   ir_worker_t* workers;
+  ir_sweep_share_t share; /* How the workers share the addresses out. */
 
   /* Targets, under targets_lock: list[i] is target number base + i; worker
    * w takes them in order, its next one being cursor[w]. */

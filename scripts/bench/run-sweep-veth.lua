@@ -98,6 +98,17 @@ end
 -- with a newline first, so that its log lines cannot be counted); then
 -- rounds that interleave all of them, each timed with its replies from
 -- that first run (icmprun and the bare loop always get every reply here).
+--- The load average over the last minute: the machine may be shared, and
+-- extra workers only gain what other work leaves of the cores.
+local function load()
+  local f = io.open("/proc/loadavg")
+  if not f then return "?" end
+  local one = f:read("l"):match("^(%S+)")
+  f:close()
+  return one
+end
+local load_before = load()
+
 local runs, cmds = {}, {}
 for i, tool in ipairs(tools) do
   local rss, text = measured(tool.count)
@@ -109,8 +120,8 @@ for round = 1, rounds do
   for i in ipairs(tools) do runs[i].wall[round] = walls[i] end
 end
 
-print(string.format("sweep of %s over veth (AnyIP namespace), %d rounds, medians:", BLOCK,
-  rounds))
+print(string.format("sweep of %s over veth (AnyIP namespace), %d rounds, medians "
+  .. "(load %s before, %s after):", BLOCK, rounds, load_before, load()))
 print(string.format("%-12s %8s %10s %10s %8s", "tool", "wall s", "pings/s", "peak RSS",
   "replies"))
 for i, tool in ipairs(tools) do

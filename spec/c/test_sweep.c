@@ -4,6 +4,7 @@
 #include "sweep.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -656,6 +657,142 @@ static void test_workers(void) {
   }
 }
 
+/* ---- Workers that share the addresses out as they go ---- */
+
+#define SHARED_MAX 3
+
+/* Workers on fake clocks sharing one sweep of 10.0.0.0/26 and 10.0.1.0/28
+ * (80 addresses) in chunks of 4, at most 2 probes in flight each. */
+typedef struct shared_s {
+  ir_sweep_share_t share;
+  fake_t* f[SHARED_MAX];
+  ir_sweep_t* s[SHARED_MAX];
+  unsigned n;
+  unsigned seen[2][256]; /* Results for 10.0.X.Y: [X][Y]. */
+  unsigned replies[SHARED_MAX];
+  unsigned errors[SHARED_MAX]; /* EIO, as the abandon makes them. */
+} shared_t;
+
+static void shared_new(shared_t* sh, unsigned n) {
+  memset(sh, 0, sizeof(*sh));
+  sh->n = n;
+  atomic_init(&sh->share.next_chunk, n);
+  atomic_init(&sh->share.live, n);
+  sh->share.chunk = 4;
+  for (unsigned w = 0; w < n; w++) {
+    ir_sweep_config_t c = config_default();
+    c.window = 2;
+    c.worker_index = w;
+    c.worker_count = n;
+    c.share = &sh->share;
+    sh->f[w] = fake_new();
+    sh->s[w] = sweep_new(sh->f[w], &c);
+    add(sh->s[w], "10.0.0.0/26");
+    add(sh->s[w], "10.0.1.0/28");
+    ir_sweep_targets_done(sh->s[w]);
+  }
+}
+
+/* One turn of worker w: it pumps, abandons if a send failed (as a worker
+ * thread does), every probe it sent is answered, and its results are taken. */
+static void shared_turn(shared_t* sh, unsigned w) {
+  fake_t* f = sh->f[w];
+  ir_sweep_t* s = sh->s[w];
+  ir_sweep_next_t next;
+  ir_sweep_pump(s, &next);
+  int err = ir_sweep_failure(s, NULL);
+  if (err != 0) {
+    ir_sweep_abandon(s, err);
+  }
+  for (size_t i = 0; i < f->nsent; i++) {
+    if (!f->sent[i].done) {
+      finish(f, i, IR_STATUS_REPLY, 0);
+    }
+  }
+  const ir_sweep_item_t* item;
+  while ((item = ir_sweep_peek(s)) != NULL) {
+    const uint8_t* b = item->result.addr.bytes;
+    sh->seen[b[2]][b[3]]++;
+    sh->replies[w] += item->result.status == IR_STATUS_REPLY;
+    sh->errors[w] +=
+        item->result.status == IR_STATUS_ERROR && item->result.error == -EIO;
+    ir_sweep_pop(s);
+  }
+}
+
+/* Turns, worker w taking turns[w] of every round, until all have finished;
+ * then every address has exactly one result. */
+static void shared_run(shared_t* sh, const unsigned* turns) {
+  bool all = false;
+  for (int round = 0; round < 1000 && !all; round++) {
+    all = true;
+    for (unsigned w = 0; w < sh->n; w++) {
+      for (unsigned t = 0; t < turns[w] && !ir_sweep_finished(sh->s[w]); t++) {
+        shared_turn(sh, w);
+      }
+      all = all && ir_sweep_finished(sh->s[w]);
+    }
+  }
+  CHECK(all);
+  for (unsigned y = 0; y < 256; y++) {
+    CHECK_EQ_INT(sh->seen[0][y], y < 64 ? 1 : 0);
+    CHECK_EQ_INT(sh->seen[1][y], y < 16 ? 1 : 0);
+  }
+}
+
+static void shared_free(shared_t* sh) {
+  for (unsigned w = 0; w < sh->n; w++) {
+    ir_sweep_free(sh->s[w]);
+    free(sh->f[w]);
+  }
+}
+
+static void test_shared_workers(void) {
+  /* A worker that gets three turns for the other's one (its core is free,
+   * the other's busy) probes more of the addresses, and the two together
+   * probe each exactly once. */
+  shared_t sh;
+  shared_new(&sh, 2);
+  shared_run(&sh, (const unsigned[]){3, 1});
+  CHECK_EQ_INT(sh.replies[0] + sh.replies[1], 80);
+  CHECK(sh.replies[0] >= 2 * sh.replies[1]);
+  CHECK(sh.replies[1] >= 4); /* At least the chunk it starts with. */
+  shared_free(&sh);
+}
+
+static void test_shared_abandon(void) {
+  /* Worker 2 of 3 breaks after its first two probes: the other two of the
+   * chunk it holds end as its errors, it claims no more, and the others
+   * probe the rest. */
+  shared_t sh;
+  shared_new(&sh, 3);
+  shared_turn(&sh, 1);
+  CHECK_EQ_INT(sh.f[1]->nsent, 2);
+  sh.f[1]->send_error = -EIO;
+  shared_run(&sh, (const unsigned[]){1, 1, 1});
+  CHECK_EQ_INT(sh.replies[1], 2);
+  CHECK_EQ_INT(sh.errors[1], 2);
+  CHECK_EQ_INT(sh.replies[0] + sh.replies[2], 76);
+  CHECK_EQ_INT(sh.errors[0] + sh.errors[2], 0);
+  shared_free(&sh);
+
+  /* Both of 2 break, one after the other: the last one ends every address
+   * left as an error, never a gap. */
+  shared_new(&sh, 2);
+  shared_turn(&sh, 0);
+  sh.f[0]->send_error = -EIO;
+  shared_turn(&sh, 1);
+  shared_turn(&sh, 0); /* Abandoned, not the last: holds chunk 0. */
+  shared_turn(&sh, 1);
+  sh.f[1]->send_error = -EIO;
+  shared_run(&sh, (const unsigned[]){1, 1});
+  CHECK_EQ_INT(sh.replies[0] + sh.errors[0], 4);
+  CHECK_EQ_INT(sh.replies[0], 2);
+  CHECK_EQ_INT(sh.replies[1], 4);
+  CHECK_EQ_INT(sh.errors[1], 80 - 4 - 4);
+  shared_free(&sh);
+}
+
 /* The results left in the ring: counts of each status, and of each
  * (address's last byte, n) pair in seen. */
 static unsigned drain_counting(ir_sweep_t* s, unsigned seen[256][4], int* errors,
@@ -766,6 +903,8 @@ int main(void) {
   test_stop_in_flight();
   test_close_in_flight();
   test_workers();
+  test_shared_workers();
+  test_shared_abandon();
   test_abandon();
   test_abandon_after_stop();
   return check_summary();
