@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT
 -- LuaRocks package of icmprun, built with CMake from a checkout:
 --   luarocks --lua-version 5.4 make icmprun-scm-1.rockspec
 -- installs the icmprun command, the Lua module icmprun.so and the library

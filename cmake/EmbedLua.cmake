@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Turns every lua/**/*.lua into a C table of (module name, source) for preload.
 # Run as: cmake -DSOURCE_DIR=lua -DOUTPUT=embedded_lua.c -P EmbedLua.cmake
 file(GLOB_RECURSE files RELATIVE "${SOURCE_DIR}" "${SOURCE_DIR}/*.lua")

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- campaign.lua: probe the targets of a file in waves; JSON results and a table.
 --
 -- Shows a planned campaign: targets read from a file (one per line, `#`

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- discover.lua: find the live hosts of a block, retrying the silent ones.
 --
 -- Shows icmprun.sweep's retries with backoff. Every address gets one probe;

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- exporter.lua: the Prometheus exporter as a library, from a script.
 --
 -- Shows `icmprun.exporter` without a config file: the host groups are built

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- monitor.lua: ping a list of targets every N seconds until Ctrl-C.
 --
 -- Shows a long-running campaign: rounds on a fixed schedule (a slow round

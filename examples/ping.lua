@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- ping.lua: an iputils-ping look-alike, as a script.
 --
 -- The logic lives in the bundled command `icmprun ping`

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- sweep.lua: find which addresses of some blocks answer, with a summary.
 --
 -- Shows icmprun.sweep: targets expand lazily, results come as soon as they

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Exact accounting under loss and back-pressure: every probe ends in exactly
 -- one result, and the numbers agree with what the network really did. The
 -- "lossy" test host drops a random 1 in 10 of its echo replies and counts

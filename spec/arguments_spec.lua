@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Caller mistakes raise an error that names the argument or option at fault;
 -- runtime failures (an unknown name) are not mistakes and return nil, message.
 local icmprun = require "icmprun"

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Bad input, black box: each case gets a clear message naming what was
 -- wrong and a non-zero exit status, and nothing else is disturbed (a probe
 -- made after a caught mistake still works).

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Blocklists and allowlists: icmprun.addrset's sets of address intervals,
 -- and `icmprun sweep --blocklist/--allowlist`, whose skipped addresses are
 -- never probed and are counted.

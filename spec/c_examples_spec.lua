@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The C examples (examples/c/) built against the installed engine library
 -- with pkg-config, as a C user would, and run on loopback and the test hosts.
 local cli = require "cli"

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- icmprun.cli: argparse parsers that return instead of exiting, and the
 -- messages and exit statuses scripts give on --help and on mistakes.
 local icli = require "icmprun.cli"

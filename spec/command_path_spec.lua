@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- How `icmprun NAME` finds what to run: bundled commands, then commands on
 -- the path (ICMPRUN_PATH, LUA_PATH, ~/.local/share/icmprun), then files;
 -- `--list`; a program named after a command; the process named after it.

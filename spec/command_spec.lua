@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The icmprun command, black box: options, scripts and their arguments, exit
 -- status and messages, errors with tracebacks, waiting for tasks, require.
 local cli = require "cli"

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The bundled commands `icmprun ping` and `icmprun sweep`, black box, against
 -- loopback and the test hosts of scripts/testnet (inside scripts/netns).
 local cli = require "cli"

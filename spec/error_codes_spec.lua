@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The error contract: a caller's mistake raises; a failure at run time
 -- returns nil, a message and a code (the errno or libuv name: "EACCES",
 -- "EAI_NONAME"...); every result with `err` carries `code` beside it.

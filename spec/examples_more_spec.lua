@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- examples/discover.lua, monitor.lua and campaign.lua, black box, against
 -- loopback and the test hosts of scripts/testnet (inside scripts/netns).
 local cli = require "cli"

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The bundled examples, black box, against loopback and the test hosts.
 local cli = require "cli"
 

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `icmprun exporter` against clients that misbehave in numbers: a scripted
 -- corpus of malformed requests, and thousands of idle and trickling
 -- connections while a new client scrapes. Only loopback is used.

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `icmprun exporter` as a daemon: fds 0-2 that were closed, errors in
 -- callbacks and in probes that must not end it, and logs as
 -- smokeping_prober writes them. Only loopback is probed.

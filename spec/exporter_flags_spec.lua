@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- smokeping_prober's command-line flags, accepted by `icmprun exporter`
 -- with the same meaning. Only loopback is used.
 local cli = require "cli"

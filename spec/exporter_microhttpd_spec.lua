@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `icmprun exporter --web.server microhttpd`: the endpoints served by
 -- libmicrohttpd on the loop instead of the small luv server (the server
 -- --web.config.file always uses). Keep-alive, HEAD, methods, gzip, and

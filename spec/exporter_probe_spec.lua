@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- blackbox_exporter's ICMP prober as a drop-in: `/probe?target=&module=`
 -- with its module config and metric names. Probes go to loopback and to
 -- the test hosts of scripts/testnet only.

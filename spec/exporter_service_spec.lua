@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `icmprun exporter` as a service that runs unattended: clients that hang
 -- up, lie or never read, config mistakes at the edge of the engine's
 -- limits, signal storms and a missing ICMP socket must not end it, and its

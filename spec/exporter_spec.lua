@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `icmprun exporter` and its library: smokeping_prober's config, the
 -- metrics, spreading, reloads that keep counters, and bad input. Probes go
 -- to loopback and to the test hosts of scripts/testnet only.

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The exporter's status page: its bounded history (a ring of one-minute
 -- slots per target), the page for 10,000 targets (paginated), and the page
 -- of a running exporter in headless Chromium.

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `icmprun exporter --web.config.file`: exporter-toolkit's TLS and basic
 -- auth, served by libmicrohttpd on the loop, and scraped by a real
 -- Prometheus with its `tls_config` and `basic_auth`. Loopback only.

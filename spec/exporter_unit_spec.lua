@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The exporter's systemd unit: installed by `cmake --install`, pointing
 -- at the installed command, hardened, and not restarted in a loop on a
 -- config mistake (status 2).

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Wrong answers never become results: a TUN test host (spec/helpers/
 -- tun_responder.c) answers echo requests twice, too late, with a corrupted
 -- payload (cookie, filler, last byte, or cut short), a wrong sequence

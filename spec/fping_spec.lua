@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `icmprun fping`, black box, side by side with Debian's fping 5.1: the same
 -- flags against loopback and the test network of scripts/netns, comparing
 -- exit codes and output lines once RTTs, timestamps and clock times are

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Options typed from habit: ping's -n, -w, -D; sweep's -f, --size, --ttl,
 -- --tos, --limit; durations with units (500ms, 2s) wherever a command takes
 -- a time, bare numbers keeping each command's own unit.

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- ICMP errors from a real router (scripts/testnet's "router" and "far"
 -- hosts): destination unreachable and time exceeded come back through the
 -- sockets' error queues as results naming the router, for both families and

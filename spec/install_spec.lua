@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Installing anywhere: `cmake --install` to a temporary prefix, then the
 -- installed command and stock lua5.4 used from there, away from the source
 -- tree; the installed library folder as a place for shared commands; and

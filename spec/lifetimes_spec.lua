@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Lifetimes of the runtime's objects on the paths that crashed or leaked:
 -- waits where a task cannot yield, waiters of abandoned tasks, a task error
 -- that cannot be printed, closed standard streams, and luv handles still

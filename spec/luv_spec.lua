@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `require "luv"` inside icmprun (and after `require "icmprun"` in stock
 -- Lua) is luv bound to icmprun's own loop: its handles run beside probes and
 -- tasks, and a script that uses both ends cleanly.

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `icmprun mtr`'s live view in a real terminal: tmux runs it in a pane, and
 -- the specs read the screen back (capture-pane) and press keys (send-keys).
 -- Over scripts/testnet's path: hop 3 silent, hop 5 the target.

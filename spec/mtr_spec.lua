@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `icmprun mtr` and `icmprun traceroute`, black box, over scripts/testnet's
 -- path (path1 .. path4, pathend; hop 2 lossy, hop 3 silent, hop 4 rejecting
 -- 203.0.113.240/28 and 2001:db8:ef::/64), side by side with Debian's

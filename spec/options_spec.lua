@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Every probe carries the TOS, TTL and size it was asked for. A reply comes
 -- back whatever those were, so these specs count the echo requests that
 -- leave with each header field (nftables counters on the output hook,

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- icmprun.ping through the Lua module: replies, timeouts, unreachable routes,
 -- name lookup, kernel timestamps and thousands of concurrent probes.
 -- Runs inside scripts/netns: loopback and the test hosts of scripts/testnet

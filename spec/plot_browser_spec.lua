@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The HTML report of `icmprun plot` in a real browser: headless Chromium,
 -- driven over the DevTools protocol and behind a logging proxy, loads it;
 -- no console message, no request but the page itself; the table has one row per target, and the screenshot (kept in

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- icmprun.plot and `icmprun plot`: each picture rendered from fixed input,
 -- its SVG parsed by an XML parser (lua-expat) and its structure checked:
 -- panels, cells, legend entries, loss colours, axes that cover the data.

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- icmprun.progress: what it draws, how often, and that it stays silent
 -- when disabled or when its stream is not a terminal.
 local progress = require "icmprun.progress"

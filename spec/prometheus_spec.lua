@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- A real Prometheus server (Debian's `prometheus`, on loopback, with its
 -- own temporary storage) scrapes `icmprun exporter`: the target is up and
 -- the series are queryable through Prometheus's HTTP API.

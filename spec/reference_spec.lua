@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The API reference: --help and the manual page name every function of
 -- the module icmprun, and scripts/check-doc (LDoc) fails on an undocumented
 -- public function.

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Report formats: JSON lines parsed back with cjson, CSV parsed back, and
 -- Prometheus text checked line by line against the exposition format.
 local cjson = require "cjson"

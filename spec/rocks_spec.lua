@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- LuaRocks: `luarocks make` of icmprun from a copy of the checkout into a
 -- temporary tree, then of the example shared library (a rock depending on
 -- icmprun that adds a command and a module), whose command the tree's

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Sharding a sweep across machines, as zmap's --shards/--shard: shard i of
 -- n probes a deterministic, disjoint part of the target space, and the n
 -- shards together cover it exactly once.

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- icmprun.on_signal and bundled commands, black box: a handler runs as a
 -- task when the signal comes; `icmprun NAME` runs a bundled command.
 local cli = require "cli"

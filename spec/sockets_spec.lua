@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Which ICMP sockets icmprun opens, black box: datagram sockets by default,
 -- raw sockets when datagram ones are refused (or forced), and the error that
 -- names the fix when neither is allowed. Permissions are changed only inside

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Probes bound to a source address or an interface, seen on the wire: the
 -- normal test host counts (nftables, spec/helpers/nftcount.lua) the echo
 -- requests that reach it by source address and by the link they came in on,

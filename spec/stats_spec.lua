@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- icmprun.stats: counts, loss, min/avg/max/mdev, percentiles, merge and
 -- counters, checked against values computed by hand or by brute force.
 local stats = require "icmprun.stats"

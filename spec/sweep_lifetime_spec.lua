@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- A sweep's life: closed, broken out of or left to the collector while one
 -- of its target names is still being resolved, in the icmprun command and in
 -- stock Lua, twenty runs each, none may abort (under the sanitizer build,

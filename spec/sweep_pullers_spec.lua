@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Several callers pulling from one sweep iterator: each result goes to
 -- exactly one of them, and every one of them ends when the sweep ends (or
 -- raises the sweep's error). Loopback only.

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- icmprun.sweep through the Lua module: every address answered once, counts,
 -- orders, IPv6, retries with backoff, pacing, results as they come, leaving
 -- early, sweeps side by side and 100,000 probes in flight.

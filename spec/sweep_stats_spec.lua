@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- icmprun.counters() adds up after a sweep is left early: every probe the
 -- engine took ends in exactly one result, and probes cancelled before they
 -- were sent have a counter of their own, so that

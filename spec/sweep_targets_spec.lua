@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- icmprun.sweep's targets and options: addresses, CIDR blocks, ranges, host
 -- names, tables and iterator functions; the limit on a sweep's size; and the
 -- errors that malformed targets and bad options raise.

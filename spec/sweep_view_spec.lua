@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The live terminal view of `icmprun sweep`, checked in a real pty: tmux
 -- runs the sweep in a pane, and the spec reads the screen tmux shows.
 local cli = require "cli"

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- A sweep over several worker threads (opts.workers): the same results as
 -- one worker's, every probe ending in exactly one result, even when a
 -- worker breaks, and break/stop with probes in flight in several workers.

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Task tools: task:cancel(), task:join(timeout), icmprun.first,
 -- icmprun.await and icmprun.every, with their misuse, errors inside their
 -- callbacks, and lifetimes (cancelled, abandoned and shut-down waits).

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Tasks through the Lua module: spawn, join, sleep, now, run, and how errors
 -- and deadlocks end a run.
 local icmprun = require "icmprun"

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Flow stability on a real multipath: scripts/testnet's path1 balances
 -- 203.0.113.168/29 and 2001:db8:ea::/47 over two branches (mpa then mpa2,
 -- or mpb then mpb2) by an nftables hash of source, destination and ICMP

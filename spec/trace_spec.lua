@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- icmprun.trace over scripts/testnet's path: path1 .. path4, then pathend.
 -- Hop 2 drops 1 in 4 of its time exceeded errors (nftables counter "inet
 -- hoploss dropped" in path2), hop 3 sends none, hop 4 rejects 203.0.113.240/28

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Kernel send timestamps: every probe's RTT runs from the kernel's send
 -- stamp to the kernel's receive stamp, each stamp is matched to its own
 -- probe through send errors and full socket buffers, and ICMPRUN_TX_STAMP=user

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Numeric IPv4/IPv6 addresses: parsing, formatting, sockaddr conversion, hashing. */
 #include "addr.h"
 

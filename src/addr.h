@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Compact IPv4/IPv6 address type shared by every layer. Pure code, no I/O. */
 #ifndef ICMPRUN_ADDR_H
 #define ICMPRUN_ADDR_H

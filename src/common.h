@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Small helpers shared by the engine and the Lua binding, defined once. */
 #ifndef ICMPRUN_COMMON_H
 #define ICMPRUN_COMMON_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The engine's life cycle, probe pool, deadline expirer and result delivery. */
 #include <errno.h>
 #include <stddef.h>

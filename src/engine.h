@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* icmprun's ICMP echo engine on a libuv loop: the whole C API below Lua. */
 #ifndef ICMPRUN_ENGINE_H
 #define ICMPRUN_ENGINE_H

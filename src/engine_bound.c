@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Sockets bound to a source address or an interface: found by binding, opened
  * on first use, one per (family, source, device) for all probes that ask. */
 #include <errno.h>

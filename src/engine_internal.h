@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The engine's private structures, shared by engine*.c and sockets.c only. */
 #ifndef ICMPRUN_ENGINE_INTERNAL_H
 #define ICMPRUN_ENGINE_INTERNAL_H

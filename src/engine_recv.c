@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The receive path: batched replies, the error queue, matching and RTTs. */
 #include <errno.h>
 #include <time.h>

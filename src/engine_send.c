@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The send path: sequence numbers, encoding, per-probe TTL/TOS, send errors. */
 #include <errno.h>
 #include <stdlib.h>

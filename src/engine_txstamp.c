@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Kernel send timestamps: asking for them, matching each to its probe, and
  * reading the error queue that they share with ICMP errors. */
 #include <errno.h>

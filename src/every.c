@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The schedule of icmprun.every: see every.h. */
 #include "every.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The schedule of icmprun.every: fixed slots that never drift. Pure code. */
 #ifndef ICMPRUN_EVERY_H
 #define ICMPRUN_EVERY_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Intrusive binary min-heap of deadlines, ordered by (key, tie). */
 #include "heap.h"
 

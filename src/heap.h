@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Min-heap of deadlines, intrusive like libuv's timer heap. Pure code, no I/O. */
 #ifndef ICMPRUN_HEAP_H
 #define ICMPRUN_HEAP_H

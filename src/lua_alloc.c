@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The icmprun command's Lua allocator: malloc, keeping freed small blocks. */
 #include <lua.h>
 #include <stdlib.h>

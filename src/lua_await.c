@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* icmprun.await (a callback as a task's wait) and icmprun.every (a fixed schedule). */
 #include <lauxlib.h>
 #include <lua.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Registers the embedded Lua library in package.preload. */
 #include <lauxlib.h>
 #include <lua.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The Lua library from lua/, compiled into the binary as strings. */
 #ifndef ICMPRUN_LUA_EMBED_H
 #define ICMPRUN_LUA_EMBED_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* icmprun.httpd: libmicrohttpd on the loop, for the exporter's TLS listeners.
  *
  * The daemon runs in MHD's external epoll mode: its epoll fd is watched by a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* luv on the engine's own loop: `require "luv"` gives scripts libuv's TCP,
  * timers, files and processes without a second loop or thread, so that a
  * luv server (the exporter's HTTP endpoint) and icmprun's probes share one

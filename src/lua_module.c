@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The icmprun module table: the script-facing API, assembled from its parts. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Entry point of icmprun.so, so that stock Lua can `require "icmprun"`. */
 #include <lauxlib.h>
 #include <lua.h>

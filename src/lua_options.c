@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Checking option tables: names, types and ranges, with errors naming them. */
 #include <lauxlib.h>
 #include <lua.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* icmprun.ping and friends: option checks, name lookup, result tables. */
 #include <errno.h>
 #include <lauxlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Result tables, as ping and sweep hand them to scripts. */
 #include <lauxlib.h>
 #include <errno.h>

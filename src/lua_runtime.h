@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The Lua binding's runtime: one per lua_State, shared by its C files. */
 #ifndef ICMPRUN_LUA_RUNTIME_H
 #define ICMPRUN_LUA_RUNTIME_H

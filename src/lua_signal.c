@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* icmprun.on_signal: run a Lua function as a task when a signal arrives. */
 #include <lauxlib.h>
 #include <lua.h>

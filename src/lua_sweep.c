@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* icmprun.sweep: the binding of sweep.c's schedule to Lua and the loop. */
 #include <errno.h>
 #include <lauxlib.h>

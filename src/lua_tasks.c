@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The scheduler: tasks (coroutines) on the loop, waiting, waking, errors. */
 #include <lauxlib.h>
 #include <lua.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The trace scheduler (trace_sched.c) for lua/icmprun/trace.lua. */
 #include <lauxlib.h>
 #include <lua.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* icmprun.info() and icmprun.counters(): their send timestamp fields, added
  * to what lua_probe.c reports; and icmprun.stats, the deprecated name of
  * counters(). */

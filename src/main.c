@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The icmprun command: runs a Lua script's main chunk as a task on the loop. */
 #include <lauxlib.h>
 #include <limits.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ICMP/ICMPv6 echo request encoding, reply decoding and the Internet checksum. */
 #include "common.h"
 #include "packet.h"

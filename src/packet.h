@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ICMP/ICMPv6 echo encoder and reply decoder. Pure functions, no I/O. */
 #ifndef ICMPRUN_PACKET_H
 #define ICMPRUN_PACKET_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Flow-stable echo requests: the two payload bytes of Paris traceroute. */
 #include "packet_flow.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Flow-stable echo requests: two payload bytes that hold the checksum still. */
 #ifndef ICMPRUN_PACKET_FLOW_H
 #define ICMPRUN_PACKET_FLOW_H

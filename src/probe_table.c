@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* In-flight probe table: open addressing, linear probing, backward-shift deletion. */
 #include "probe_table.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* In-flight table: (address, echo sequence) -> probe. Pure code, no I/O. */
 #ifndef ICMPRUN_PROBE_TABLE_H
 #define ICMPRUN_PROBE_TABLE_H

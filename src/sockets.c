@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Opening the per-family ICMP sockets: datagram first, raw as the fallback. */
 #include <errno.h>
 #include <time.h>

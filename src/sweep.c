@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A sweep's schedule: pacing, turns, retries, window, shards and results. */
 #include "sweep.h"
 

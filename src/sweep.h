@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A sweep's schedule: which probe goes out when, and what comes back. */
 #ifndef ICMPRUN_SWEEP_H
 #define ICMPRUN_SWEEP_H

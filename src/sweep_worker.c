@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A worker thread of a sweep: its own loop, engine and schedule. */
 #include <errno.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A sweep split over worker threads: targets out, results back, bounded. */
 #include "sweep_workers_internal.h"
 

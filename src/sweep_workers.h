@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A sweep split over worker threads, each with its own loop, engine and schedule. */
 #ifndef ICMPRUN_SWEEP_WORKERS_H
 #define ICMPRUN_SWEEP_WORKERS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the two sides of sweep_workers share: the caller's (sweep_workers.c)
  * and each worker thread's (sweep_worker.c). Not a public header. */
 #ifndef ICMPRUN_SWEEP_WORKERS_INTERNAL_H

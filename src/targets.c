@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Sweep targets: classifying target texts and walking address blocks lazily. */
 #include "targets.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Sweep targets: parsing addresses, CIDR blocks and ranges, and walking them
  * lazily in order or in a random permutation. Pure code, no I/O. */
 #ifndef ICMPRUN_TARGETS_H

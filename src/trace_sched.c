@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* When a trace's probes go out: rounds of one probe per TTL, on time. */
 #include "trace_sched.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* When a trace's probes go out: rounds of one probe per TTL. Pure code. */
 #ifndef ICMPRUN_TRACE_SCHED_H
 #define ICMPRUN_TRACE_SCHED_H

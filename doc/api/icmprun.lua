@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The module `icmprun`, written in C (src/lua_*.c): probes, sweeps and tasks.
 --
 -- This file is the reference for LDoc only; it is never loaded. The module

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A small ping in C on icmprun's engine: COUNT echo requests to one address,
  * one every INTERVAL ms, each line and a summary as ping prints them.
  *

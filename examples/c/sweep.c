@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A sweep in C on icmprun's engine: one echo request to every address of an
  * IPv4 block, at most WINDOW in flight at once; prints the addresses that
  * answer, as `fping -a` does.

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT
 -- An example of a script library shared as a rock: it depends on icmprun
 -- and adds one command (`icmprun checkup`) and one module
 -- (`teamtools.health`). From this folder:

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Sets of IPv4 and IPv6 addresses as sorted, merged intervals, for sweeps
 -- that must skip some blocks (a blocklist) or keep to some (an allowlist).
 --

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Command-line helpers on lua-argparse for scripts and bundled commands.
 --
 -- argparse's own `parse` prints and calls `os.exit` on `--help` and on

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- How `icmprun NAME` finds what to run, and what the listing of commands shows.
 --
 -- As git and kubectl find their plugins, a name is looked up in order:

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Durations as people type them: `250us`, `500ms`, `2s`, `1.5m`, `1h`, or
 -- a bare number in the unit the caller has always used. One reading for
 -- every command line (`icmprun.cli.duration_in`) and for the Lua library's

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- A long-running prober with a Prometheus endpoint, on icmprun's own loop.
 --
 --     local exporter = require "icmprun.exporter"

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Pictures of results: SmokePing-style latency graphs, Hilbert-curve maps
 -- of swept blocks, and self-contained HTML reports, all written as text
 -- (SVG and HTML; PNG for maps when lua-zlib is installed).

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- A progress display for long runs: done/total, rate and ETA on one line,
 -- or, as a live view (`view = true`), that line plus the replies and other
 -- results so far and a small text histogram of the RTTs (fed by `result`).

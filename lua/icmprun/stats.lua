@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Round-trip statistics as ping reports them: counts, loss, min/avg/max/mdev
 -- and percentiles, in constant memory per target, and mergeable.
 --

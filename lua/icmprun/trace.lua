@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `icmprun.trace`: every hop of the path to a target, probed in parallel.
 --
 -- A round sends one echo request for every TTL from `first_ttl` to `max_ttl`

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The practical limit for the sweep benchmark: a bare C loop that pings every
  * address of an IPv4 block once through one ICMP datagram socket, sending with
  * sendmmsg and reading with recvmmsg in batches, with nothing else: no

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Synthetic JSON lines for scripts/bench-plot, written to stdout in the
 -- schema of icmprun.report.jsonl (nothing is probed):
 --

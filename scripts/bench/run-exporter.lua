@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Exporter soak benchmark: `icmprun exporter` with many loopback targets
 -- at one probe per second each, scraped every second, for a while. Prints,
 -- per minute and overall: CPU % (of one core), RSS, scrape latency (median,

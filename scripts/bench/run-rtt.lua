@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- RTT benchmark: five ways of pinging one veth test host, in alternating
 -- rounds, quiet and then under a 100,000 pps sweep to another host. Run
 -- through scripts/bench-rtt, which builds icmprun and enters the private

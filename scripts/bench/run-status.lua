@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Status page benchmark: the time to render one page of the exporter's
 -- status page, for 10,000 and 100,000 targets with three full hours of
 -- history each. Run by icmprun through scripts/bench-status.

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Sweep benchmark over a veth path: icmprun with 1..N workers, zmap, fping
 -- and the bare loop each sweep 198.18.0.0/16, answered by the AnyIP
 -- namespace of scripts/bench/anyip, in interleaved rounds of one run; then

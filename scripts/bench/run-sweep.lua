@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Sweep benchmark: icmprun against fping and a bare sendmmsg/recvmmsg loop,
 -- the same /16 of loopback, in alternating rounds of one run; then icmprun on
 -- a /12 to show that memory stays flat. Run through scripts/bench-sweep, which

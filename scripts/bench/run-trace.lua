@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- scripts/bench-trace's body, inside scripts/netns: times 30-hop traces of
 -- 10 probes per hop by icmprun mtr, traceroute -I and mtr, alternating.
 local build, rounds = arg[1], tonumber(arg[2])

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- One shard of the sweep benchmark's by-hand reference (shards.sh): an
 -- unpaced sweep of shard I of N of a block, touching every result.
 --

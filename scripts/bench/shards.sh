@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The sweep benchmark's reference for workers: N separate icmprun processes,
 # shard i of N each, as a user would run them by hand; waits for all.
 #

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The icmprun side of the sweep benchmark: one unpaced sweep of a block,
 -- with a Lua loop that touches every result, as a campaign script would.
 --

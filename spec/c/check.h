@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A tiny check harness for the C unit tests: count failures, report at the end. */
 #ifndef ICMPRUN_SPEC_CHECK_H
 #define ICMPRUN_SPEC_CHECK_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for ir_addr: parsing, formatting, equality, hashing, sockaddrs. */
 #include "addr.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The engine's send times of one sendmmsg batch: the kernel's, one per probe,
  * against our clock's single read for the whole batch. Needs the private
  * test network of scripts/netns (ping sockets on loopback). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for ir_every: due times on a fixed grid, late calls, skipped slots. */
 #include "every.h"
 

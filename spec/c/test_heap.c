@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for ir_heap: ordering, FIFO ties, removal, and index bookkeeping. */
 #include "heap.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for the icmprun command's Lua allocator, with its pool and without. */
 #include <stdlib.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for the ICMP checksum, echo encoder and reply decoder. */
 #include "packet.h"
 

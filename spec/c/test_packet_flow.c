@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for flow-stable echo requests: a constant checksum per flow. */
 #include "packet_flow.h"
 

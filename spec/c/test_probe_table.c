@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for ir_table: keys, duplicates, growth and backward-shift deletion. */
 #include "probe_table.h"
 

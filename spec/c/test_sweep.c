@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for the sweep schedule on a fake clock and a fake sender: turn
  * order, pacing, retries with backoff, shards, the window, and stop/close with
  * probes in flight. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for sweep targets: parsing, block addresses and walks. */
 #include "targets.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for the trace scheduler, on a fake clock. */
 #include "trace_sched.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: the reply decoder, in every form the engine feeds it,
  * and the payload comparison. */
 #include <netinet/in.h>

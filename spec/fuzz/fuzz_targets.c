@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: the sweep target parser, addresses and walks. */
 #include <stdint.h>
 #include <stdlib.h>

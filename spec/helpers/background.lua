@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Black-box helper for the Ctrl-C paths: runs icmprun in the background,
 -- waits until its output shows a given text, sends it a signal and returns
 -- its exit status and output.

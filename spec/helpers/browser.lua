@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Headless Chromium for specs, driven over the DevTools protocol
 -- (spec/helpers/cdp_driver.lua): the requests the page makes, its console
 -- messages, values computed in the loaded page, a screenshot; and, through

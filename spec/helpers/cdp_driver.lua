@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Drives headless Chromium over the DevTools protocol (a pipe on fds 3
 -- and 4, so no debugging port is opened): loads one page, records every
 -- request any page target makes, every console message, uncaught

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Black-box helpers: run the icmprun command and other programs, capture
 -- their exit status, standard output and standard error.
 -- @module cli

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Links with a fixed one-way delay between network namespaces: the delay
  * `tc netem` would give, on kernels that have no netem qdisc.
  *

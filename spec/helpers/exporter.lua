@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Black-box helper for `icmprun exporter`: starts it in the background on a
 -- free port, fetches from it with curl, signals it, parses its metrics.
 -- @module exporter

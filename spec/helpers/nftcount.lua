@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Counts the probes that leave this namespace, by the header fields they
 -- carry, with nftables counters on the output hook. Specs use it to assert
 -- that every probe carried the TOS, TTL and size asked for, rather than only

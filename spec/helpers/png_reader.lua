@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Reads 8-bit RGB/RGBA PNG files (such as Chromium's screenshots) into
 -- pixels, with lua-zlib for the inflate: enough for specs that look at
 -- what a browser drew.

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- A tiny HTTP server on loopback, run by stock lua5.4 with luv, that a
 -- browser uses as its proxy: every request it gets (the page itself, and
 -- anything the page might fetch from anywhere) is logged, one request

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A test host that answers echo requests wrongly on purpose, through a TUN
  * device: the faults a real network produces now and then, on demand.
  *

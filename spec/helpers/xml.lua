@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Parses XML (SVG) with lua-expat into a small tree, for specs that
 -- check the structure of pictures: a malformed document fails the parse.
 -- @module xml

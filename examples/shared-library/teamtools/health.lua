@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- A team's verdict on a host from its probe results: `up` when every
 -- probe was answered, `degraded` when some were, `down` when none were.
 -- A module shipped by the example rock, used by its `checkup` command and

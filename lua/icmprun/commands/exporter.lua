@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `icmprun exporter`: a smokeping_prober-compatible Prometheus exporter.
 --
 --     icmprun exporter --listen 127.0.0.1:9374 --config targets.yml

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `icmprun fping`: fping's command line, output and exit codes on icmprun.
 --
 -- Debian's fping 5.1 is the reference: the same options (bundled as its

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `icmprun mtr`: mtr 0.95's report mode and a live view, on `icmprun.trace`.
 --
 -- Options as mtr's: `-r -c N` report, `-w` wide report, `-n` no reverse

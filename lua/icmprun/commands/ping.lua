@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `icmprun ping`: iputils ping's options, lines, summary and exit codes.
 --
 -- iputils 20221126 is the reference, as `ping -n` prints (no reverse

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `icmprun plot`: pictures of JSON lines results.
 --
 --     icmprun plot latency [FILE] [-o OUT.svg|.html] [--target ADDR] [--buckets N | --step S]

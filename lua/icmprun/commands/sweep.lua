@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `icmprun sweep`: list the addresses of some blocks that answer.
 --
 -- One `icmprun.sweep` over every target (addresses, CIDR blocks, ranges,

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `icmprun traceroute`: traceroute's ICMP (`-I`) output, on `icmprun.trace`.
 --
 -- traceroute 2.1 (Debian's `traceroute`) is the reference: the same first

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `icmprun version`: prints the version and the socket kinds in use.
 -- The smallest bundled command, and an example of the command contract: a
 -- module returning `summary` (one line for `icmprun --list`) and

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The exporter's target list: smokeping_prober's YAML format, checked.
 --
 -- The file is a `targets:` list of host groups, as smokeping_prober reads

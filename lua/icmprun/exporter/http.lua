@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- A small HTTP/1.1 server on luv, for the exporter's endpoints.
 --
 -- It runs on icmprun's own loop (`require "luv"` inside icmprun is bound to

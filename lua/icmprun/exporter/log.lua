@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The exporter's log lines, as smokeping_prober writes them (go-kit's
 -- promlog): `--log.level` (debug, info, warn, error) and `--log.format`
 -- (logfmt or json), one line a record on stderr.

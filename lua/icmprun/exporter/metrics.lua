@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The exporter's counters per target, and their Prometheus text.
 --
 -- Built for many targets scraped often: recording a result is a few table

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- blackbox_exporter's ICMP prober, as a drop-in: `GET /probe?target=HOST&
 -- module=icmp` pings HOST once and answers with blackbox_exporter's metric
 -- names, types and help texts (`probe_success`, `probe_duration_seconds`,

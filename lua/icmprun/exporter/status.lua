@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The exporter's status page (`GET /`): each target's last hours as a
 -- small SmokePing-style graph, with its current loss and median, from a
 -- bounded history kept in memory. `/metrics` stays the source of truth;

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- exporter-toolkit's web config file (given with the flag web.config.file), as
 -- smokeping_prober and blackbox_exporter read it:
 --

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- CIDR prefixes and the offset of an address inside one, for maps.
 --
 -- Only what a map needs: a prefix of at most 2^32 addresses (any IPv4

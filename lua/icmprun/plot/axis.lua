@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Axis ticks: "nice" RTT ticks (1, 2, 5 times a power of ten) and time
 -- ticks on round wall-clock steps, with their labels.
 -- @module icmprun.plot.axis

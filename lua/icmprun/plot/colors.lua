@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The colours of the pictures: SmokePing's loss colours, the status
 -- colours of maps, and a perceptual scale (viridis) for RTTs.
 -- @module icmprun.plot.colors

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The Hilbert curve: the distance along the curve <-> the cell (x, y) of a
 -- 2^order x 2^order square.
 --

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Self-contained HTML pages: inline SVG, inline style, a sortable table,
 -- and a Content-Security-Policy that forbids every fetch, so a page that
 -- loads at all has loaded everything it needs from itself.

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Reads result records, one JSON object per line, from a file or stdin,
 -- one line at a time (never the whole input at once).
 --

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- SmokePing-style latency graphs from a stream of results.
 --
 -- Results are put into time buckets per target as they come; a bucket

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- A map of a swept block on a Hilbert curve, from a stream of results.
 --
 -- The block's addresses follow a Hilbert curve over a square (a /16 is

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- PNG images of maps through lua-zlib (Debian's `lua-zlib`, a thin binding
 -- of zlib): the format's chunks are a few lines; zlib does the deflate and
 -- the CRC. Without lua-zlib, `available()` says why and `map` returns nil.

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The HTML pages of `icmprun plot`: the latency report (every panel's
 -- SVG inline and a sortable statistics table) and the map page.
 -- @module icmprun.plot.report

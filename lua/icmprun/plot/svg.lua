@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Small helpers to write SVG (and HTML) as text: escaping, compact numbers,
 -- and a buffer of pieces joined once at the end.
 --

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- CSV reports: a header row, then one row per result.
 --
 -- The default columns are

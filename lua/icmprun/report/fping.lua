@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- fping-style text and JSON lines, as Debian's fping 5.1 prints them.
 --
 -- Pure formatting: every function returns one line (or, for the global

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- What the report writers (CSV, JSON lines) share about the file handle
 -- they write to: the checks of their constructor's arguments, and flushing.
 -- @module icmprun.report.handle

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- JSON lines reports: one JSON object per line, per result and per summary.
 --
 -- Every line is a complete JSON object with a `type` field; keys come in a

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- mtr 0.95's report, JSON and CSV formats, from `icmprun.trace` hops.
 --
 -- mtr keeps round trips as whole microseconds and loss in thousandths of a

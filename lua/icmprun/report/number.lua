@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Numbers as text for the report formats: the shortest form that reads
 -- back to the same value, so that a consumer sees the RTT icmprun measured,
 -- and nothing longer. Shared by the CSV, JSON lines and Prometheus writers,

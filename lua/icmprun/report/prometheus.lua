@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Prometheus text exposition (format 0.0.4) of ping statistics.
 --
 -- One naming for reports and the exporter: a report names its series, units

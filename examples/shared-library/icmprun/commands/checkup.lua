@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `icmprun checkup HOST...`: says whether each host is up, degraded or down.
 -- The command shipped by the example rock: installed as
 -- icmprun/commands/checkup.lua into the rocks tree, where `icmprun` finds

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The command line of `icmprun fping`, read as fping 5.1 reads it.
 --
 -- fping's option parser (optparse) takes options after targets, stops at

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The targets of `icmprun fping`, found as fping 5.1 finds them.
 --
 -- From the command line, from a file (`-f FILE`, `-f -`, or standard input

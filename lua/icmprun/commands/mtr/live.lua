@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- `icmprun mtr`'s live view: the hop table redrawn in place on a terminal.
 --
 -- It runs until `q`, or for `-c` rounds when given (then it leaves as `q`
