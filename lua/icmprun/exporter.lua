@@ -96,6 +96,8 @@ function M.new(opts)
     render_waiters = nil, -- while a render is made: who waits for it
     by_key = {},   -- label key -> target
     order = {},    -- targets in series order
+    by_ip = {},    -- address -> its targets
+    duplicates_seen = {}, -- address -> icmprun.duplicates() counted so far
     reloading = false,
     reload_ok = 0,
     reload_time = 0,
@@ -204,8 +206,29 @@ function Exporter:probe(target)
   return { status = "error", addr = target.ip, err = err, code = ok and code or nil }
 end
 
+--- Adds the duplicate replies that came since the last call to the targets
+-- they came from (`target.duplicates`). The engine tells a duplicate by the
+-- address it came from (`icmprun.duplicates()`), not by who probed it, so
+-- targets that probe one address (two names for it, or one host in two
+-- groups) each count its duplicates, as smokeping_prober's pinger per host
+-- would see its own. Called before each render and before the targets
+-- change, so that a target added by a reload starts at 0.
+function Exporter:count_duplicates()
+  local now, seen = icmprun.duplicates(), self.duplicates_seen
+  for ip, total in pairs(now) do
+    local new = total - (seen[ip] or 0)
+    if new > 0 then
+      seen[ip] = total
+      for _, target in ipairs(self.by_ip[ip] or {}) do
+        target.duplicates = target.duplicates + new
+      end
+    end
+  end
+end
+
 -- Makes the wanted targets the running ones. Returns added, kept, removed.
 function Exporter:apply(wanted)
+  self:count_duplicates() -- Those so far go to the targets of the old config.
   local by_key, order = {}, {}
   local added, kept = 0, 0
   for i, entry in ipairs(wanted) do
@@ -234,6 +257,12 @@ function Exporter:apply(wanted)
     end
   end
   self.by_key, self.order = by_key, order
+  self.by_ip = {}
+  for _, target in ipairs(order) do
+    local list = self.by_ip[target.ip] or {}
+    list[#list + 1] = target
+    self.by_ip[target.ip] = list
+  end
   return added, kept, removed
 end
 
@@ -350,7 +379,7 @@ function Exporter:stop()
   for _, target in ipairs(self.order) do
     target.removed = true
   end
-  self.by_key, self.order = {}, {}
+  self.by_key, self.order, self.by_ip = {}, {}, {}
   for _, server in ipairs(self.servers or {}) do
     server.close()
   end
@@ -414,6 +443,7 @@ end
 function Exporter:render_pieces(pause)
   local started = icmprun.now()
   local own = self:own_lines()
+  self:count_duplicates()
   self.max_send_delay = 0 -- Reported: the next scrape says what came since.
   local pieces = metrics.render_pieces(self.order, icmprun.stats(), own, pause)
   self.scrape_seconds = (icmprun.now() - started) / 1000
