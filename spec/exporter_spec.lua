@@ -281,10 +281,11 @@ targets:
     assert.equal(404, (server:request("/nothing")))
     assert.equal(405, (server:request("/-/reload", "GET")))
     assert.equal(405, (server:request("/metrics", "POST")))
-    -- Not HTTP at all: 400, and the server goes on.
+    -- Not HTTP at all: closed without an answer (libmicrohttpd's way with
+    -- a request line it cannot parse) or 400, and the server goes on.
     local r = cli.sh(string.format("printf 'hello\\r\\n\\r\\n' | curl -s -m 2 telnet://127.0.0.1:%d",
       server.port))
-    assert.matches("^HTTP/1.1 400", r.stdout)
+    assert.is_true(r.stdout == "" or r.stdout:match("^HTTP/1.1 400") ~= nil, r.stdout)
     assert.equal(200, (server:request("/metrics")))
   end)
 

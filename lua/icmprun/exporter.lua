@@ -390,7 +390,7 @@ end
 function Exporter:connections()
   local n = 0
   for _, server in ipairs(self.servers or {}) do
-    n = n + (server.connections_now and server.connections_now() or server.connections)
+    n = n + server.connections()
   end
   return n
 end
@@ -578,7 +578,7 @@ end
 
 -- blackbox_exporter's /probe (see `icmprun.exporter.probe`).
 function Exporter:probe_request(req, respond)
-  local params = req.args or http.parse_query(req.query)
+  local params = req.args
   local module_name = params.module or "icmp"
   local m = self.modules[module_name]
   if not m then
@@ -661,28 +661,6 @@ function Exporter:handle(req, respond, metrics_path)
   end
 end
 
--- Listens with libmicrohttpd (`icmprun.httpd`), TLS when `tls` is given:
--- a server table as `http.listen` gives.
-local function httpd_listen(address, handler, tls, on_error, fd)
-  require "luv" -- The daemon is watched on luv's loop, icmprun's own.
-  local httpd = require "icmprun.httpd"
-  local host, port
-  if not fd then
-    host, port = http.parse_address(address)
-    if not host then
-      return nil, port
-    end
-  end
-  local daemon, bound, bound_host = httpd.listen({ host = host, port = port, fd = fd,
-    cert = tls and tls.cert, key = tls and tls.key, handler = handler, on_error = on_error })
-  if not daemon then
-    return nil, "cannot listen on " .. address .. ": " .. tostring(bound)
-  end
-  return { host = bound_host or host, port = bound, tls = tls ~= nil,
-    connections_now = function() return daemon:connections() end,
-    close = function() daemon:close() end }
-end
-
 -- Wraps a handler so that only requests with the users' Basic credentials
 -- reach it; the others get 401 with a challenge.
 local function with_basic_auth(handler, users)
@@ -697,13 +675,13 @@ local function with_basic_auth(handler, users)
   end
 end
 
---- Serves the endpoints over HTTP on the loop.
+--- Serves the endpoints over HTTP on the loop (`icmprun.exporter.http`:
+-- libmicrohttpd).
 -- @tparam string address "host:port" (port 0: any free one)
 -- @tparam[opt="/metrics"] string metrics_path
 -- @tparam[opt] table opts limits for `icmprun.exporter.http`; `tls`
---   ({cert = PEM, key = PEM}: HTTPS through libmicrohttpd), `users` (name
---   -> bcrypt hash: Basic authentication), `httpd` (true: libmicrohttpd
---   without TLS), `fd` (a listening socket to serve instead of `address`)
+--   ({cert = PEM, key = PEM}: HTTPS), `users` (name -> bcrypt hash: Basic
+--   authentication), `fd` (a listening socket to serve instead of `address`)
 -- @treturn[1] table the server (`host`, `port`, `close()`)
 -- @treturn[2] nil, string why not
 function Exporter:listen(address, metrics_path, opts)
@@ -722,12 +700,7 @@ function Exporter:listen(address, metrics_path, opts)
   if opts.users then
     handler = with_basic_auth(handler, opts.users)
   end
-  local server, err
-  if opts.tls or opts.httpd then
-    server, err = httpd_listen(address, handler, opts.tls, options.on_error, opts.fd)
-  else
-    server, err = http.listen(address, handler, options)
-  end
+  local server, err = http.listen(address, handler, options)
   if not server then
     return nil, err
   end
