@@ -70,6 +70,40 @@ describe("duplicate replies per host", function()
     assert.equal("6\t3\tnil\t1\tnil\t4\t0\t6\n", r.stdout)
   end)
 
+  it("icmprun.duplicates() counts 4,096 senders one by one, and the rest as other", function()
+    local r = cli.sh("nft -f -", [[
+table ip icmprun_dup {
+  chain out {
+    type filter hook output priority 0;
+    ip saddr { 127.2.0.0/16, 127.3.0.0/16 } icmp type echo-reply dup to 127.0.0.1 device lo
+  }
+}
+]])
+    assert.equal(0, r.code, r.stderr)
+    r = cli.icmprun_script([[
+      local icmprun = require "icmprun"
+      local replies = 0
+      for _, block in ipairs({ "127.2.0.0/20", "127.3.0.0/25" }) do
+        for r in icmprun.sweep(block, { timeout = 2000, rate = 20000 }) do
+          if r.status == "reply" then replies = replies + 1 end
+        end
+      end
+      icmprun.sleep(200) -- the last copies
+      local d, s = icmprun.duplicates(), icmprun.stats()
+      local addresses, sum, most = 0, 0, 0
+      for addr, n in pairs(d) do
+        if addr ~= "other" then
+          addresses = addresses + 1
+          most = math.max(most, n)
+        end
+        sum = sum + n
+      end
+      print(replies, addresses, d.other, sum, s.duplicates, most)
+    ]])
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("4224\t4096\t128\t4224\t4224\t1\n", r.stdout)
+  end)
+
   it("labels smokeping_response_duplicates_total with the host that duplicated", function()
     duplicate_replies()
     -- 127.1.0.2 is listed twice (another label set): both probe it, and each
@@ -126,6 +160,39 @@ targets:
       assert.is_true(sent - ended <= 5) -- at most one probe in flight a target
       local check = exporter.promtool_check(select(2, server:scrape()))
       assert.equal(0, check.code, check.stdout .. check.stderr)
+    end)
+    server:stop()
+    os.remove(path)
+    assert(ok, err)
+  end)
+
+  it("starts a target added by a reload at 0, while the old ones keep counting", function()
+    duplicate_replies()
+    local config = "targets:\n- hosts: [127.1.0.2]\n  interval: 50ms\n"
+    local path = cli.temp_file(config, ".yml")
+    local server = exporter.start({ "--config", path })
+    assert.is_nil(server.failed, server.output)
+    local ok, err = pcall(function()
+      exporter.sleep(1)
+      cli.write_file(path, config .. "- hosts: [127.1.0.2]\n  interval: 50ms\n"
+        .. "  labels: {copy: \"yes\"}\n")
+      assert.equal(200, (server:request("/-/reload", "POST")))
+      exporter.sleep(1)
+      stop_replies()
+      exporter.sleep(1)
+      local s = server:scrape()
+      local old = 'host="127.1.0.2",ip="127.1.0.2"'
+      local new = old .. ',copy="yes"'
+      local dup = "smokeping_response_duplicates_total"
+      local function replies(labels)
+        return s["icmprun_results_total{" .. labels .. ',status="reply"}']
+      end
+      -- The old target counts every duplicate of the address; the new one
+      -- only those since the reload: its own replies' and the old one's
+      -- since then, fewer than the old one's total.
+      assert.equal(replies(old) + replies(new), s[dup .. "{" .. old .. "}"])
+      assert.is_true(s[dup .. "{" .. new .. "}"] >= replies(new))
+      assert.is_true(s[dup .. "{" .. new .. "}"] < s[dup .. "{" .. old .. "}"])
     end)
     server:stop()
     os.remove(path)
