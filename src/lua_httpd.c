@@ -352,8 +352,8 @@ static int ir__httpd_responder_gc(lua_State* L) {
 }
 
 /* Collects the request's headers into the table on top of the stack, with
- * lower-case names and their exact bytes (a NUL in a value stays, for the
- * checks in icmprun.exporter.http to see): a repeated name gets its values
+ * lower-case names and the bytes MHD parsed (by length, so that the checks
+ * in icmprun.exporter.http see control bytes): a repeated name gets its values
  * joined with ", ", as RFC 9110 reads them, so that two different
  * Content-Length values are seen as such. Counts the lines in the integer
  * just below the table. */
