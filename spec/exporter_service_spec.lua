@@ -99,20 +99,25 @@ describe("icmprun exporter as a service", function()
 
   it("answers 400 to a Content-Length that is not a whole number of bytes", function()
     start_many(1)
-    local lengths = { "1.5", "1e-300", "-1", "+5", "0x10", "99999999999999999999999999",
-      " ", "5, 5", "nan", "inf" }
+    local lengths = { "1.5", "1e-300", "-1", "+5", "0x10", " ", "5, 5", "nan", "inf" }
     local cases = {}
     for i, length in ipairs(lengths) do
       cases[i] = { send = { "POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: " .. length
         .. "\r\n\r\n12345" } }
     end
+    -- Over the limit: 413. Over what any integer holds: libmicrohttpd
+    -- answers 413 or closes the connection; it is never a reload either.
     cases[#cases + 1] = { send = { "POST /-/reload HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n" } }
+    cases[#cases + 1] = { send = { "POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: "
+      .. "99999999999999999999999999\r\n\r\n12345" } }
     local responses = server:raw(cases)
     for i, length in ipairs(lengths) do
       assert.equal(400, exporter.status_of(responses[i]), "Content-Length: " .. length
         .. " got " .. responses[i])
     end
-    assert.equal(413, exporter.status_of(responses[#cases]))
+    assert.equal(413, exporter.status_of(responses[#cases - 1]))
+    assert.is_true(responses[#cases] == "" or exporter.status_of(responses[#cases]) == 413,
+      responses[#cases])
     assert.is_true(server:alive(), server:output())
     assert.equal(0, reloads(server))
     assert.equal(1, assert_consistent(server:scrape()))
@@ -188,18 +193,23 @@ describe("icmprun exporter as a service", function()
 
   it("does not act again on bytes sent after a complete request", function()
     start_many(2000)
-    local stray = string.rep("x", 16)
-    local send = { "POST /-/reload HTTP/1.1\r\nContent-Length: 0\r\n\r\n" }
+    -- Stray bytes (not a request) after a complete reload, sent in pieces:
+    -- one reload, one 200, and the garbage refused or closed, never taken
+    -- as the reload again. (A complete second request after the first is
+    -- a pipelined request of HTTP/1.1 keep-alive, and is served as one.)
+    local send = { "POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" }
     for i = 2, 8 do
-      send[i] = "POST /-/reload HTTP/1.1\r\n\r\n" .. stray
+      send[i] = string.rep("x", 16)
     end
-    local responses = server:raw({ { send = send, gap = 10 } })
+    send[9] = "\r\n\r\n"
+    local responses = server:raw({ { send = send, gap = 10, timeout = 15000 } })
     assert.equal(200, exporter.status_of(responses[1]), responses[1])
     exporter.sleep(1)
     assert.equal(1, reloads(server))
-    -- One response, and nothing after it.
-    local _, count = responses[1]:gsub("HTTP/1%.1 ", "")
-    assert.equal(1, count)
+    local _, ok_count = responses[1]:gsub("HTTP/1%.1 200 ", "")
+    assert.equal(1, ok_count)
+    assert.is_nil(responses[1]:find("\0TIMEOUT", 1, true))
+    assert.equal(2000, assert_consistent(server:scrape()))
   end)
 
   it("coalesces a storm of SIGHUPs: at most three reloads after it", function()
@@ -230,10 +240,11 @@ describe("icmprun exporter as a service", function()
     local methods = { "GET", "HEAD", "TRACE", "DELETE", "POST", "OPTIONS" }
     local cases = {}
     for i, method in ipairs(methods) do
-      cases[i] = { send = { method .. " /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n" } }
+      cases[i] = { send = { method .. " /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close"
+        .. "\r\n\r\n" } }
     end
-    cases[#cases + 1] = { send = { "DELETE /metrics HTTP/1.1\r\n\r\n" } }
-    cases[#cases + 1] = { send = { "GET /-/reload HTTP/1.1\r\n\r\n" } }
+    cases[#cases + 1] = { send = { "DELETE /metrics HTTP/1.0\r\n\r\n" } }
+    cases[#cases + 1] = { send = { "GET /-/reload HTTP/1.0\r\n\r\n" } }
     local responses = server:raw(cases)
     assert.equal(200, exporter.status_of(responses[1]))
     assert.matches("\r\n\r\nOK\n$", responses[1])
@@ -304,7 +315,7 @@ describe("icmprun exporter as a service", function()
 
   it("negotiates gzip; clients of one render get the same text, compressed or not", function()
     start_many(3000)
-    local ask = "GET /metrics HTTP/1.1\r\nHost: x\r\n"
+    local ask = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
     local responses = server:raw({
       { send = { ask .. "Accept-Encoding: gzip\r\n\r\n" } },
       { send = { ask .. "\r\n" } },

@@ -142,7 +142,8 @@ describe("exporter metrics", function()
       { status = "reply", rtt = 500, ttl = 61 },  -- above the last: +Inf only
       { status = "timeout" }, { status = "unreachable" }, { status = "error" },
     })
-    local text = metrics.render({ t }, { sent = 7, duplicates = 2, malformed = 1,
+    t.duplicates = 3 -- as the exporter counts them from icmprun.duplicates()
+    local text = metrics.render({ t }, { sent = 7, duplicates = 3, malformed = 1,
       corrupted = 1, pending = 0 })
     local s = exporter.parse(text)
     local labels = 'host="h",ip="127.0.0.1",site="a\\"b"'
@@ -160,7 +161,7 @@ describe("exporter metrics", function()
     assert.equal(4, value(s, h .. "_count", labels))
     assert.near(0.5515, value(s, h .. "_sum", labels), 1e-12)
     assert.equal(61, value(s, "smokeping_response_ttl", labels))
-    assert.equal(2, s.smokeping_response_duplicates_total)
+    assert.equal(3, value(s, "smokeping_response_duplicates_total", labels))
     assert.equal(2, s.smokeping_receive_errors_total)
     assert.equal(7, s.icmprun_engine_sent_total)
     assert.equal(0, s.icmprun_engine_pending)
@@ -286,10 +287,11 @@ targets:
     assert.equal(404, (server:request("/nothing")))
     assert.equal(405, (server:request("/-/reload", "GET")))
     assert.equal(405, (server:request("/metrics", "POST")))
-    -- Not HTTP at all: 400, and the server goes on.
+    -- Not HTTP at all: closed without an answer (libmicrohttpd's way with
+    -- a request line it cannot parse) or 400, and the server goes on.
     local r = cli.sh(string.format("printf 'hello\\r\\n\\r\\n' | curl -s -m 2 telnet://127.0.0.1:%d",
       server.port))
-    assert.matches("^HTTP/1.1 400", r.stdout)
+    assert.is_true(r.stdout == "" or r.stdout:match("^HTTP/1.1 400") ~= nil, r.stdout)
     assert.equal(200, (server:request("/metrics")))
   end)
 

@@ -155,6 +155,19 @@ typedef struct ir_counters_s {
   uint64_t tx_stamps_misattributed; /* IR_TX_STAMP_VERIFY only. */
 } ir_counters_t;
 
+/* A reply with our cookie to a probe that had already been answered: the
+ * second (third...) answer to one probe. Valid only during the callback. */
+typedef struct ir_duplicate_s {
+  /* Who sent it. An answer is matched to its probe by the address it comes
+   * from, so a copy of a reply comes from the probed address; an ICMP error
+   * about an answered probe gives the probe's own address. */
+  ir_addr_t from;
+  uint16_t seq; /* The answered probe's echo sequence number. */
+} ir_duplicate_t;
+
+typedef void (*ir_duplicate_cb)(ir_engine_t* engine, const ir_duplicate_t* dup,
+                                void* data);
+
 /* Creates an engine on loop. Sockets open on first use of each family.
  * Returns 0 or a negative errno; *out is set only on success. */
 int ir_engine_new(uv_loop_t* loop, const ir_engine_config_t* config, ir_engine_t** out);
@@ -219,6 +232,12 @@ void ir_engine_get_config(const ir_engine_t* engine, ir_engine_config_t* out);
  * and handles, and frees the engine once libuv has closed them (the loop must
  * run for that). The engine must not be used after this call. */
 void ir_engine_close(ir_engine_t* engine);
+
+/* Calls cb(engine, dup, data) for every duplicate, once it is counted in
+ * counters.duplicates (so the calls and the counter always agree); NULL
+ * stops the calls. A duplicate is never a result: the probe's one result was
+ * its first answer. The callback must not close the engine. */
+void ir_engine_on_duplicate(ir_engine_t* engine, ir_duplicate_cb cb, void* data);
 
 /* "reply", "timeout", "unreachable", "ttl_exceeded" or "error". */
 const char* ir_status_name(ir_status_t status);

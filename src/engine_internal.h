@@ -194,6 +194,8 @@ struct ir_engine_s {
   uint8_t recv_overflow[65536];
 
   ir_counters_t counters;
+  ir_duplicate_cb on_duplicate; /* ir_engine_on_duplicate's; NULL if none. */
+  void* on_duplicate_data;
   int open_handles; /* Handles still to be closed by ir_engine_close. */
   bool closing;
 };

@@ -133,9 +133,18 @@ static void ir__count_unmatched(ir_engine_t* engine, const ir_icmp_msg_t* msg,
     }
   } else if (slot->status == IR_STATUS_REPLY + 1) {
     c->duplicates++;
+    if (engine->on_duplicate != NULL) {
+      ir_duplicate_t dup = {.from = *from, .seq = msg->seq};
+      engine->on_duplicate(engine, &dup, engine->on_duplicate_data);
+    }
   } else {
     c->late++;
   }
+}
+
+void ir_engine_on_duplicate(ir_engine_t* engine, ir_duplicate_cb cb, void* data) {
+  engine->on_duplicate = cb;
+  engine->on_duplicate_data = data;
 }
 
 /* Where a flow-stable probe's payload first differs from `payload` (len

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* icmprun.httpd: libmicrohttpd on the loop, for the exporter's TLS listeners.
+/* icmprun.httpd: libmicrohttpd on the loop, under every exporter listener.
  *
  * The daemon runs in MHD's external epoll mode: its epoll fd is watched by a
  * uv_poll_t and MHD_run is called when it is readable or when MHD's own
@@ -109,6 +109,36 @@ static bool ir__httpd_call(ir_httpd_server_t* s, int ref, int nargs) {
   }
   lua_settop(L, base); /* ... */
   return ok;
+}
+
+/* A hex digit's value, or -1. */
+static int ir__hex(char c) {
+  return c >= '0' && c <= '9'   ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                : -1;
+}
+
+/* MHD's unescaping of the path and the query's arguments (%XX), in place,
+ * except that %00 stays as it is: a NUL would end the string where Lua
+ * takes it, so that "/metrics%00" would be served as "/metrics". */
+static size_t ir__httpd_unescape(void* cls, struct MHD_Connection* connection,
+                                 char* s) {
+  (void)cls;
+  (void)connection;
+  char* out = s;
+  for (const char* p = s; *p != '\0';) {
+    int hi = p[0] == '%' ? ir__hex(p[1]) : -1;
+    int lo = hi >= 0 ? ir__hex(p[2]) : -1;
+    if (lo >= 0 && (hi | lo) != 0) {
+      *out++ = (char)(hi * 16 + lo);
+      p += 3;
+    } else {
+      *out++ = *p++;
+    }
+  }
+  *out = '\0';
+  return (size_t)(out - s);
 }
 
 static void ir__httpd_run(ir_httpd_server_t* s);
@@ -322,28 +352,37 @@ static int ir__httpd_responder_gc(lua_State* L) {
   return 0;
 }
 
+/* Collects the request's headers into the table on top of the stack, with
+ * lower-case names and the bytes MHD parsed (by length, so that the checks
+ * in icmprun.exporter.http see control bytes): a repeated name gets its values
+ * joined with ", ", as RFC 9110 reads them, so that two different
+ * Content-Length values are seen as such. Counts the lines in the integer
+ * just below the table. */
 static enum MHD_Result ir__httpd_header(void* cls, enum MHD_ValueKind kind,
-                                        const char* key, const char* value) {
+                                        const char* key, size_t key_size,
+                                        const char* value, size_t value_size) {
   (void)kind;
   lua_State* L = cls;
+  lua_Integer lines = lua_tointeger(L, -2);
+  lua_pushinteger(L, lines + 1); /* n headers n+1 */
+  lua_replace(L, -3);            /* n+1 headers */
   luaL_Buffer name;
   luaL_buffinit(L, &name);
-  for (const char* p = key; *p != '\0'; p++) {
-    luaL_addchar(&name, (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p));
+  for (size_t i = 0; i < key_size; i++) {
+    char c = key[i];
+    luaL_addchar(&name, (char)((c >= 'A' && c <= 'Z') ? c + 32 : c));
   }
-  luaL_pushresult(&name);              /* headers name */
-  if (lua_rawget(L, -2) == LUA_TNIL) { /* headers old */
-    lua_pop(L, 1);                     /* headers */
-    luaL_buffinit(L, &name);
-    for (const char* p = key; *p != '\0'; p++) {
-      luaL_addchar(&name, (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p));
-    }
-    luaL_pushresult(&name);                /* headers name */
-    lua_pushstring(L, value ? value : ""); /* headers name value */
-    lua_rawset(L, -3);                     /* headers */
+  luaL_pushresult(&name);                 /* n headers name */
+  lua_pushvalue(L, -1);                   /* n headers name name */
+  if (lua_rawget(L, -3) == LUA_TSTRING) { /* n headers name old */
+    lua_pushliteral(L, ", ");             /* n headers name old sep */
+    lua_pushlstring(L, value ? value : "", value ? value_size : 0);
+    lua_concat(L, 3); /* n headers name joined */
   } else {
-    lua_pop(L, 1); /* headers: the first of a repeated name stays. */
+    lua_pop(L, 1); /* n headers name */
+    lua_pushlstring(L, value ? value : "", value ? value_size : 0);
   }
+  lua_rawset(L, -3); /* n headers */
   return MHD_YES;
 }
 
@@ -373,10 +412,12 @@ static bool ir__httpd_dispatch(ir_httpd_conn_t* c, const char* url, const char* 
   lua_setfield(L, -2, "path");    /* req */
   lua_pushstring(L, version);     /* req version */
   lua_setfield(L, -2, "version"); /* req */
-  lua_newtable(L);                /* req headers */
-  MHD_get_connection_values(c->connection, MHD_HEADER_KIND, ir__httpd_header, L);
-  lua_setfield(L, -2, "headers"); /* req */
-  lua_newtable(L);                /* req args */
+  lua_pushinteger(L, 0);          /* req 0 */
+  lua_newtable(L);                /* req 0 headers */
+  MHD_get_connection_values_n(c->connection, MHD_HEADER_KIND, ir__httpd_header, L);
+  lua_setfield(L, -3, "headers");      /* req n */
+  lua_setfield(L, -2, "header_lines"); /* req */
+  lua_newtable(L);                     /* req args */
   MHD_get_connection_values(c->connection, MHD_GET_ARGUMENT_KIND, ir__httpd_arg, L);
   lua_setfield(L, -2, "args");                             /* req */
   lua_pushlstring(L, c->body ? c->body : "", c->body_len); /* req body */
@@ -439,6 +480,17 @@ static enum MHD_Result ir__httpd_access(void* cls, struct MHD_Connection* connec
     c->server = s;
     c->connection = connection;
     *con_cls = c;
+    /* A body announced over the limit is refused before it is waited for:
+     * a client that sends none would otherwise hold the connection until
+     * its timeout. (MHD has checked that the length is a number.) */
+    const char* length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (length != NULL &&
+        (strlen(length) > 15 || strtoull(length, NULL, 10) > s->max_body)) {
+      c->dispatched = true;
+      c->answered = true;
+      return ir__httpd_simple(connection, 413, "the body is over the limit\n");
+    }
     return MHD_YES;
   }
   if (*upload_size > 0) {
@@ -664,7 +716,8 @@ static int ir__httpd_listen(lua_State* L) {
       MHD_OPTION_NOTIFY_COMPLETED, ir__httpd_completed, s, MHD_OPTION_CONNECTION_LIMIT,
       (unsigned int)ir__opt_integer(L, "connection_limit", 16384),
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)ir__opt_integer(L, "timeout", 10),
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_ARRAY, extra,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+      MHD_OPTION_UNESCAPE_CALLBACK, ir__httpd_unescape, NULL, MHD_OPTION_ARRAY, extra,
       MHD_OPTION_END);
   if (s->daemon == NULL) {
     luaL_unref(L, LUA_REGISTRYINDEX, s->handler_ref);

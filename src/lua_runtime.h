@@ -13,6 +13,7 @@
 
 typedef struct ir_lua_runtime_s ir_lua_runtime_t;
 typedef struct ir_lua_task_s ir_lua_task_t;
+typedef struct ir_dup_counts_s ir_dup_counts_t;
 
 /* The common header of every binding object that owns libuv handles or
  * requests (a sleep, a sweep, a name lookup, a signal watcher). The object
@@ -135,6 +136,8 @@ struct ir_lua_runtime_s {
    * results come (lua_sweep.c); icmprun.counters() adds it to the engine's. */
   ir_counters_t worker_counters;
   uint32_t workers_running; /* Their threads that have not ended yet. */
+  /* The engine's duplicates per sender (lua_duplicates.c); NULL until one. */
+  ir_dup_counts_t* duplicates;
 };
 
 /* lua_tasks.c: the owner list. Linking and unlinking are O(1); unlinking an
@@ -250,6 +253,12 @@ ir_lua_task_t* ir_lua_spawn(lua_State* L, ir_lua_runtime_t* rt, int nargs);
 
 /* lua_signal.c */
 void ir_lua_register_signal(lua_State* L, int module_index);
+
+/* lua_duplicates.c: icmprun.duplicates(), the count of duplicate replies per
+ * sender; attach hooks it to rt's engine, free releases it at shutdown. */
+void ir_lua_register_duplicates(lua_State* L, int module_index);
+void ir_lua_duplicates_attach(ir_lua_runtime_t* rt);
+void ir_lua_duplicates_free(ir_lua_runtime_t* rt);
 
 /* lua_probe.c: starts resolving name on libuv's thread pool (the loop never
  * blocks), for family 4, 6 or 0 (either). Returns 0 or a libuv error. */

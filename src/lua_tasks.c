@@ -40,8 +40,10 @@ static void ir__runtime_shutdown(ir_lua_runtime_t* rt) {
   /* From here on, waiters that are woken are only freed: no task resumes. */
   rt->closing = true;
   ir__abandon_tasks(rt);
+  ir_engine_on_duplicate(rt->engine, NULL, NULL); /* Its table goes below. */
   ir_engine_close(rt->engine);
   rt->engine = NULL;
+  ir_lua_duplicates_free(rt);
   /* Each object closes what it opened; a shutdown may free or unlink other
    * objects, so always take the list's first one afresh. */
   while (rt->owners.next != &rt->owners) {
@@ -129,6 +131,7 @@ int ir_lua_runtime_init(lua_State* L) {
     uv_loop_close(&rt->loop);
     return luaL_error(L, "icmprun: cannot create the engine: %s", uv_strerror(err));
   }
+  ir_lua_duplicates_attach(rt);
   uv_idle_init(&rt->loop, &rt->resumer);
   rt->resumer.data = rt;
   luaL_newmetatable(L, IR_RUNTIME_KEY);               /* rt mt */

@@ -69,6 +69,7 @@ static const char ir_usage[] =
     "  icmprun.run(fn, ...)  (stock lua5.4) runs fn as a task until all tasks end\n"
     "  icmprun.info()      socket kinds in use   icmprun.counters() engine counters\n"
     "      (icmprun.stats() is the deprecated name of counters())\n"
+    "  icmprun.duplicates() -> {[address] = duplicate replies from it}\n"
     "  for hop, r in icmprun.trace(target, {max_ttl=30, count=3, interval=250,\n"
     "                                      flow=\"stable\", ...}) do ... end\n"
     "      probes every hop at once; hops with addresses, loss and RTT statistics\n"

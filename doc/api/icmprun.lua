@@ -158,6 +158,14 @@ function icmprun.counters() end
 -- @treturn table the engine's counters, as `icmprun.counters()`
 function icmprun.stats() end
 
+--- The duplicate replies since the start, by the address each came from (a
+-- reply is matched to its probe by its sender, so a copy of one comes from
+-- the probed host). Their sum is `stats().duplicates` of this thread's
+-- engine (sweeps' worker engines not included).
+-- @treturn table address -> count; past 4,096 addresses, further ones are
+--   counted under `other`
+function icmprun.duplicates() end
+
 --- Traces the path to `target`, probing every hop of a round at once, with
 -- flow-stable probes by default (one ICMP checksum for the whole trace, as
 -- Paris traceroute). Loads the library module `icmprun.trace`; see it for

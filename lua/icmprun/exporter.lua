@@ -98,6 +98,8 @@ function M.new(opts)
     render_waiters = nil, -- while a render is made: who waits for it
     by_key = {},   -- label key -> target
     order = {},    -- targets in series order
+    by_ip = {},    -- address -> its targets
+    duplicates_seen = {}, -- address -> icmprun.duplicates() counted so far
     reloading = false,
     reload_ok = 0,
     reload_time = 0,
@@ -207,8 +209,29 @@ function Exporter:probe(target)
   return { status = "error", addr = target.ip, err = err, code = ok and code or nil }
 end
 
+--- Adds the duplicate replies that came since the last call to the targets
+-- they came from (`target.duplicates`). The engine tells a duplicate by the
+-- address it came from (`icmprun.duplicates()`), not by who probed it, so
+-- targets that probe one address (two names for it, or one host in two
+-- groups) each count its duplicates, as smokeping_prober's pinger per host
+-- would see its own. Called before each render and before the targets
+-- change, so that a target added by a reload starts at 0.
+function Exporter:count_duplicates()
+  local now, seen = icmprun.duplicates(), self.duplicates_seen
+  for ip, total in pairs(now) do
+    local new = total - (seen[ip] or 0)
+    if new > 0 then
+      seen[ip] = total
+      for _, target in ipairs(self.by_ip[ip] or {}) do
+        target.duplicates = target.duplicates + new
+      end
+    end
+  end
+end
+
 -- Makes the wanted targets the running ones. Returns added, kept, removed.
 function Exporter:apply(wanted)
+  self:count_duplicates() -- Those so far go to the targets of the old config.
   local by_key, order = {}, {}
   local added, kept = 0, 0
   for i, entry in ipairs(wanted) do
@@ -237,6 +260,12 @@ function Exporter:apply(wanted)
     end
   end
   self.by_key, self.order = by_key, order
+  self.by_ip = {}
+  for _, target in ipairs(order) do
+    local list = self.by_ip[target.ip] or {}
+    list[#list + 1] = target
+    self.by_ip[target.ip] = list
+  end
   return added, kept, removed
 end
 
@@ -353,7 +382,7 @@ function Exporter:stop()
   for _, target in ipairs(self.order) do
     target.removed = true
   end
-  self.by_key, self.order = {}, {}
+  self.by_key, self.order, self.by_ip = {}, {}, {}
   for _, server in ipairs(self.servers or {}) do
     server.close()
   end
@@ -364,7 +393,7 @@ end
 function Exporter:connections()
   local n = 0
   for _, server in ipairs(self.servers or {}) do
-    n = n + (server.connections_now and server.connections_now() or server.connections)
+    n = n + server.connections()
   end
   return n
 end
@@ -417,6 +446,7 @@ end
 function Exporter:render_pieces(pause)
   local started = icmprun.now()
   local own = self:own_lines()
+  self:count_duplicates()
   self.max_send_delay = 0 -- Reported: the next scrape says what came since.
   local pieces = metrics.render_pieces(self.order, icmprun.counters(), own, pause)
   self.scrape_seconds = (icmprun.now() - started) / 1000
@@ -551,7 +581,7 @@ end
 
 -- blackbox_exporter's /probe (see `icmprun.exporter.probe`).
 function Exporter:probe_request(req, respond)
-  local params = req.args or http.parse_query(req.query)
+  local params = req.args
   local module_name = params.module or "icmp"
   local m = self.modules[module_name]
   if not m then
@@ -634,28 +664,6 @@ function Exporter:handle(req, respond, metrics_path)
   end
 end
 
--- Listens with libmicrohttpd (`icmprun.httpd`), TLS when `tls` is given:
--- a server table as `http.listen` gives.
-local function httpd_listen(address, handler, tls, on_error, fd)
-  require "luv" -- The daemon is watched on luv's loop, icmprun's own.
-  local httpd = require "icmprun.httpd"
-  local host, port
-  if not fd then
-    host, port = http.parse_address(address)
-    if not host then
-      return nil, port
-    end
-  end
-  local daemon, bound, bound_host = httpd.listen({ host = host, port = port, fd = fd,
-    cert = tls and tls.cert, key = tls and tls.key, handler = handler, on_error = on_error })
-  if not daemon then
-    return nil, "cannot listen on " .. address .. ": " .. tostring(bound)
-  end
-  return { host = bound_host or host, port = bound, tls = tls ~= nil,
-    connections_now = function() return daemon:connections() end,
-    close = function() daemon:close() end }
-end
-
 -- Wraps a handler so that only requests with the users' Basic credentials
 -- reach it; the others get 401 with a challenge.
 local function with_basic_auth(handler, users)
@@ -670,13 +678,13 @@ local function with_basic_auth(handler, users)
   end
 end
 
---- Serves the endpoints over HTTP on the loop.
+--- Serves the endpoints over HTTP on the loop (`icmprun.exporter.http`:
+-- libmicrohttpd).
 -- @tparam string address "host:port" (port 0: any free one)
 -- @tparam[opt="/metrics"] string metrics_path
 -- @tparam[opt] table opts limits for `icmprun.exporter.http`; `tls`
---   ({cert = PEM, key = PEM}: HTTPS through libmicrohttpd), `users` (name
---   -> bcrypt hash: Basic authentication), `httpd` (true: libmicrohttpd
---   without TLS), `fd` (a listening socket to serve instead of `address`)
+--   ({cert = PEM, key = PEM}: HTTPS), `users` (name -> bcrypt hash: Basic
+--   authentication), `fd` (a listening socket to serve instead of `address`)
 -- @treturn[1] table the server (`host`, `port`, `close()`)
 -- @treturn[2] nil, string why not
 function Exporter:listen(address, metrics_path, opts)
@@ -695,12 +703,7 @@ function Exporter:listen(address, metrics_path, opts)
   if opts.users then
     handler = with_basic_auth(handler, opts.users)
   end
-  local server, err
-  if opts.tls or opts.httpd then
-    server, err = httpd_listen(address, handler, opts.tls, options.on_error, opts.fd)
-  else
-    server, err = http.listen(address, handler, options)
-  end
+  local server, err = http.listen(address, handler, options)
   if not server then
     return nil, err
   end

@@ -96,9 +96,17 @@ local function build_parser()
   parser:option("--web.config.file", "exporter-toolkit's file that enables TLS "
     .. "(tls_server_config) and basic auth (basic_auth_users, bcrypt).")
     :target("web_config")
-  parser:option("--web.server", "The HTTP server under the endpoints: microhttpd "
-    .. "(libmicrohttpd; always with --web.config.file) or luv (a small one in Lua).",
-    "luv"):target("web_server"):choices({ "microhttpd", "luv" })
+  -- Kept for command lines written when a small server in Lua was the
+  -- default and this chose libmicrohttpd: it now serves every listener.
+  parser:option("--web.server", "Accepted for compatibility: libmicrohttpd serves every "
+    .. "listener (microhttpd is the only value).", "microhttpd"):target("web_server")
+    :convert(function(text)
+      if text ~= "microhttpd" then
+        return nil, "option '--web.server': '" .. text .. "' is no longer available: "
+          .. "libmicrohttpd (microhttpd) serves every listener"
+      end
+      return text
+    end)
   parser:flag("--web.systemd-socket", "Use systemd socket activation listeners instead "
     .. "of --web.listen-address."):target("systemd_socket")
   parser:flag("--version", "Print the version and exit."):target("version")
@@ -200,7 +208,7 @@ function M.run(arg)
   for i, address in ipairs(sockets or args.listen) do
     local server
     server, err = e:listen(sockets and "systemd socket " .. i or address, args.path, {
-      httpd = web ~= nil or args.web_server == "microhttpd", tls = web and web.tls,
+      tls = web and web.tls,
       users = web and web.users, fd = sockets and address })
     if not server then
       e:stop()

@@ -17,10 +17,12 @@
 --   failed (results of status `error`);
 -- * `icmprun_results_total{host,ip,...,status}` (counter): probes that ended,
 --   by status: `reply`, `timeout`, `unreachable`, `ttl_exceeded`, `error`;
--- * `smokeping_response_duplicates_total` and
---   `smokeping_receive_errors_total` (counters, engine-wide: a duplicate or
---   a damaged packet matches no probe in flight, so it has no target), and
---   `icmprun_engine_*` for every engine counter of `icmprun.counters()`.
+-- * `smokeping_response_duplicates_total{host,ip,...}` (counter): duplicate
+--   replies from the target's address (`duplicates`, which the exporter
+--   counts from `icmprun.duplicates()`);
+-- * `smokeping_receive_errors_total` (counter, engine-wide: a damaged packet
+--   matches no probe in flight, so it has no target), and `icmprun_engine_*`
+--   for every engine counter of `icmprun.counters()`.
 --
 -- `host` is the name as the config gives it, `ip` the address probed, then
 -- the group's own labels by name.
@@ -82,6 +84,7 @@ function M.new_target(key, buckets)
     counts = counts, -- replies per bucket, not cumulative; the last is +Inf
     rtt_sum = 0,     -- seconds
     replies = 0,
+    duplicates = 0, -- duplicate replies from its address (see the exporter)
     ttl = nil,
   }, Target)
 end
@@ -196,6 +199,10 @@ local function send_errors_samples(t)
   return string_format("\nsmokeping_send_errors_total%s} %d", t.key, t.results.error)
 end
 
+local function duplicates_samples(t)
+  return string_format("\nsmokeping_response_duplicates_total%s} %d", t.key, t.duplicates)
+end
+
 local TARGET_FAMILIES = {
   { "smokeping_requests_total", "counter", "Probes sent.", requests_samples },
   { "icmprun_results_total", "counter", "Probes that ended, by status.", results_samples },
@@ -203,6 +210,8 @@ local TARGET_FAMILIES = {
   { "smokeping_response_ttl", "gauge", "The TTL (hop limit) of the last reply.", ttl_samples },
   { "smokeping_send_errors_total", "counter", "Probes whose send failed.",
     send_errors_samples },
+  { "smokeping_response_duplicates_total", "counter", "Duplicate replies: a second reply "
+    .. "to a probe already answered.", duplicates_samples },
 }
 
 -- Appends the per-target families to out. Each target's samples of every
@@ -234,9 +243,6 @@ local function render_engine(out, engine)
   local function put(piece)
     out[#out + 1] = piece
   end
-  put(header("smokeping_response_duplicates_total", "counter",
-    "Duplicate replies, engine-wide: a second reply to a probe already answered."))
-  put("\nsmokeping_response_duplicates_total " .. (engine.duplicates or 0))
   put(header("smokeping_receive_errors_total", "counter",
     "Received packets that could not be used (malformed or corrupted), engine-wide."))
   put("\nsmokeping_receive_errors_total " .. (engine.malformed or 0) + (engine.corrupted or 0))
