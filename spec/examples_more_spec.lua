@@ -418,7 +418,8 @@ describe("every example", function()
   for _, name in ipairs({ "ping.lua", "sweep.lua", "discover.lua", "monitor.lua",
     "campaign.lua" }) do
     it("has a comment header and --help: " .. name, function()
-      local header = slurp(cli.source_dir .. "/examples/" .. name):match("^%-%-%- ([^\n]+)")
+      -- The first doc comment, under the licence line.
+      local header = slurp(cli.source_dir .. "/examples/" .. name):match("\n%-%-%- ([^\n]+)")
       assert.matches("^" .. name:gsub("%p", "%%%0") .. ": ", header)
       local r = example(name, { "--help" })
       assert.equal(0, r.code, explain(r))

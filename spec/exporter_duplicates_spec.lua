@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- Duplicate replies counted per host, as smokeping_prober labels them: real
 -- duplicates made by an nftables `dup` rule that copies one loopback
 -- address's echo replies (IPv4 and IPv6) back to us, so every reply from it
@@ -62,7 +64,7 @@ describe("duplicate replies per host", function()
         if r.status == "reply" then replies = replies + 1 end
         icmprun.sleep(20) -- the copy comes right after the reply
       end
-      local d, s = icmprun.duplicates(), icmprun.stats()
+      local d, s = icmprun.duplicates(), icmprun.counters()
       print(replies, d["127.1.0.2"], d["127.1.0.3"], d["::1"], d.other, s.duplicates,
         s.late, s.results)
     ]])
@@ -89,7 +91,7 @@ table ip icmprun_dup {
         end
       end
       icmprun.sleep(200) -- the last copies
-      local d, s = icmprun.duplicates(), icmprun.stats()
+      local d, s = icmprun.duplicates(), icmprun.counters()
       local addresses, sum, most = 0, 0, 0
       for addr, n in pairs(d) do
         if addr ~= "other" then

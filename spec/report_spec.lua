@@ -521,7 +521,11 @@ describe("icmprun.report.prometheus", function()
     local families, order = exposition.parse(text)
     assert.same({ "smokeping_requests_total", "icmprun_results_total",
       "smokeping_response_duration_seconds", "smokeping_response_ttl",
-      "smokeping_send_errors_total", "icmprun_duplicates_total", "icmprun_late_total" }, order)
+      "smokeping_send_errors_total", "smokeping_response_duplicates_total",
+      "icmprun_duplicates_total", "icmprun_late_total" }, order)
+    -- Duplicates per target, from its counters, as the exporter labels them.
+    assert.equal(2, families.smokeping_response_duplicates_total.samples[1].value)
+    assert.equal(0, families.smokeping_response_duplicates_total.samples[2].value)
     assert.equal("counter", families.smokeping_requests_total.type)
     assert.equal("counter", families.icmprun_results_total.type)
     assert.equal("histogram", families.smokeping_response_duration_seconds.type)
@@ -669,8 +673,7 @@ describe("icmprun.report.prometheus", function()
   it("renders engine counters and the pending gauge", function()
     local engine = { sent = 10, results = 9, late = 1, pending = 1, duplicates = 0 }
     local families, order = exposition.parse(prometheus.render({}, { engine = engine }))
-    assert.same({ "smokeping_response_duplicates_total", "smokeping_receive_errors_total",
-      "icmprun_engine_duplicates_total", "icmprun_engine_late_total",
+    assert.same({ "smokeping_receive_errors_total", "icmprun_engine_duplicates_total", "icmprun_engine_late_total",
       "icmprun_engine_pending", "icmprun_engine_results_total", "icmprun_engine_sent_total" }, order)
     assert.equal("gauge", families.icmprun_engine_pending.type)
     assert.equal(1, families.icmprun_engine_pending.samples[1].value)
@@ -681,8 +684,7 @@ describe("icmprun.report.prometheus", function()
   it("renders the corrupt offset as a gauge, not a counter", function()
     local engine = { corrupted = 2, corrupt_offset = 28 }
     local families, order = exposition.parse(prometheus.render({}, { engine = engine }))
-    assert.same({ "smokeping_response_duplicates_total", "smokeping_receive_errors_total",
-      "icmprun_engine_corrupt_offset", "icmprun_engine_corrupted_total" }, order)
+    assert.same({ "smokeping_receive_errors_total", "icmprun_engine_corrupt_offset", "icmprun_engine_corrupted_total" }, order)
     assert.equal(2, families.smokeping_receive_errors_total.samples[1].value)
     assert.equal("gauge", families.icmprun_engine_corrupt_offset.type)
     assert.equal(28, families.icmprun_engine_corrupt_offset.samples[1].value)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* icmprun.duplicates(): the engine's duplicate replies counted per sender.
  *
  * The engine tells each duplicate to a hook (ir_engine_on_duplicate) with the

@@ -23,12 +23,16 @@
 --   the last reply, for entries that give one (`ttl`);
 -- * `smokeping_send_errors_total{host,ip,...}` (counter): probes whose send
 --   failed (results of status `error`);
+-- * `smokeping_response_duplicates_total{host,ip,...}` (counter): the
+--   entry's `duplicates`, else its statistics' `duplicates` counter, else 0:
+--   duplicate replies from its address, as the exporter counts them from
+--   `icmprun.duplicates()`;
 -- * `icmprun_<name>_total{host,ip,...}` (counter) for each entry counter,
 --   such as `icmprun_duplicates_total` and `icmprun_late_total`.
 --
 -- Engine-wide, from `opts.engine` (`icmprun.counters()`), as the exporter
--- writes them: `smokeping_response_duplicates_total`,
--- `smokeping_receive_errors_total` (malformed and corrupted packets) and
+-- writes them: `smokeping_receive_errors_total` (malformed and corrupted
+-- packets) and
 -- `icmprun_engine_<name>_total` (counters, no labels) for each engine
 -- counter, except `icmprun_engine_pending` (gauge).
 --
@@ -350,17 +354,13 @@ function M.engine_lines(engine)
 end
 
 --- The lines (without newlines) of the engine-wide families, as the
--- exporter writes them: `smokeping_response_duplicates_total`,
--- `smokeping_receive_errors_total` (malformed plus corrupted packets: they
+-- exporter writes them: `smokeping_receive_errors_total` (malformed plus
+-- corrupted packets: they
 -- match no probe, so they have no target), then `engine_lines`.
 -- @tparam table engine `icmprun.counters()`
 -- @treturn {string,...}
 function M.engine_families(engine)
   local out = {
-    "# HELP smokeping_response_duplicates_total Duplicate replies, engine-wide: a second "
-      .. "reply to a probe already answered.",
-    "# TYPE smokeping_response_duplicates_total counter",
-    "smokeping_response_duplicates_total " .. format_value(engine.duplicates or 0),
     "# HELP smokeping_receive_errors_total Received packets that could not be used "
       .. "(malformed or corrupted), engine-wide.",
     "# TYPE smokeping_receive_errors_total counter",
@@ -488,6 +488,13 @@ function M.render(entries, opts)
     for _, row in ipairs(rows) do
       sample("smokeping_send_errors_total", label_set(row.parts),
         row.stats.by_status.error or 0)
+    end
+
+    family("smokeping_response_duplicates_total", "counter",
+      "Duplicate replies: a second reply to a probe already answered.")
+    for _, row in ipairs(rows) do
+      sample("smokeping_response_duplicates_total", label_set(row.parts),
+        tonumber(row.entry.duplicates) or tonumber(row.counters.duplicates) or 0)
     end
 
     for _, name in ipairs(counter_names) do
