@@ -10,10 +10,7 @@ local function run(code)
   return cli.icmprun_run({ "-e", "local icmprun = require 'icmprun'\n" .. code })
 end
 
-local function explain(r)
-  return string.format("exit %s\nstdout: %s\nstderr: %s", tostring(r.code), r.stdout,
-    r.stderr)
-end
+local explain = cli.explain
 
 -- Each: the code, then a pattern its error message must match.
 local CASES = {

@@ -7,10 +7,7 @@ local cli = require "cli"
 local cjson = require "cjson"
 local addrset = require "icmprun.addrset"
 
-local function explain(r)
-  return string.format("exit %s\nstdout: %s\nstderr: %s", tostring(r.code), r.stdout,
-    r.stderr)
-end
+local explain = cli.explain
 
 describe("icmprun.addrset", function()
   it("parses and formats both families", function()

@@ -4,10 +4,7 @@
 -- with pkg-config, as a C user would, and run on loopback and the test hosts.
 local cli = require "cli"
 
-local function explain(r)
-  return string.format("exit %s\nstdout: %s\nstderr: %s", tostring(r.code), r.stdout,
-    r.stderr)
-end
+local explain = cli.explain
 
 local build_dir = cli.icmprun:match("^(.*)/[^/]+$") or "."
 

@@ -5,10 +5,7 @@
 local icli = require "icmprun.cli"
 local cli = require "cli"
 
---- The text of a failed run, for assertion messages.
-local function explain(r)
-  return string.format("exit %s\nstdout: %s\nstderr: %s", tostring(r.code), r.stdout, r.stderr)
-end
+local explain = cli.explain
 
 --- A parser like a small campaign script's.
 local function campaign_parser()

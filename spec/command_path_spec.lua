@@ -5,10 +5,7 @@
 -- `--list`; a program named after a command; the process named after it.
 local cli = require "cli"
 
-local function explain(r)
-  return string.format("exit %s\nstdout: %s\nstderr: %s", tostring(r.code), r.stdout,
-    r.stderr)
-end
+local explain = cli.explain
 
 -- A command module that prints its name, its arguments and a tag, and exits
 -- with status 3 so that the status is seen to come from it.

@@ -4,11 +4,7 @@
 -- status and messages, errors with tracebacks, waiting for tasks, require.
 local cli = require "cli"
 
---- The text of a failed run, for assertion messages.
-local function explain(r)
-  return string.format("exit %s\nstdout: %s\nstderr: %s", tostring(r.code), r.stdout,
-    r.stderr)
-end
+local explain = cli.explain
 
 describe("icmprun command", function()
   describe("with a script", function()

@@ -15,22 +15,13 @@ local ROUTER4, ROUTER6 = "192.0.2.66", "2001:db8:3::2"
 local BEYOND4, BEYOND6 = "192.0.2.200", "2001:db8:5::9" -- the router has no route
 local DEAD4, DEAD6 = "203.0.113.9", "2001:db8:dead::1" -- no route here
 
-local function explain(r)
-  return string.format("exit %s\nstdout: %s\nstderr: %s", tostring(r.code), r.stdout,
-    r.stderr or "")
-end
+local explain = cli.explain
 
 local function run(...)
   return cli.icmprun_run({ ... })
 end
 
-local function lines_of(text)
-  local lines = {}
-  for line in text:gmatch("([^\n]*)\n") do
-    lines[#lines + 1] = line
-  end
-  return lines
-end
+local lines_of = cli.lines_of
 
 -- Escapes a string for use in a Lua pattern.
 local function literal(s)

@@ -10,11 +10,7 @@
 local icmprun = require "icmprun"
 local cli = require "cli"
 
---- The text of a run, for assertion messages.
-local function explain(r)
-  return string.format("exit %s\nstdout: %s\nstderr: %s", tostring(r.code), r.stdout,
-    r.stderr)
-end
+local explain = cli.explain
 
 --- Runs icmprun with args in a new network namespace with only loopback
 -- up, after the shell commands of `setup`; `env` is prepended to the

@@ -10,10 +10,7 @@ local SILENT4, SILENT6 = "192.0.2.2", "2001:db8:1::2"
 local DEAD4 = "203.0.113.9" -- an unreachable route here
 local LOSSY_BLOCK = "2001:db8:7::/120" -- answers, dropping 1 reply in 10
 
-local function explain(r)
-  return string.format("exit %s\nstdout: %s\nstderr: %s", tostring(r.code), r.stdout,
-    r.stderr)
-end
+local explain = cli.explain
 
 local function example(name, args)
   local argv = { cli.source_dir .. "/examples/" .. name }
@@ -25,13 +22,7 @@ local function example_argv(name, args)
   return { cli.source_dir .. "/examples/" .. name, table.unpack(args) }
 end
 
-local function lines_of(text)
-  local lines = {}
-  for line in text:gmatch("([^\n]*)\n") do
-    lines[#lines + 1] = line
-  end
-  return lines
-end
+local lines_of = cli.lines_of
 
 local function slurp(path)
   local f = assert(io.open(path, "rb"))

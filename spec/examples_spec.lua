@@ -3,10 +3,7 @@
 --- The bundled examples, black box, against loopback and the test hosts.
 local cli = require "cli"
 
-local function explain(r)
-  return string.format("exit %s\nstdout: %s\nstderr: %s", tostring(r.code), r.stdout,
-    r.stderr)
-end
+local explain = cli.explain
 
 local function ping_example(args)
   local argv = { cli.source_dir .. "/examples/ping.lua" }

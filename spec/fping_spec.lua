@@ -9,11 +9,7 @@ local cjson = require "cjson"
 
 local HAVE_FPING = os.execute("command -v fping >/dev/null 2>&1") == true
 
---- The text of a run, for assertion messages.
-local function explain(r)
-  return string.format("exit %s\nstdout:\n%s\nstderr:\n%s", tostring(r.code), r.stdout,
-    r.stderr)
-end
+local explain = cli.explain
 
 --- Replaces what differs from run to run (RTTs, times) by placeholders.
 local function normalize(text)

@@ -5,10 +5,7 @@
 -- a time, bare numbers keeping each command's own unit.
 local cli = require "cli"
 
-local function explain(r)
-  return string.format("exit %s\nstdout: %s\nstderr: %s", tostring(r.code), r.stdout,
-    r.stderr)
-end
+local explain = cli.explain
 
 local function run(...)
   return cli.icmprun_run({ ... })

@@ -6,10 +6,7 @@
 -- configure's check of the Lua modules needed at run time.
 local cli = require "cli"
 
-local function explain(r)
-  return string.format("exit %s\nstdout: %s\nstderr: %s", tostring(r.code), r.stdout,
-    r.stderr)
-end
+local explain = cli.explain
 
 -- The build folder holding the icmprun under test.
 local build_dir = cli.icmprun:match("^(.*)/[^/]+$") or "."

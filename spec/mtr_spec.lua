@@ -52,22 +52,13 @@ local function mtr_runs()
   return true
 end
 
-local function explain(r)
-  return string.format("exit %s\nstdout:\n%s\nstderr:\n%s", tostring(r.code), r.stdout,
-    r.stderr or "")
-end
+local explain = cli.explain
 
 local function run(...)
   return cli.icmprun_run({ ... })
 end
 
-local function lines_of(text)
-  local lines = {}
-  for line in text:gmatch("([^\n]*)\n") do
-    lines[#lines + 1] = line
-  end
-  return lines
-end
+local lines_of = cli.lines_of
 
 -- The hop rows of an mtr report: { ttl, host, loss, snt, last, avg, best, wrst, stdev }.
 local function report_rows(text)

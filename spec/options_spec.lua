@@ -25,10 +25,7 @@ local function assert_every_probe(n, what)
   assert.equal(n, counts.size, what .. ": requests with a 100-byte payload")
 end
 
-local function explain(r)
-  return string.format("exit %s\nstdout:\n%s\nstderr:\n%s", tostring(r.code), r.stdout,
-    r.stderr)
-end
+local explain = cli.explain
 
 --- Runs the icmprun binary with a socket kind; returns cli.sh's table.
 local function icmprun(socket, args)

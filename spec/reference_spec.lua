@@ -5,10 +5,7 @@
 -- public function.
 local cli = require "cli"
 
-local function explain(r)
-  return string.format("exit %s\nstdout: %s\nstderr: %s", tostring(r.code), r.stdout,
-    r.stderr)
-end
+local explain = cli.explain
 
 local HAVE_LDOC = os.execute("command -v ldoc >/dev/null 2>&1") == true
 

@@ -684,7 +684,8 @@ describe("icmprun.report.prometheus", function()
   it("renders the corrupt offset as a gauge, not a counter", function()
     local engine = { corrupted = 2, corrupt_offset = 28 }
     local families, order = exposition.parse(prometheus.render({}, { engine = engine }))
-    assert.same({ "smokeping_receive_errors_total", "icmprun_engine_corrupt_offset", "icmprun_engine_corrupted_total" }, order)
+    assert.same({ "smokeping_receive_errors_total", "icmprun_engine_corrupt_offset",
+      "icmprun_engine_corrupted_total" }, order)
     assert.equal(2, families.smokeping_receive_errors_total.samples[1].value)
     assert.equal("gauge", families.icmprun_engine_corrupt_offset.type)
     assert.equal(28, families.icmprun_engine_corrupt_offset.samples[1].value)

@@ -6,10 +6,7 @@
 -- icmprun runs and lists.
 local cli = require "cli"
 
-local function explain(r)
-  return string.format("exit %s\nstdout: %s\nstderr: %s", tostring(r.code), r.stdout,
-    r.stderr)
-end
+local explain = cli.explain
 
 describe("luarocks make", function()
   local dir, tree, luarocks

@@ -4,10 +4,7 @@
 -- task when the signal comes; `icmprun NAME` runs a bundled command.
 local cli = require "cli"
 
-local function explain(r)
-  return string.format("exit %s\nstdout: %s\nstderr: %s", tostring(r.code), r.stdout,
-    r.stderr)
-end
+local explain = cli.explain
 
 --- Starts icmprun on a script in the background, sends it `signal` once it
 -- has said "ready", and returns the run's result.

@@ -9,11 +9,7 @@ local cli = require "cli"
 -- The sysctl that the error message must name, exactly.
 local FIX = 'sysctl -w net.ipv4.ping_group_range="0 2147483647"'
 
---- The text of a run, for assertion messages.
-local function explain(r)
-  return string.format("exit %s\nstdout: %s\nstderr: %s", tostring(r.code), r.stdout,
-    r.stderr)
-end
+local explain = cli.explain
 
 --- Runs a script through icmprun with env settings prepended (a string such
 -- as "ICMPRUN_SOCKET=raw ", may be empty). Returns the run's result.

@@ -34,10 +34,7 @@ local function count(f)
   })
 end
 
-local function explain(r)
-  return string.format("exit %s\nstdout:\n%s\nstderr:\n%s", tostring(r.code), r.stdout,
-    r.stderr)
-end
+local explain = cli.explain
 
 local function icmprun(socket, args)
   return cli.sh("ICMPRUN_SOCKET=" .. socket .. " " .. cli.icmprun_cmdline(args))

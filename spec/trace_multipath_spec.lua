@@ -29,10 +29,7 @@ local function sorted(list)
   return copy
 end
 
-local function explain(r)
-  return string.format("exit %s\nstdout:\n%s\nstderr:\n%s", tostring(r.code), r.stdout,
-    r.stderr or "")
-end
+local explain = cli.explain
 
 -- The addresses of each hop row of an mtr report, continuation lines (a
 -- further address of the hop above) included.

@@ -52,6 +52,27 @@ function M.temp_file(text, suffix)
   return path
 end
 
+--- The text of a run (`sh`, `icmprun_run`...) for assertion messages: its
+-- exit status, standard output and standard error.
+-- @tparam table r {code, stdout, stderr}
+-- @treturn string
+function M.explain(r)
+  return string.format("exit %s\nstdout:\n%s\nstderr:\n%s", tostring(r.code),
+    tostring(r.stdout), tostring(r.stderr or ""))
+end
+
+--- The lines of a text, each without its newline (a last line without one
+-- is left out, as an unfinished line).
+-- @tparam string text
+-- @treturn {string,...}
+function M.lines_of(text)
+  local lines = {}
+  for line in text:gmatch("([^\n]*)\n") do
+    lines[#lines + 1] = line
+  end
+  return lines
+end
+
 --- Runs a shell command line; returns a table {code, stdout, stderr}.
 -- @tparam string cmdline passed to /bin/sh as it is
 -- @tparam[opt] string stdin text fed to the command's standard input
