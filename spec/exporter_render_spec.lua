@@ -131,6 +131,39 @@ describe("the exporter's C renderer", function()
     assert.is_true(last > 1, "no turn of the loop between the slices")
   end)
 
+  it("refuses calls while the pool has the job, and frees a job closed meanwhile", function()
+    local render = require "icmprun.render"
+    -- A layout of the caller's own: short names, to see them in the text.
+    local layout = {
+      headers = { "\n# A", "\n# B", "\n# C", "\n# D", "\n# E" },
+      requests_name = "\nr", results_name = "\ns", statuses = metrics.STATUSES,
+      status_labels = { ",a} ", ",b} ", ",c} ", ",d} ", ",e} " }, error_status = 5,
+      bucket_name = "\nb", les = { ",le} " }, sum_name = "\nsum", count_name = "\nn",
+      ttl_name = "\nt", send_errors_name = "\ne",
+    }
+    local targets = varied_targets(2000, prometheus.histogram().buckets)
+    local busy_err, text = in_task(function()
+      local job = render.new(layout)
+      assert.equal(#targets + 1, job:add(targets, 1, 1e9))
+      assert(job:start(""))
+      local ok, err = pcall(job.take, job, "plain", 1)
+      job:close() -- Still in the pool: freed when its step ends.
+      icmprun.sleep(200)
+      local again = render.new(layout)
+      again:add(targets, 1, 1e9)
+      assert(again:start(""))
+      while again:ready() == false do
+        icmprun.sleep(1)
+      end
+      local pieces = again:take("plain", 1 << 40)
+      again:close()
+      return not ok and err, table.concat(pieces)
+    end)
+    assert.matches("busy in the thread pool", busy_err)
+    assert.equal("# A\nr{host=\"host-1\",", text:sub(1, 20))
+    assert.equal(1, select(2, text:gsub("\n# E", "")))
+  end)
+
   it("refuses a layout it cannot hold, naming what is wrong", function()
     local render = require "icmprun.render"
     assert.has_error(function() render.new({}) end,
