@@ -38,6 +38,7 @@ int ir_lua_open(lua_State* L) {
   lua_setfield(L, -2, "started");                   /* M */
   ir_lua_register_luv(L, ir_lua_runtime(L));
   ir_lua_register_httpd(L);
+  ir_lua_register_render(L);
   ir_lua_register_embedded(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE); /* M preload */
   lua_pushcfunction(L, ir_lua_open_trace_sched);             /* M preload f */

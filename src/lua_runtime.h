@@ -278,6 +278,10 @@ void ir_lua_luv_run_deferred_gc(lua_State* L);
  * package.preload. */
 void ir_lua_register_httpd(lua_State* L);
 
+/* Puts icmprun.render (the exporter's scrapes rendered in libuv's thread
+ * pool, lua_render.c) in package.preload. */
+void ir_lua_register_render(lua_State* L);
+
 /* lua_alloc.c: the icmprun command's allocator for its Lua state. The pool
  * must outlive the state: free it only after lua_close. */
 typedef struct ir_lua_pool_s ir_lua_pool_t;

@@ -453,9 +453,17 @@ function Exporter:render_pieces(pause)
   return pieces
 end
 
--- Lets the loop turn once: sends, replies and other tasks go on.
-local function let_loop_run()
-  icmprun.sleep(0)
+--- The Prometheus text of everything now, rendered in C off the loop (see
+-- `metrics.render_bodies`); must run in a task.
+-- @tparam[opt] function wants see `metrics.render_bodies`
+-- @treturn table `plain` and `gzip` bodies, as pieces
+function Exporter:render_bodies(wants)
+  local started = icmprun.now()
+  local own = self:own_lines()
+  self.max_send_delay = 0 -- Reported: the next scrape says what came since.
+  local bodies = metrics.render_bodies(self.order, self.buckets, icmprun.stats(), own, wants)
+  self.scrape_seconds = (icmprun.now() - started) / 1000
+  return bodies
 end
 
 --- The Prometheus text of everything now.
@@ -503,35 +511,12 @@ local function accepts_gzip(header)
   return false
 end
 
--- Compresses pieces into gzip pieces, letting the loop run every 1 MiB of
--- input: 28 MB of text takes a few hundred ms to compress. Level 1:
--- exposition text shrinks about tenfold already, at a fraction of the CPU
--- of the default level.
-local GZIP_PAUSE_BYTES = 1024 * 1024
-local function gzip_pieces(pieces)
-  local zlib = require "zlib"
-  local stream = zlib.deflate(1, 31) -- 31: a gzip header and trailer
-  local out, since_pause = {}, 0
-  for i = 1, #pieces do
-    local z = stream(pieces[i])
-    if #z > 0 then
-      out[#out + 1] = z
-    end
-    since_pause = since_pause + #pieces[i]
-    if since_pause >= GZIP_PAUSE_BYTES then
-      since_pause = 0
-      let_loop_run()
-    end
-  end
-  out[#out + 1] = stream("", "finish")
-  return out
-end
-
 -- Answers a scrape: joins the render being made, or starts one. It is
--- rendered in a task that lets the loop run every few hundred targets: a
--- scrape of 10,000 targets takes a few hundred ms, which would otherwise
--- hold every probe due meanwhile. Clients that take gzip (Prometheus asks
--- for it) share one compressed copy of the render.
+-- rendered in C (`metrics.render_bodies`): the targets' counters are copied
+-- a fraction of a millisecond at a time, and the text is formatted (and
+-- gzipped, once for every client that takes gzip, as Prometheus does) in
+-- libuv's thread pool, so probes keep their schedule while a scrape of
+-- 10,000 targets is made.
 function Exporter:scrape(req, respond)
   local waiter = { respond = respond, abort = req.abort,
     gzip = accepts_gzip(req.headers["accept-encoding"]) }
@@ -541,21 +526,22 @@ function Exporter:scrape(req, respond)
   end
   local waiters = { waiter }
   self.render_waiters = waiters
-  icmprun.spawn(function()
-    local ok, pieces = pcall(self.render_pieces, self, let_loop_run)
-    local gzipped
-    if ok then
-      for _, w in ipairs(self.render_waiters) do
-        if w.gzip then
-          ok, gzipped = pcall(gzip_pieces, pieces)
-          pieces = ok and pieces or gzipped
-          break
-        end
+  local function wants()
+    local plain, gzip = false, false
+    for _, w in ipairs(waiters) do
+      if w.gzip then
+        gzip = true
+      else
+        plain = true
       end
     end
+    return plain, gzip
+  end
+  icmprun.spawn(function()
+    local ok, bodies = pcall(self.render_bodies, self, wants)
     self.render_waiters = nil
     if not ok then
-      self.logger.error("error while rendering the metrics: " .. tostring(pieces))
+      self.logger.error("error while rendering the metrics: " .. tostring(bodies))
       for _, w in ipairs(waiters) do
         w.respond(500, "text/plain", "internal error\n")
       end
@@ -567,10 +553,11 @@ function Exporter:scrape(req, respond)
       render.holders = render.holders + 1
       render.aborts[w.abort] = true
       local headers = { Vary = "Accept-Encoding" }
-      if w.gzip then
+      local body = w.gzip and bodies.gzip or bodies.plain
+      if body == bodies.gzip then
         headers["Content-Encoding"] = "gzip"
       end
-      w.respond(200, METRICS_TYPE, w.gzip and gzipped or pieces, { headers = headers,
+      w.respond(200, METRICS_TYPE, body, { headers = headers,
         on_done = function()
           render.holders = render.holders - 1
           render.aborts[w.abort] = nil

@@ -179,6 +179,7 @@ local function run(tool, n_targets, seconds)
     minute = { latencies = {}, cpu = cpu, t = t, sent = sent }
   end
   local sent, max_delay
+  local delays = {} -- each scrape's worst lateness since the scrape before
   while now() - started < seconds do
     local tick = now()
     local out = sh_read(string.format("curl -s -o %s -w '%%{time_total} %%{size_download}' "
@@ -191,6 +192,7 @@ local function run(tool, n_targets, seconds)
     sent = sum_metric("\n" .. last_text, tool.sent_metric)
     local delay = tonumber(last_text:match("\nicmprun_exporter_max_send_delay_seconds (%S+)"))
     if delay then
+      delays[#delays + 1] = delay
       minute.delay = math.max(minute.delay or 0, delay)
       max_delay = math.max(max_delay or 0, delay)
     end
@@ -241,8 +243,10 @@ local function run(tool, n_targets, seconds)
     summary.rss_last / summary.rss_first, summary.p50 * 1000, summary.p99 * 1000,
     summary.max * 1000))
   if max_delay then
+    table.sort(delays)
     io.write(string.format("  probes sent late by %.1f ms at most (schedule kept while "
-      .. "scraped)\n", max_delay * 1000))
+      .. "scraped); each second's worst: median %.1f ms, p90 %.1f ms\n", max_delay * 1000,
+      percentile(delays, 0.5) * 1000, percentile(delays, 0.9) * 1000))
   end
   if tool.check then
     for _, line in ipairs(check_counters(last_text, n_targets)) do io.write("  ", line, "\n") end

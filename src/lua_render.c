@@ -1,0 +1,441 @@
+/* icmprun.render: the exporter's scrape rendered in libuv's thread pool (see expo.h).
+ */
+#include <errno.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "expo.h"
+#include "lua_runtime.h"
+
+#define IR_RENDER_META "icmprun.render.job"
+
+/* What the pool's thread does on the job's next turn. */
+typedef enum ir_render_step_e { IR_RENDER_FORMAT, IR_RENDER_GZIP } ir_render_step_t;
+
+/* A render job: the snapshot the loop fills, then the text (and its gzip)
+ * that a thread of the pool writes. Allocated by `render.new` and pointed at
+ * by its userdata box. While a step is queued or running (`working`) the
+ * thread owns snapshot and text, and the job is linked as an owner of the
+ * runtime, so that shutdown cancels the step; the job is freed by whichever
+ * comes last of the box's __gc (`abandoned`) and the step's after-work
+ * callback. */
+typedef struct ir_render_job_s {
+  ir_lua_owner_t owner;
+  ir_lua_runtime_t* rt;
+  uv_work_t work;
+  ir_render_step_t step;
+  int gzip_level;
+  bool working;
+  bool abandoned;
+  int error; /* Negative errno of the last step, 0 if it went well. */
+  ir_expo_layout_t layout;
+  char* statuses[IR_EXPO_MAX_STATUSES]; /* Keys of a target's `results`. */
+  ir_expo_snapshot_t snap;
+  char* tail;
+  size_t tail_len;
+  ir_expo_text_t plain;
+  ir_expo_text_t gzip;
+} ir_render_job_t;
+
+typedef struct ir_render_box_s {
+  ir_render_job_t* job;
+} ir_render_box_t;
+
+static void ir__job_free(ir_render_job_t* job) {
+  ir_expo_layout_clear(&job->layout);
+  for (int i = 0; i < IR_EXPO_MAX_STATUSES; i++) {
+    free(job->statuses[i]);
+  }
+  ir_expo_snapshot_clear(&job->snap);
+  free(job->tail);
+  ir_expo_text_clear(&job->plain);
+  ir_expo_text_clear(&job->gzip);
+  free(job);
+}
+
+/* ---- the pool's side ------------------------------------------------------ */
+
+static void ir__job_work(uv_work_t* req) {
+  ir_render_job_t* job = req->data;
+  if (job->step == IR_RENDER_FORMAT) {
+    job->error =
+        ir_expo_render(&job->layout, &job->snap, job->tail, job->tail_len, &job->plain);
+    ir_expo_snapshot_clear(&job->snap); /* Copied into the text: not needed again. */
+  } else {
+    job->error = ir_expo_gzip(&job->plain, job->gzip_level, &job->gzip);
+  }
+}
+
+static void ir__job_after(uv_work_t* req, int status) {
+  ir_render_job_t* job = req->data;
+  job->working = false;
+  ir_lua_owner_unlink(&job->owner);
+  if (status == UV_ECANCELED) {
+    job->error = -ECANCELED;
+  }
+  if (job->abandoned) {
+    ir__job_free(job);
+  }
+}
+
+/* Shutdown of the runtime: a step not yet started is cancelled (its
+ * after-work callback still runs, on the loop's last turns). */
+static void ir__job_shutdown(ir_lua_owner_t* owner) {
+  ir_render_job_t* job = IR_CONTAINER_OF(owner, ir_render_job_t, owner);
+  uv_cancel((uv_req_t*)&job->work);
+}
+
+static int ir__job_queue(lua_State* L, ir_render_job_t* job, ir_render_step_t step) {
+  job->step = step;
+  job->error = 0;
+  job->work.data = job;
+  int rc = uv_queue_work(&job->rt->loop, &job->work, ir__job_work, ir__job_after);
+  if (rc != 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", uv_err_name(rc), uv_strerror(rc));
+    lua_pushstring(L, uv_err_name(rc));
+    return 3;
+  }
+  job->working = true;
+  ir_lua_owner_link(job->rt, &job->owner, ir__job_shutdown);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---- the layout ---------------------------------------------------------- */
+
+/* A copy of layout[name], which must be a string. */
+static char* ir__layout_string(lua_State* L, int idx, const char* name) {
+  if (lua_getfield(L, idx, name) != LUA_TSTRING) { /* ... v */
+    luaL_error(L, "render.new: layout.%s must be a string", name);
+  }
+  char* copy = strdup(lua_tostring(L, -1));
+  lua_pop(L, 1); /* ... */
+  if (copy == NULL) {
+    luaL_error(L, "render.new: out of memory");
+  }
+  return copy;
+}
+
+/* Copies layout[name], a list of strings, into out; returns its length. */
+static int ir__layout_list(lua_State* L, int idx, const char* name, char** out,
+                           int max) {
+  if (lua_getfield(L, idx, name) != LUA_TTABLE) { /* ... list */
+    luaL_error(L, "render.new: layout.%s must be a list of strings", name);
+  }
+  int n = (int)luaL_len(L, -1);
+  if (n < 1 || n > max) {
+    luaL_error(L, "render.new: layout.%s must have 1 to %d strings", name, max);
+  }
+  for (int i = 0; i < n; i++) {
+    if (lua_rawgeti(L, -1, i + 1) != LUA_TSTRING) { /* ... list s */
+      luaL_error(L, "render.new: layout.%s[%d] must be a string", name, i + 1);
+    }
+    out[i] = strdup(lua_tostring(L, -1));
+    lua_pop(L, 1); /* ... list */
+    if (out[i] == NULL) {
+      luaL_error(L, "render.new: out of memory");
+    }
+  }
+  lua_pop(L, 1); /* ... */
+  return n;
+}
+
+/* render.new(layout) -> job. The layout (see icmprun.exporter.metrics) is
+ * copied; a job renders one scrape. */
+static int ir__l_new(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  ir_lua_runtime_t* rt = ir_lua_runtime(L);
+  if (rt == NULL) {
+    return luaL_error(L, "render.new: icmprun is not open");
+  }
+  /* The box first, empty: if anything below raises, __gc finds nothing to
+   * free but the job, which it frees. */
+  ir_render_box_t* box = lua_newuserdatauv(L, sizeof(*box), 0); /* layout box */
+  box->job = NULL;
+  luaL_setmetatable(L, IR_RENDER_META);
+  ir_render_job_t* job = calloc(1, sizeof(*job));
+  if (job == NULL) {
+    return luaL_error(L, "render.new: out of memory");
+  }
+  box->job = job;
+  job->rt = rt;
+  ir_expo_layout_t* lay = &job->layout;
+  if (ir__layout_list(L, 1, "headers", lay->headers, IR_EXPO_FAMILIES) !=
+      IR_EXPO_FAMILIES) {
+    return luaL_error(L, "render.new: layout.headers must have %d strings",
+                      IR_EXPO_FAMILIES);
+  }
+  lay->nstatuses =
+      ir__layout_list(L, 1, "status_labels", lay->status_labels, IR_EXPO_MAX_STATUSES);
+  int nstatuses =
+      ir__layout_list(L, 1, "statuses", job->statuses, IR_EXPO_MAX_STATUSES);
+  if (nstatuses != lay->nstatuses) {
+    return luaL_error(L,
+                      "render.new: layout.statuses and status_labels differ in length");
+  }
+  lua_getfield(L, 1, "error_status"); /* layout box e */
+  lua_Integer error_status = lua_tointeger(L, -1);
+  lua_pop(L, 1); /* layout box */
+  if (error_status < 1 || error_status > nstatuses) {
+    return luaL_error(L, "render.new: layout.error_status must be a status's index");
+  }
+  lay->error_status = (int)error_status - 1;
+  lay->nles = ir__layout_list(L, 1, "les", lay->les, IR_EXPO_MAX_LES);
+  lay->requests_name = ir__layout_string(L, 1, "requests_name");
+  lay->results_name = ir__layout_string(L, 1, "results_name");
+  lay->bucket_name = ir__layout_string(L, 1, "bucket_name");
+  lay->sum_name = ir__layout_string(L, 1, "sum_name");
+  lay->count_name = ir__layout_string(L, 1, "count_name");
+  lay->ttl_name = ir__layout_string(L, 1, "ttl_name");
+  lay->send_errors_name = ir__layout_string(L, 1, "send_errors_name");
+  return 1;
+}
+
+/* ---- the job's methods ---------------------------------------------------- */
+
+static ir_render_job_t* ir__check_job(lua_State* L) {
+  ir_render_box_t* box = luaL_checkudata(L, 1, IR_RENDER_META);
+  if (box->job == NULL) {
+    luaL_error(L, "render: the job is closed");
+  }
+  return box->job;
+}
+
+static ir_render_job_t* ir__check_idle(lua_State* L) {
+  ir_render_job_t* job = ir__check_job(L);
+  if (job->working) {
+    luaL_error(L, "render: the job is busy in the thread pool");
+  }
+  return job;
+}
+
+/* t[name] as an integer; a float with an integral value is taken too. */
+static int64_t ir__field_integer(lua_State* L, int t, const char* name, lua_Integer i) {
+  lua_getfield(L, t, name); /* ... v */
+  int ok;
+  lua_Integer v = lua_tointegerx(L, -1, &ok);
+  if (!ok) {
+    luaL_error(L, "render: target %d: %s is not a whole number", (int)i, name);
+  }
+  lua_pop(L, 1); /* ... */
+  return v;
+}
+
+/* Copies the counters of targets[i] (a metrics Target) into the snapshot. */
+static void ir__add_target(lua_State* L, ir_render_job_t* job, int targets,
+                           lua_Integer i) {
+  int64_t *results, *counts;
+  ir_expo_target_t* t =
+      ir_expo_snapshot_add(&job->snap, &job->layout, &results, &counts);
+  if (t == NULL) {
+    luaL_error(L, "render: out of memory");
+  }
+  if (lua_rawgeti(L, targets, i) != LUA_TTABLE) { /* ... t */
+    luaL_error(L, "render: target %d is not a table", (int)i);
+  }
+  int ti = lua_gettop(L);
+  size_t key_len;
+  lua_getfield(L, ti, "key"); /* ... t key */
+  const char* key = lua_tolstring(L, -1, &key_len);
+  if (key == NULL) {
+    luaL_error(L, "render: target %d has no key", (int)i);
+  }
+  if (ir_expo_snapshot_key(&job->snap, t, key, key_len) != 0) {
+    luaL_error(L, "render: out of memory");
+  }
+  lua_pop(L, 1); /* ... t */
+  t->sent = ir__field_integer(L, ti, "sent", i);
+  t->replies = ir__field_integer(L, ti, "replies", i);
+  lua_getfield(L, ti, "rtt_sum"); /* ... t sum */
+  int is_int;
+  t->rtt_sum_integer = lua_tointegerx(L, -1, &is_int);
+  t->rtt_sum_is_integer = is_int && lua_isinteger(L, -1);
+  t->rtt_sum = lua_tonumber(L, -1);
+  lua_pop(L, 1);                                /* ... t */
+  if (lua_getfield(L, ti, "ttl") != LUA_TNIL) { /* ... t ttl */
+    t->ttl = ir__field_integer(L, ti, "ttl", i);
+    t->has_ttl = true;
+  }
+  lua_pop(L, 1);                                      /* ... t */
+  if (lua_getfield(L, ti, "results") != LUA_TTABLE) { /* ... t results */
+    luaL_error(L, "render: target %d has no results", (int)i);
+  }
+  for (int s = 0; s < job->layout.nstatuses; s++) {
+    results[s] = ir__field_integer(L, ti + 1, job->statuses[s], i);
+  }
+  lua_pop(L, 1);                                     /* ... t */
+  if (lua_getfield(L, ti, "counts") != LUA_TTABLE) { /* ... t counts */
+    luaL_error(L, "render: target %d has no counts", (int)i);
+  }
+  for (int b = 0; b < job->layout.nles; b++) {
+    lua_rawgeti(L, ti + 1, b + 1); /* ... t counts c */
+    counts[b] = lua_tointeger(L, -1);
+    lua_pop(L, 1); /* ... t counts */
+  }
+  lua_pop(L, 2); /* ... */
+}
+
+/* job:add(targets, from, budget_ms) -> next: copies targets[from], ... into
+ * the snapshot, each target whole, until the list ends or budget_ms of
+ * wall time has passed; returns the index of the first target not copied
+ * (#targets + 1 when done). The caller lets the loop run between calls. */
+static int ir__l_add(lua_State* L) {
+  ir_render_job_t* job = ir__check_idle(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer i = luaL_checkinteger(L, 3);
+  double budget_ms = luaL_checknumber(L, 4);
+  lua_Integer n = (lua_Integer)luaL_len(L, 2);
+  luaL_argcheck(L, i >= 1, 3, "must be 1 or more");
+  /* Room for the whole list at the first call: growing it as targets come
+   * would copy megabytes at a time on the loop. */
+  if (ir_expo_snapshot_reserve(&job->snap, &job->layout, (size_t)n) != 0) {
+    return luaL_error(L, "render: out of memory");
+  }
+  uint64_t until = uv_hrtime() + (uint64_t)(budget_ms > 0 ? budget_ms * 1e6 : 0);
+  for (; i <= n; i++) {
+    ir__add_target(L, job, 2, i);
+    /* The clock is read every 32 targets: a few microseconds of work. */
+    if (i % 32 == 0 && uv_hrtime() >= until) {
+      i++;
+      break;
+    }
+  }
+  lua_pushinteger(L, i);
+  return 1;
+}
+
+/* job:start(tail) -> true | nil, message, code: formats the snapshot and
+ * the tail (the engine-wide and the exporter's own lines, each starting
+ * with a newline) in the thread pool. */
+static int ir__l_start(lua_State* L) {
+  ir_render_job_t* job = ir__check_idle(L);
+  size_t len;
+  const char* tail = luaL_optlstring(L, 2, "", &len);
+  char* copy = malloc(len + 1);
+  if (copy == NULL) {
+    return luaL_error(L, "render: out of memory");
+  }
+  memcpy(copy, tail, len + 1);
+  free(job->tail);
+  job->tail = copy;
+  job->tail_len = len;
+  ir_expo_text_clear(&job->plain);
+  return ir__job_queue(L, job, IR_RENDER_FORMAT);
+}
+
+/* job:compress([level=1]) -> true | nil, message, code: gzips the text in
+ * the thread pool. Level 1: exposition text shrinks about tenfold already,
+ * at a fraction of the CPU of zlib's default level. */
+static int ir__l_compress(lua_State* L) {
+  ir_render_job_t* job = ir__check_idle(L);
+  lua_Integer level = luaL_optinteger(L, 2, 1);
+  luaL_argcheck(L, level >= 0 && level <= 9, 2, "must be a zlib level, 0 to 9");
+  job->gzip_level = (int)level;
+  ir_expo_text_clear(&job->gzip);
+  return ir__job_queue(L, job, IR_RENDER_GZIP);
+}
+
+/* job:ready() -> true when the last step is done | false while it runs |
+ * nil, message, code when it failed. */
+static int ir__l_ready(lua_State* L) {
+  ir_render_job_t* job = ir__check_job(L);
+  if (job->working) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (job->error != 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", uv_err_name(job->error), uv_strerror(job->error));
+    lua_pushstring(L, uv_err_name(job->error));
+    return 3;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static ir_expo_text_t* ir__check_kind(lua_State* L, ir_render_job_t* job, int idx) {
+  static const char* const kinds[] = {"plain", "gzip", NULL};
+  return luaL_checkoption(L, idx, NULL, kinds) == 0 ? &job->plain : &job->gzip;
+}
+
+/* job:take(kind, max_bytes) -> {string,...}: the next chunks of the "plain"
+ * or "gzip" text as strings, at least one chunk and about max_bytes at most,
+ * freeing them in C; an empty list once all were taken. Copying 28 MB into
+ * Lua strings at once would hold the loop for milliseconds: the caller
+ * takes a slice a turn. */
+static int ir__l_take(lua_State* L) {
+  ir_render_job_t* job = ir__check_idle(L);
+  ir_expo_text_t* text = ir__check_kind(L, job, 2);
+  lua_Integer max_bytes = luaL_checkinteger(L, 3);
+  lua_newtable(L); /* job kind max list */
+  lua_Integer n = 0, bytes = 0;
+  while (text->head != NULL &&
+         (n == 0 || bytes + (lua_Integer)text->head->len <= max_bytes)) {
+    ir_expo_chunk_t* c = text->head;
+    lua_pushlstring(L, c->data, c->len); /* job kind max list s */
+    lua_rawseti(L, -2, ++n);             /* job kind max list */
+    bytes += (lua_Integer)c->len;
+    free(ir_expo_text_shift(text));
+  }
+  return 1;
+}
+
+/* job:size(kind) -> bytes of that text not yet taken. */
+static int ir__l_size(lua_State* L) {
+  ir_render_job_t* job = ir__check_job(L);
+  ir_expo_text_t* text = ir__check_kind(L, job, 2);
+  lua_pushinteger(L, job->working ? 0 : (lua_Integer)text->total);
+  return 1;
+}
+
+/* __gc and close: frees the job now, or hands it to its step's after-work
+ * callback when the pool still has it. */
+static int ir__l_close(lua_State* L) {
+  ir_render_box_t* box = luaL_checkudata(L, 1, IR_RENDER_META);
+  ir_render_job_t* job = box->job;
+  box->job = NULL;
+  if (job == NULL) {
+    return 0;
+  }
+  if (job->working) {
+    job->abandoned = true;
+    uv_cancel((uv_req_t*)&job->work); /* Fails harmlessly once it runs. */
+  } else {
+    ir__job_free(job);
+  }
+  return 0;
+}
+
+static int ir__render_open(lua_State* L) {
+  static const luaL_Reg methods[] = {
+      {"add", ir__l_add},           {"start", ir__l_start},
+      {"compress", ir__l_compress}, {"ready", ir__l_ready},
+      {"take", ir__l_take},         {"size", ir__l_size},
+      {"close", ir__l_close},       {NULL, NULL}};
+  if (luaL_newmetatable(L, IR_RENDER_META)) { /* mt */
+    luaL_newlib(L, methods);                  /* mt methods */
+    lua_setfield(L, -2, "__index");           /* mt */
+    lua_pushcfunction(L, ir__l_close);        /* mt f */
+    lua_setfield(L, -2, "__gc");              /* mt */
+    lua_pushcfunction(L, ir__l_close);        /* mt f */
+    lua_setfield(L, -2, "__close");           /* mt */
+  }
+  lua_pop(L, 1);                     /* */
+  lua_newtable(L);                   /* M */
+  lua_pushcfunction(L, ir__l_new);   /* M f */
+  lua_setfield(L, -2, "new");        /* M */
+  lua_pushinteger(L, IR_EXPO_CHUNK); /* M n */
+  lua_setfield(L, -2, "CHUNK");      /* M */
+  return 1;
+}
+
+void ir_lua_register_render(lua_State* L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE); /* preload */
+  lua_pushcfunction(L, ir__render_open);                     /* preload open */
+  lua_setfield(L, -2, "icmprun.render");                     /* preload */
+  lua_pop(L, 1);                                             /* */
+}
