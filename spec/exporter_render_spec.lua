@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: MIT
+
 --- The exporter's scrapes rendered in C (`icmprun.render`, through
 -- `metrics.render_bodies`): the same bytes as the Lua renderer, each target
 -- copied whole while the loop runs between slices, gzip that inflates to the
@@ -32,6 +34,7 @@ local function varied_targets(n, buckets)
     if i % 5 == 0 then
       t:on_send() -- One in flight: sent, no result yet.
     end
+    t.duplicates = i % 4 -- Duplicate replies from its address, as the exporter counts them.
     targets[i] = t
   end
   return targets
@@ -49,7 +52,7 @@ describe("the exporter's C renderer", function()
   it("writes the bytes of the Lua renderer, and gzip that inflates to them", function()
     for _, buckets in ipairs({ prometheus.histogram().buckets, { 0.001, 0.01, 0.1 } }) do
       local targets = varied_targets(700, buckets)
-      local engine = icmprun.stats()
+      local engine = icmprun.counters()
       local bodies = in_task(function()
         return metrics.render_bodies(targets, buckets, engine, EXTRA,
           function() return true, true end)
@@ -73,10 +76,10 @@ describe("the exporter's C renderer", function()
     local buckets = prometheus.histogram().buckets
     local none, tail_only = in_task(function()
       return metrics.render_bodies({}, buckets),
-        metrics.render_bodies({}, buckets, icmprun.stats(), EXTRA)
+        metrics.render_bodies({}, buckets, icmprun.counters(), EXTRA)
     end)
     assert.same({}, none.plain)
-    assert.equal(metrics.render({}, icmprun.stats(), EXTRA), table.concat(tail_only.plain))
+    assert.equal(metrics.render({}, icmprun.counters(), EXTRA), table.concat(tail_only.plain))
   end)
 
   it("makes only the bodies asked for", function()
@@ -135,11 +138,11 @@ describe("the exporter's C renderer", function()
     local render = require "icmprun.render"
     -- A layout of the caller's own: short names, to see them in the text.
     local layout = {
-      headers = { "\n# A", "\n# B", "\n# C", "\n# D", "\n# E" },
+      headers = { "\n# A", "\n# B", "\n# C", "\n# D", "\n# E", "\n# F" },
       requests_name = "\nr", results_name = "\ns", statuses = metrics.STATUSES,
       status_labels = { ",a} ", ",b} ", ",c} ", ",d} ", ",e} " }, error_status = 5,
       bucket_name = "\nb", les = { ",le} " }, sum_name = "\nsum", count_name = "\nn",
-      ttl_name = "\nt", send_errors_name = "\ne",
+      ttl_name = "\nt", send_errors_name = "\ne", duplicates_name = "\nd",
     }
     local targets = varied_targets(2000, prometheus.histogram().buckets)
     local busy_err, text = in_task(function()
@@ -168,7 +171,7 @@ describe("the exporter's C renderer", function()
     local render = require "icmprun.render"
     assert.has_error(function() render.new({}) end,
       "render.new: layout.headers must be a list of strings")
-    local ok, err = pcall(render.new, { headers = { "a", "b", "c", "d", "e" },
+    local ok, err = pcall(render.new, { headers = { "a", "b", "c", "d", "e", "f" },
       status_labels = { "x" }, statuses = { "reply", "error" } })
     assert.is_false(ok)
     assert.matches("statuses and status_labels differ", err)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The exporter's per-target samples as Prometheus text, and their gzip (see expo.h). */
 #include "expo.h"
 
@@ -27,6 +28,7 @@ void ir_expo_layout_clear(ir_expo_layout_t* layout) {
   free(layout->count_name);
   free(layout->ttl_name);
   free(layout->send_errors_name);
+  free(layout->duplicates_name);
   memset(layout, 0, sizeof(*layout));
 }
 
@@ -287,6 +289,10 @@ static int ir__family_samples(const ir_expo_layout_t* layout,
     case IR_EXPO_SEND_ERRORS:
       rc = ir__sample_int(line, layout->send_errors_name, key, key_len, "} ",
                           results[layout->error_status]);
+      break;
+    case IR_EXPO_DUPLICATES:
+      rc = ir__sample_int(line, layout->duplicates_name, key, key_len, "} ",
+                          t->duplicates);
       break;
     default:
       break;

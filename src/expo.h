@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The exporter's per-target samples as Prometheus text, without Lua or the loop. */
 #ifndef ICMPRUN_EXPO_H
 #define ICMPRUN_EXPO_H
@@ -28,6 +29,7 @@ enum {
   IR_EXPO_HISTOGRAM,
   IR_EXPO_TTL,
   IR_EXPO_SEND_ERRORS,
+  IR_EXPO_DUPLICATES,
   IR_EXPO_FAMILIES
 };
 
@@ -48,6 +50,7 @@ typedef struct ir_expo_layout_s {
   char* count_name;
   char* ttl_name;
   char* send_errors_name;
+  char* duplicates_name;
 } ir_expo_layout_t;
 
 /* Frees the layout's strings (not the layout itself). */
@@ -60,7 +63,8 @@ typedef struct ir_expo_target_s {
   int64_t sent;
   int64_t replies;
   int64_t ttl;
-  double rtt_sum; /* Seconds; written as Prometheus writes floats. */
+  int64_t duplicates; /* Duplicate replies from its address. */
+  double rtt_sum;     /* Seconds; written as Prometheus writes floats. */
   bool has_ttl;
   bool rtt_sum_is_integer; /* Then rtt_sum_integer is the value. */
   int64_t rtt_sum_integer;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* icmprun.render: the exporter's scrape rendered in libuv's thread pool (see expo.h).
  */
 #include <errno.h>
@@ -192,6 +193,7 @@ static int ir__l_new(lua_State* L) {
   lay->count_name = ir__layout_string(L, 1, "count_name");
   lay->ttl_name = ir__layout_string(L, 1, "ttl_name");
   lay->send_errors_name = ir__layout_string(L, 1, "send_errors_name");
+  lay->duplicates_name = ir__layout_string(L, 1, "duplicates_name");
   return 1;
 }
 
@@ -250,6 +252,7 @@ static void ir__add_target(lua_State* L, ir_render_job_t* job, int targets,
   lua_pop(L, 1); /* ... t */
   t->sent = ir__field_integer(L, ti, "sent", i);
   t->replies = ir__field_integer(L, ti, "replies", i);
+  t->duplicates = ir__field_integer(L, ti, "duplicates", i);
   lua_getfield(L, ti, "rtt_sum"); /* ... t sum */
   int is_int;
   t->rtt_sum_integer = lua_tointegerx(L, -1, &is_int);

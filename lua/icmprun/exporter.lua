@@ -460,8 +460,10 @@ end
 function Exporter:render_bodies(wants)
   local started = icmprun.now()
   local own = self:own_lines()
+  self:count_duplicates()
   self.max_send_delay = 0 -- Reported: the next scrape says what came since.
-  local bodies = metrics.render_bodies(self.order, self.buckets, icmprun.stats(), own, wants)
+  local bodies = metrics.render_bodies(self.order, self.buckets, icmprun.counters(), own,
+    wants)
   self.scrape_seconds = (icmprun.now() - started) / 1000
   return bodies
 end

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for expo.c: numbers as Prometheus writes them, text in chunks, gzip. */
 #include "expo.h"
 

@@ -142,6 +142,7 @@ local REQUESTS_NAME = "\nsmokeping_requests_total"
 local RESULTS_NAME = "\nicmprun_results_total"
 local TTL_NAME = "\nsmokeping_response_ttl"
 local SEND_ERRORS_NAME = "\nsmokeping_send_errors_total"
+local DUPLICATES_NAME = "\nsmokeping_response_duplicates_total"
 local RESULTS_TEMPLATE = string.rep(SAMPLE, #M.STATUSES)
 local STATUS_LABELS = {}
 for i, status in ipairs(M.STATUSES) do
@@ -212,7 +213,7 @@ local function send_errors_samples(t)
 end
 
 local function duplicates_samples(t)
-  return string_format("\nsmokeping_response_duplicates_total%s} %d", t.key, t.duplicates)
+  return string_format("%s%s} %d", DUPLICATES_NAME, t.key, t.duplicates)
 end
 
 local TARGET_FAMILIES = {
@@ -327,6 +328,7 @@ local function c_layout(buckets)
       bucket_name = BUCKET_NAME, les = histogram_layout(buckets).les,
       sum_name = SUM_NAME, count_name = COUNT_NAME,
       ttl_name = TTL_NAME, send_errors_name = SEND_ERRORS_NAME,
+      duplicates_name = DUPLICATES_NAME,
     }
     c_layouts[buckets] = layout
   end
@@ -372,7 +374,7 @@ end
 -- that its own samples agree.
 -- @tparam {Target,...} targets in the order their series are written
 -- @tparam {number,...} buckets the targets' histogram bounds
--- @tparam[opt] table engine `icmprun.stats()`
+-- @tparam[opt] table engine `icmprun.counters()`
 -- @tparam[opt] {string,...} extra more complete lines
 -- @tparam[opt] function wants returns whether a plain and whether a gzip
 --   body are wanted (default: plain only); asked once the text is ready,
