@@ -106,6 +106,22 @@ describe("icmprun tasks", function()
       assert.is_true(took < 100 + LATE_MS, "slept " .. took .. " ms")
     end)
 
+    it("takes a duration with a unit, as the options do", function()
+      local t0 = icmprun.now()
+      icmprun.sleep("50ms")
+      local took = icmprun.now() - t0
+      assert.is_true(took >= 50 and took < 50 + LATE_MS, "slept " .. took .. " ms")
+      t0 = icmprun.now()
+      icmprun.sleep("0.1s")
+      took = icmprun.now() - t0
+      assert.is_true(took >= 100 and took < 100 + LATE_MS, "slept " .. took .. " ms")
+      for _, bad in ipairs({ "soon", "-5ms", "5 parsecs", "5ms\0junk" }) do
+        assert.has_error(function() icmprun.sleep(bad) end,
+          "bad argument #1 to 'sleep' (milliseconds must be >= 0 (or a duration: \"500ms\", "
+          .. "\"2s\"))")
+      end
+    end)
+
     it("never returns before the time asked for, wherever in a millisecond it starts",
       function()
         -- The loop's clock counts whole milliseconds: a sleep that started

@@ -167,9 +167,10 @@ static int ir__every_body(lua_State* L) {
  * due at start + n * ms (on icmprun.now()'s clock), never earlier. */
 static int ir__l_every(lua_State* L) {
   ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(1));
-  lua_Number ms = luaL_checknumber(L, 1);
+  lua_Number ms = ir_lua_check_duration(L, 1);
   luaL_argcheck(L, ms >= 1 && ms <= IR_MAX_WAIT_MS, 1,
-                "period must be milliseconds in 1..86400000");
+                "period must be milliseconds in 1..86400000 (or a duration: \"20ms\", "
+                "\"1s\")");
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_settop(L, 2);                                           /* ms fn */
   ir_every_handle_t* h = lua_newuserdatauv(L, sizeof(*h), 2); /* ms fn h */

@@ -111,6 +111,19 @@ void ir_lua_opt_duration(lua_State* L, int opts, const char* name, double min,
   ir_lua_opt_number(L, opts, name, min, max, false, ms); /* Numbers, and the errors. */
 }
 
+lua_Number ir_lua_check_duration(lua_State* L, int arg) {
+  if (lua_type(L, arg) == LUA_TSTRING) {
+    size_t len = 0;
+    const char* text = lua_tolstring(L, arg, &len);
+    double parsed = 0;
+    if (strlen(text) != len || !ir__parse_duration(text, &parsed)) {
+      return NAN; /* Fails every range check, with the caller's message. */
+    }
+    return parsed;
+  }
+  return luaL_checknumber(L, arg);
+}
+
 void ir_lua_check_option_names(lua_State* L, int opts, const char* const* extra) {
   lua_pushnil(L);                  /* nil */
   while (lua_next(L, opts) != 0) { /* key value */

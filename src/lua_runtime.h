@@ -205,6 +205,10 @@ void ir_lua_opt_number(lua_State* L, int opts, const char* name, double min, dou
  * within [min, max] milliseconds; absent keeps *ms. */
 void ir_lua_opt_duration(lua_State* L, int opts, const char* name, double min,
                          double max, double* ms);
+/* Reads argument arg as a duration in milliseconds, a number or a string
+ * with a unit as for options ("500ms", "2s"); NaN for a string that is not
+ * one, so that the caller's range check refuses it with its own message. */
+lua_Number ir_lua_check_duration(lua_State* L, int arg);
 void ir_lua_check_option_names(lua_State* L, int opts, const char* const* extra);
 /* Fills spec (all but the address) from the probe options at index opts, or
  * defaults when absent, also allowing the names in extra (NULL-terminated, or

@@ -654,9 +654,10 @@ static int ir__l_join(lua_State* L) {
   ir_lua_task_t* task = ir_lua_check_task(L, 1);
   lua_Number timeout = -1;
   if (!lua_isnoneornil(L, 2)) {
-    timeout = luaL_checknumber(L, 2);
-    luaL_argcheck(L, timeout >= 0 && timeout < 1e12, 2,
-                  "timeout must be milliseconds >= 0");
+    timeout = ir_lua_check_duration(L, 2);
+    luaL_argcheck(
+        L, timeout >= 0 && timeout < 1e12, 2,
+        "timeout must be milliseconds >= 0 (or a duration: \"500ms\", \"2s\")");
   }
   if (task->state == IR_TASK_DONE) {
     return ir__copy_results(L, task);
@@ -876,8 +877,9 @@ ir_lua_task_t* ir_lua_check_can_wait(lua_State* L, ir_lua_runtime_t* rt,
 
 static int ir__l_sleep(lua_State* L) {
   ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(1));
-  lua_Number ms = luaL_checknumber(L, 1);
-  luaL_argcheck(L, ms >= 0 && ms < 1e12, 1, "milliseconds must be >= 0");
+  lua_Number ms = ir_lua_check_duration(L, 1);
+  luaL_argcheck(L, ms >= 0 && ms < 1e12, 1,
+                "milliseconds must be >= 0 (or a duration: \"500ms\", \"2s\")");
   ir_lua_task_t* task = ir_lua_check_can_wait(L, rt, "sleep");
   ir_lua_waiter_t* waiter =
       ir_lua_sleep_start(rt, task, uv_hrtime() + (uint64_t)(ms * 1e6));

@@ -105,7 +105,8 @@ function icmprun.await(fn) end
 -- n × ms and never runs earlier. After a call that overran, the latest slot
 -- already due runs at once and the slots before it are skipped (counted),
 -- never a burst. An error in `fn` ends the run like any task error.
--- @tparam number ms the period, in milliseconds (whole, 1..86400000)
+-- @tparam number|string ms the period, in milliseconds (1..86400000), or a
+-- duration with a unit ("20ms", "1s")
 -- @tparam function fn
 -- @return a handle: `:stop()` starts no more calls, `:stats()` gives the
 --   calls made and slots skipped, `:task()` the task that runs the schedule
@@ -113,7 +114,7 @@ function icmprun.every(ms, fn) end
 
 --- Suspends the calling task for `ms` milliseconds; other tasks and probes
 -- go on. Outside any task it blocks, running the loop meanwhile.
--- @tparam number ms
+-- @tparam number|string ms milliseconds, or a duration with a unit ("500ms", "2s")
 function icmprun.sleep(ms) end
 
 --- A monotonic clock.
