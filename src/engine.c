@@ -277,7 +277,8 @@ int ir_engine_probe(ir_engine_t* engine, const ir_probe_spec_t* spec, ir_result_
   uint32_t max_size = family == AF_INET ? IR_MAX_SIZE_V4 : IR_MAX_SIZE_V6;
   if (spec->size > max_size || spec->ttl < 0 || spec->ttl > 255 || spec->tos < 0 ||
       spec->tos > 255 || cb == NULL ||
-      (spec->flow != 0 && spec->size < IR_FLOW_MIN_SIZE)) {
+      (spec->flow != 0 && spec->size < IR_FLOW_MIN_SIZE) ||
+      (spec->flow != 0 && spec->random_payload)) {
     return -EINVAL;
   }
   ir_socket_t* sock;

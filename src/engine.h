@@ -54,6 +54,11 @@ typedef struct ir_probe_spec_s {
    * carry one checksum and follow one path (see packet_flow.h). It needs
    * size >= IR_FLOW_MIN_SIZE. 0: the usual echo request. */
   uint16_t flow;
+  /* true: the payload's filler is pseudo-random bytes drawn from the probe's
+   * own cookie and token (fping -R), checked in the reply as the pattern
+   * is; false: byte i = i, as iputils ping. Not with a flow key, whose two
+   * balancing bytes are computed over the pattern. */
+  bool random_payload;
   /* Where the probe leaves from (both optional, zero for the default). A
    * source address applies to probes of its own family only (as fping -S
    * binds only that family's socket): the probe goes out from it, on a

@@ -28,6 +28,11 @@
 /* Probes sent per turn of the loop at most. Between batches the loop reads
  * replies, so that a long queue cannot fill the receive buffer unread. */
 #define IR_SEND_BATCH 256
+/* The seed of a random-payload probe's filler (see ir_probe_spec_t): drawn
+ * from the run's cookie and the probe's token, so that the receive path
+ * draws the same bytes again; never 0, which means the fixed pattern. */
+#define IR_FILLER_SEED(cookie, token) \
+  ((((uint64_t)(cookie) << 32) | (uint64_t)(token)) * 0x2545F4914F6CDD1DULL | 1ULL)
 /* Probes per sendmmsg call at most, and the payload a batch slot holds; a
  * larger probe is sent on its own. */
 #define IR_MMSG_BATCH 64

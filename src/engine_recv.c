@@ -186,8 +186,12 @@ static bool ir__note_corrupt(ir_engine_t* engine, ir_probe_t* probe,
   }
   size_t at = probe->spec.flow != 0
                   ? ir__flow_payload_mismatch(engine, probe, payload, checked)
-                  : ir_packet_payload_mismatch(payload, checked, engine->run_cookie,
-                                               probe->token, probe->payload_stamp_ns);
+                  : ir_packet_payload_mismatch_seeded(
+                        payload, checked, engine->run_cookie, probe->token,
+                        probe->payload_stamp_ns,
+                        probe->spec.random_payload
+                            ? IR_FILLER_SEED(engine->run_cookie, probe->token)
+                            : 0);
   if (at == IR_PAYLOAD_SAME && total != sent) {
     at = total < sent ? total : sent; /* Cut short, or longer than sent. */
   }

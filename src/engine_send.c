@@ -51,9 +51,12 @@ static void ir__prepare_message(ir_engine_t* engine, ir_socket_t* sock,
                                      engine->run_cookie, probe->token, stamp,
                                      probe->spec.size, probe->spec.flow);
   } else {
-    len = ir_packet_encode_echo(
+    uint64_t seed = probe->spec.random_payload
+                        ? IR_FILLER_SEED(engine->run_cookie, probe->token)
+                        : 0;
+    len = ir_packet_encode_echo_seeded(
         buf, IR_ICMP_HEADER_LEN + probe->spec.size, sock->family, sock->ident,
-        probe->seq, engine->run_cookie, probe->token, stamp, probe->spec.size);
+        probe->seq, engine->run_cookie, probe->token, stamp, probe->spec.size, seed);
   }
   socklen_t dest_len = ir_addr_to_sockaddr(&probe->spec.addr, &slot->dest);
   slot->iov.iov_base = buf;

@@ -13,7 +13,8 @@
 
 /* Options every probe takes; anything else in the table is a caller mistake. */
 static const char* const ir__probe_options[] = {
-    "timeout", "size", "ttl", "tos", "family", "flow", "source", "interface", NULL};
+    "timeout", "size",   "ttl",       "tos",     "family",
+    "flow",    "source", "interface", "payload", NULL};
 
 /* Reads opts.name as a number within [min, max]; absent keeps *value. Raises an
  * argument error naming the option when it is of the wrong type or range. */
@@ -192,6 +193,32 @@ static void ir__opt_binding(lua_State* L, int opts, ir_probe_spec_t* spec, int f
   lua_pop(L, 1); /* */
 }
 
+/* Reads opts.payload: "pattern" (the default: byte i = i, as iputils ping)
+ * or "random" (fping -R: pseudo-random bytes, still checked in the reply).
+ * Returns true for "random"; raises naming the option for anything else,
+ * or for "random" with a flow key (whose balancing bytes assume the
+ * pattern). */
+static bool ir__opt_payload(lua_State* L, int opts, bool has_flow) {
+  lua_getfield(L, opts, "payload"); /* payload */
+  bool random = false;
+  if (!lua_isnil(L, -1)) {
+    const char* text = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (text == NULL || (strcmp(text, "random") != 0 && strcmp(text, "pattern") != 0)) {
+      luaL_argerror(L, opts,
+                    lua_pushfstring(L,
+                                    "option 'payload' must be \"pattern\" or "
+                                    "\"random\", got %s",
+                                    text != NULL ? text : luaL_typename(L, -1)));
+    }
+    random = strcmp(text, "random") == 0;
+    if (random && has_flow) {
+      luaL_argerror(L, opts, "option 'payload' \"random\" cannot go with 'flow'");
+    }
+  }
+  lua_pop(L, 1); /* */
+  return random;
+}
+
 /* Fills spec (all but the address) from the options table at index opts, or
  * defaults when it is absent; returns the forced family (0, 4 or 6). */
 int ir_lua_probe_options(lua_State* L, int opts, ir_probe_spec_t* spec,
@@ -222,6 +249,7 @@ int ir_lua_probe_options(lua_State* L, int opts, ir_probe_spec_t* spec,
   memset(spec, 0, sizeof(*spec));
   if (!lua_isnoneornil(L, opts)) {
     ir__opt_binding(L, opts, spec, (int)family);
+    spec->random_payload = ir__opt_payload(L, opts, flow != 0);
   }
   spec->timeout_ms = (uint32_t)ceil(timeout);
   spec->size = (uint32_t)size;

@@ -75,14 +75,49 @@ static const uint8_t filler_period[256] = {
 #undef IR_ROW
 };
 
+/* Byte `i` of the random filler drawn from seed: block i / 8 of a
+ * splitmix64 stream (a fixed function of seed and position, so the
+ * receiver draws the same bytes, from any offset, without keeping them). */
+static uint64_t random_block(uint64_t seed, size_t block) {
+  uint64_t z = seed + (uint64_t)(block + 1) * 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+/* Writes the filler of payload bytes [from, to): the pattern for seed 0. */
+static void write_filler(uint8_t* payload, size_t from, size_t to, uint64_t seed) {
+  if (seed != 0) {
+    for (size_t i = from; i < to; i++) {
+      payload[i] = (uint8_t)(random_block(seed, i / 8) >> (8 * (i % 8)));
+    }
+    return;
+  }
+  for (size_t i = from; i < to;) {
+    size_t offset = i % sizeof(filler_period);
+    size_t chunk = sizeof(filler_period) - offset;
+    if (chunk > to - i)
+      chunk = to - i;
+    memcpy(payload + i, filler_period + offset, chunk);
+    i += chunk;
+  }
+}
+
 size_t ir_packet_encode_echo(uint8_t* buf, size_t cap, int family, uint16_t id,
                              uint16_t seq, uint32_t run_cookie, uint32_t token,
                              uint64_t stamp_ns, size_t data_len) {
+  return ir_packet_encode_echo_seeded(buf, cap, family, id, seq, run_cookie, token,
+                                      stamp_ns, data_len, 0);
+}
+
+size_t ir_packet_encode_echo_seeded(uint8_t* buf, size_t cap, int family, uint16_t id,
+                                    uint16_t seq, uint32_t run_cookie, uint32_t token,
+                                    uint64_t stamp_ns, size_t data_len,
+                                    uint64_t filler_seed) {
   uint8_t head[IR_COOKIE_LEN + IR_STAMP_LEN];
   uint8_t* payload;
   uint16_t sum;
   uint8_t type;
-  size_t i;
 
   if (family == AF_INET)
     type = IR_ICMP4_ECHO_REQUEST;
@@ -112,14 +147,8 @@ size_t ir_packet_encode_echo(uint8_t* buf, size_t cap, int family, uint16_t id,
   /* The filler is byte i = i, as in iputils ping, so a corrupting path shows
    * up as a recognisable pattern in a capture. It repeats every 256 bytes,
    * so it is copied from one period rather than written byte by byte. */
-  for (i = sizeof(head); i < data_len;) {
-    size_t offset = i % sizeof(filler_period);
-    size_t chunk = sizeof(filler_period) - offset;
-    if (chunk > data_len - i)
-      chunk = data_len - i;
-    memcpy(payload + i, filler_period + offset, chunk);
-    i += chunk;
-  }
+  if (data_len > sizeof(head))
+    write_filler(payload, sizeof(head), data_len, filler_seed);
 
   if (family == AF_INET) {
     sum = ir_checksum(buf, IR_ICMP_HEADER_LEN + data_len);
@@ -142,6 +171,13 @@ static size_t first_difference(const uint8_t* a, const uint8_t* b, size_t len) {
 size_t ir_packet_payload_mismatch(const uint8_t* payload, size_t len,
                                   uint32_t run_cookie, uint32_t token,
                                   uint64_t stamp_ns) {
+  return ir_packet_payload_mismatch_seeded(payload, len, run_cookie, token, stamp_ns,
+                                           0);
+}
+
+size_t ir_packet_payload_mismatch_seeded(const uint8_t* payload, size_t len,
+                                         uint32_t run_cookie, uint32_t token,
+                                         uint64_t stamp_ns, uint64_t filler_seed) {
   uint8_t head[IR_COOKIE_LEN + IR_STAMP_LEN];
   size_t at;
 
@@ -153,6 +189,14 @@ size_t ir_packet_payload_mismatch(const uint8_t* payload, size_t len,
   at = first_difference(payload, head, len < sizeof(head) ? len : sizeof(head));
   if (at != IR_PAYLOAD_SAME) {
     return at;
+  }
+  if (filler_seed != 0) {
+    for (size_t i = sizeof(head); i < len; i++) {
+      if (payload[i] != (uint8_t)(random_block(filler_seed, i / 8) >> (8 * (i % 8)))) {
+        return i;
+      }
+    }
+    return IR_PAYLOAD_SAME;
   }
   for (size_t i = sizeof(head); i < len;) {
     size_t offset = i % sizeof(filler_period);

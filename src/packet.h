@@ -57,6 +57,15 @@ size_t ir_packet_encode_echo(uint8_t* buf, size_t cap, int family, uint16_t id,
                              uint16_t seq, uint32_t run_cookie, uint32_t token,
                              uint64_t stamp_ns, size_t data_len);
 
+/* As ir_packet_encode_echo, but with filler_seed nonzero the filler is
+ * pseudo-random bytes drawn from that seed (fping -R), not the fixed
+ * pattern: bytes that no path can compress or take for a pattern, which the
+ * receiver checks by drawing them again from the same seed. 0: the pattern. */
+size_t ir_packet_encode_echo_seeded(uint8_t* buf, size_t cap, int family, uint16_t id,
+                                    uint16_t seq, uint32_t run_cookie, uint32_t token,
+                                    uint64_t stamp_ns, size_t data_len,
+                                    uint64_t filler_seed);
+
 /* Returned by ir_packet_payload_mismatch when the bytes are as sent. */
 #define IR_PAYLOAD_SAME SIZE_MAX
 
@@ -67,6 +76,11 @@ size_t ir_packet_encode_echo(uint8_t* buf, size_t cap, int family, uint16_t id,
 size_t ir_packet_payload_mismatch(const uint8_t* payload, size_t len,
                                   uint32_t run_cookie, uint32_t token,
                                   uint64_t stamp_ns);
+
+/* As ir_packet_payload_mismatch, for a payload encoded with filler_seed. */
+size_t ir_packet_payload_mismatch_seeded(const uint8_t* payload, size_t len,
+                                         uint32_t run_cookie, uint32_t token,
+                                         uint64_t stamp_ns, uint64_t filler_seed);
 
 /* Decodes a received ICMP message. With `has_ip_header` (raw IPv4 sockets) buf
  * starts with the IPv4 header, whose TTL is reported. With `verify_checksum`

@@ -45,7 +45,9 @@ icmprun.started = 0
 --   default 56; at most 65507 for IPv4, 65527 for IPv6), `ttl` (1..255), `tos`
 --   (0..255), `family` (4 or 6, for a name), `source` (a numeric address of
 --   this host to send from; it forces the family), `interface` (an interface
---   name: send through it, SO_BINDTODEVICE)
+--   name: send through it, SO_BINDTODEVICE), `payload` (`"pattern"`, the
+--   default, or `"random"`: pseudo-random filler, as fping -R, still checked
+--   in the reply)
 -- @treturn[1] table the result (see above)
 -- @treturn[2] nil
 -- @treturn[2] string message: a name that does not resolve, no socket allowed

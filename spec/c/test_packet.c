@@ -447,6 +447,55 @@ static void test_payload_mismatch(void) {
         IR_PAYLOAD_SAME);
 }
 
+/* fping -R: a seeded filler is not the pattern, differs from seed to seed,
+ * is the same bytes again for the same seed (so the reply can be checked),
+ * and a changed byte anywhere is found where it is. */
+static void test_random_filler(void) {
+  static uint8_t a[IR_ICMP_HEADER_LEN + 1500], b[IR_ICMP_HEADER_LEN + 1500],
+      plain[IR_ICMP_HEADER_LEN + 1500];
+  const uint32_t cookie = 0xa1b2c3d4u, token = 0x01020304u;
+  const uint64_t stamp = 0x1122334455667788ull, seed = 0x9e3779b97f4a7c15ull;
+  const size_t size = 1500;
+  CHECK_EQ_INT(ir_packet_encode_echo_seeded(a, sizeof(a), AF_INET, 7, 9, cookie, token,
+                                            stamp, size, seed),
+               IR_ICMP_HEADER_LEN + size);
+  ir_packet_encode_echo_seeded(b, sizeof(b), AF_INET, 7, 9, cookie, token, stamp, size,
+                               seed + 1);
+  /* Seed 0 is the fixed pattern, as the unseeded encoder writes it. */
+  ir_packet_encode_echo_seeded(plain, sizeof(plain), AF_INET, 7, 9, cookie, token,
+                               stamp, size, 0);
+  CHECK(ir_packet_payload_mismatch(plain + IR_ICMP_HEADER_LEN, size, cookie, token,
+                                   stamp) == IR_PAYLOAD_SAME);
+  const uint8_t* pa = a + IR_ICMP_HEADER_LEN;
+  size_t same_as_pattern = 0, same_as_other_seed = 0;
+  for (size_t i = 16; i < size; i++) {
+    same_as_pattern += pa[i] == plain[IR_ICMP_HEADER_LEN + i];
+    same_as_other_seed += pa[i] == b[IR_ICMP_HEADER_LEN + i];
+  }
+  /* About 1 in 256 bytes agree by chance; far from all of them. */
+  CHECK(same_as_pattern < 40);
+  CHECK(same_as_other_seed < 40);
+  /* The head (cookie, token, stamp) is the same as with the pattern. */
+  CHECK(memcmp(pa, plain + IR_ICMP_HEADER_LEN, 16) == 0);
+  CHECK(ir_packet_payload_mismatch_seeded(pa, size, cookie, token, stamp, seed) ==
+        IR_PAYLOAD_SAME);
+  /* Checked as the pattern, or with another seed, it differs at once. */
+  CHECK(ir_packet_payload_mismatch(pa, size, cookie, token, stamp) < 24);
+  CHECK(ir_packet_payload_mismatch_seeded(pa, size, cookie, token, stamp, seed + 1) <
+        24);
+  size_t wrong = 0;
+  for (size_t at = 0; at < size; at += 7) {
+    a[IR_ICMP_HEADER_LEN + at] ^= 0x40;
+    wrong +=
+        ir_packet_payload_mismatch_seeded(pa, size, cookie, token, stamp, seed) != at;
+    a[IR_ICMP_HEADER_LEN + at] ^= 0x40;
+  }
+  CHECK_EQ_INT(wrong, 0);
+  /* A prefix is checked on its own (a reply cut short). */
+  CHECK(ir_packet_payload_mismatch_seeded(pa, 100, cookie, token, stamp, seed) ==
+        IR_PAYLOAD_SAME);
+}
+
 static void test_describe(void) {
   CHECK(strcmp(ir_icmp_describe(AF_INET, 3, 1), "Destination Host Unreachable") == 0);
   CHECK(strcmp(ir_icmp_describe(AF_INET, 3, 13), "Packet filtered") == 0);
@@ -473,6 +522,7 @@ int main(void) {
   test_corruption();
   test_is_echo_reply();
   test_payload_mismatch();
+  test_random_filler();
   test_describe();
   return check_summary();
 }

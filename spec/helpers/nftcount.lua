@@ -27,9 +27,11 @@ end
 
 --- Starts counting echo requests to `addr`: all of them, and those whose TOS
 -- (IPv4) or traffic class (IPv6) byte, TTL / hop limit, and size are the ones
--- given. `size` is the ICMP payload in bytes. Replaces any earlier counting.
+-- given. `size` is the ICMP payload in bytes. `pattern = true` counts those
+-- whose payload bytes 16..19 (after cookie and stamp) are the fixed filler,
+-- byte i = i. Replaces any earlier counting.
 -- @tparam string addr a literal address
--- @tparam table want {tos = n, ttl = n, size = n}; each is optional
+-- @tparam table want {tos = n, ttl = n, size = n, pattern = true}; each is optional
 function M.start(addr, want)
   local v6 = addr:find(":", 1, true) ~= nil
   local base = echo_to(addr)
@@ -52,6 +54,11 @@ function M.start(addr, want)
     local length = v6 and want.size + 8 or want.size + 28
     rules[#rules + 1] = (v6 and "ip6 length " or "ip length ") .. length .. " counter name n_size"
     counters[#counters + 1] = "size"
+  end
+  if want.pattern then
+    -- Payload byte p is at bit (8 + p) * 8 of the ICMP (transport) header.
+    rules[#rules + 1] = "@th,192,32 0x10111213 counter name n_pattern"
+    counters[#counters + 1] = "pattern"
   end
   local lines = { "table inet " .. TABLE .. " {" }
   -- Counter names get a prefix: "all" and "size" are nft keywords.

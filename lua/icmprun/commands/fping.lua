@@ -322,7 +322,7 @@ function Run:retry_after_error(h, r)
   end
   local backoff = o.backoff_on and o.backoff or 1
   local opts = { size = o.size, tos = o.tos, ttl = o.ttl > 0 and o.ttl or nil,
-    source = o.source, interface = o.interface }
+    source = o.source, interface = o.interface, payload = o.random and "random" or nil }
   -- A source of the other family does not apply to this host's probes.
   if o.source and (o.source_family == 6) ~= (h.addr:find(":", 1, true) ~= nil) then
     opts.source = nil
@@ -482,6 +482,7 @@ local function sweep_options(o)
     -- The engine applies a source to probes of its own family only, as
     -- fping binds only that family's socket.
     source = o.source, interface = o.interface,
+    payload = o.random and "random" or nil,
     count = o.loop and LOOP_COUNT or o.count,
     interval = o.period,
     rate = o.interval > 0 and math_min(1000 / o.interval, 1e9) or 0,

@@ -25,8 +25,7 @@ local MIN_BACKOFF, MAX_BACKOFF = 1.0, 5.0
 -- The sweep's own limits, which fping's options could exceed.
 local MAX_RETRIES, MAX_COUNT, MAX_MS = 1000, 1000000000, icmprun.limits.max_timeout
 
---- fping's options: short letter, long name, whether it takes an argument,
--- and `unsupported` for those this command refuses.
+--- fping's options: short letter, long name, whether it takes an argument.
 local OPTIONS = {
   { "4", "ipv4" }, { "6", "ipv6" }, { "a", "alive" },
   { "A", "addr" },
@@ -45,7 +44,7 @@ local OPTIONS = {
   { "o", "outage" },
   { "O", "tos", arg = true }, { "p", "period", arg = true }, { "q", "quiet" },
   { "Q", "squiet", arg = true }, { "r", "retry", arg = true },
-  { "R", "random", unsupported = "random payloads" }, { "s", "stats" },
+  { "R", "random" }, { "s", "stats" },
   { "S", "src", arg = true },
   { "t", "timeout", arg = true }, { "T", nil, arg = true }, { "u", "unreach" },
   { "v", "version" },
@@ -83,6 +82,7 @@ Probing options:
    -p, --period=MSEC  interval between ping packets to one target (in ms)
                       (in loop and count modes, default: 1000 ms)
    -r, --retry=N      number of retries (default: 3)
+   -R, --random       random packet data (to foil link data compression)
    -S, --src=IP       set source address
    -t, --timeout=MSEC individual target initial timeout (default: 500 ms,
                       except with -l/-c/-C, where it's the -p period up to 2000 ms)
@@ -110,8 +110,6 @@ Output options:
 Probing options taken for compatibility:
    -M, --dontfrag     set the Don't Fragment flag (icmprun sets it on every
                       IPv4 probe; one larger than the path MTU is fragmented)
-
-icmprun fping refuses these fping options: -R.
 ]]
 
 -- ---- Numbers, as fping's C calls read them ----------------------------------
@@ -370,6 +368,7 @@ function M.parse(argv, prog)
     M = function() o.dontfrag = true end,
     N = function() o.netdata = true end,
     o = function() o.outage = true end,
+    R = function() o.random = true end,
     x = function(v)
       o.min_reachable = atoi(v)
       if o.min_reachable <= 0 then
@@ -406,11 +405,7 @@ function M.parse(argv, prog)
       o.jobs = n
     end,
   }
-  local targets = parse_command_line(argv, prog, function(opt, value, shown)
-    if opt.unsupported then
-      fail(string_format("%s: option %s is not supported by icmprun fping (%s)", prog,
-        shown, opt.unsupported))
-    end
+  local targets = parse_command_line(argv, prog, function(opt, value)
     actions[opt[1]](value)
   end)
 
