@@ -34,7 +34,8 @@ local CASES = {
   { "icmprun.ping('127.0.0.1', 5)", "bad argument #2 to 'ping' %(table expected" },
   { "icmprun.resolve(nil)", "bad argument #1 to 'resolve'" },
   { "icmprun.sweep(5)", "bad argument #1 to 'sweep' %(string, table or function expected" },
-  { "icmprun.sleep('soon')", "bad argument #1 to 'sleep' %(number expected" },
+  { "icmprun.sleep('soon')", "bad argument #1 to 'sleep' %(milliseconds must be >= 0 %(or a "
+    .. "duration: \"500ms\", \"2s\"%)%)" },
   { "icmprun.spawn(42)", "bad argument #1 to 'spawn' %(function expected" },
   { "icmprun.run(42)", "bad argument #1 to 'run' %(function expected" },
   { "icmprun.on_signal('INT', 42)", "bad argument #2 to 'on_signal' %(function expected" },
