@@ -20,7 +20,7 @@ end
 describe("icmprun exporter as a daemon", function()
   it("opens closed fds 0 and 1 on /dev/null before anything else", function()
     local logfile = os.tmpname()
-    local p = io.popen(string.format("( unset LD_PRELOAD; exec %s 0<&- 1>&- 2>%s ) & echo $!",
+    local p = io.popen(string.format("( unset LD_PRELOAD ASAN_OPTIONS; exec %s 0<&- 1>&- 2>%s ) & echo $!",
       cli.icmprun_cmdline({ "exporter", "--listen", "127.0.0.1:0", "127.0.0.1" }),
       cli.quote(logfile)))
     local pid = tonumber(p:read("l"))
@@ -64,7 +64,7 @@ describe("icmprun exporter as a daemon", function()
           local done = false
           -- curl must not inherit the sanitizer runtimes that a sanitizer
           -- build preloads into this lua5.4: under them it never connects.
-          local cmd = "unset LD_PRELOAD; " .. (i % 2 == 1
+          local cmd = "unset LD_PRELOAD ASAN_OPTIONS; " .. (i % 2 == 1
             and "curl -s http://127.0.0.1:%d/metrics | head -c 100"
             or "curl -s -m 0.05 -o /dev/null http://127.0.0.1:%d/metrics")
           local handle = uv.spawn("sh", { args = { "-c", string.format(cmd .. " >/dev/null",

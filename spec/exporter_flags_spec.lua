@@ -59,8 +59,8 @@ describe("icmprun exporter's smokeping_prober flags", function()
     assert.is_nil(server.failed, server.output)
     -- A fixed port: inside the private namespace of scripts/netns it is ours.
     local port = 19376
-    local p = io.popen(string.format("unset LD_PRELOAD; %s --web.listen-address 127.0.0.1:%d %s >/dev/null 2>&1 "
-      .. "& echo $!", peer, port, args:gsub("\n", " ")))
+    local p = io.popen(string.format("unset LD_PRELOAD ASAN_OPTIONS; %s --web.listen-address "
+      .. "127.0.0.1:%d %s >/dev/null 2>&1 & echo $!", peer, port, args:gsub("\n", " ")))
     local peer_pid = p:read("l")
     p:close()
     local ok, err = pcall(function()
@@ -102,7 +102,7 @@ describe("icmprun exporter's smokeping_prober flags", function()
       table.move(extra, 1, #extra, #argv + 1, argv)
       argv[#argv + 1] = "127.0.0.1"
       local log = os.tmpname()
-      local p = io.popen(string.format("unset LD_PRELOAD; exec systemd-socket-activate -l "
+      local p = io.popen(string.format("unset LD_PRELOAD ASAN_OPTIONS; exec systemd-socket-activate -l "
         .. "127.0.0.1:%d %s >%s 2>&1 & echo $!", port, cli.icmprun_cmdline(argv),
         cli.quote(log)))
       local pid = p:read("l")

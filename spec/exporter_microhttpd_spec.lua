@@ -111,7 +111,7 @@ describe("icmprun exporter on libmicrohttpd", function()
           timeout = 4000 }
       end
       local watcher = io.popen(string.format(
-        "unset LD_PRELOAD; sleep 3; grep VmRSS /proc/%d/status", server.pid))
+        "unset LD_PRELOAD ASAN_OPTIONS; sleep 3; grep VmRSS /proc/%d/status", server.pid))
       server:raw(cases)
       local rss = tonumber(watcher:read("a"):match("(%d+) kB")) * 1024
       watcher:close()

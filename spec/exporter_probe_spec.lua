@@ -121,8 +121,8 @@ modules:
     assert.is_nil(server.failed, server.output)
     -- A fixed port: inside the private namespace of scripts/netns it is ours.
     local port = 19116
-    local p = io.popen(string.format("unset LD_PRELOAD; %s --config.file %s --web.listen-address 127.0.0.1:%d "
-      .. ">/dev/null 2>&1 & echo $!", peer, blackbox_yml, port))
+    local p = io.popen(string.format("unset LD_PRELOAD ASAN_OPTIONS; %s --config.file %s "
+      .. "--web.listen-address 127.0.0.1:%d >/dev/null 2>&1 & echo $!", peer, blackbox_yml, port))
     local peer_pid = p:read("l")
     p:close()
     local function fetch(base, target)

@@ -293,7 +293,8 @@ describe("icmprun exporter as a service", function()
       for i = 1, clients do
         cases[i] = { send = { "GET /metrics HTTP/1.1\r\n\r\n" }, read = false, timeout = 4000 }
       end
-      local watcher = io.popen(string.format("unset LD_PRELOAD; sleep 3; grep VmRSS /proc/%d/status", server.pid))
+      local watcher = io.popen(string.format(
+        "unset LD_PRELOAD ASAN_OPTIONS; sleep 3; grep VmRSS /proc/%d/status", server.pid))
       server:raw(cases)
       local rss = tonumber(watcher:read("a"):match("(%d+) kB")) * 1024
       watcher:close()

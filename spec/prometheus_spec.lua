@@ -64,7 +64,7 @@ scrape_configs:
   - targets: ['127.0.0.1:%d']
 ]], server.port) })
     local p = assert(io.popen(string.format(
-      "( unset LD_PRELOAD; exec prometheus --config.file=%s --storage.tsdb.path=%s "
+      "( unset LD_PRELOAD ASAN_OPTIONS; exec prometheus --config.file=%s --storage.tsdb.path=%s "
       .. "--web.listen-address=127.0.0.1:%d ) >%s 2>&1 & echo $!",
       cli.quote(dir .. "/prometheus.yml"), cli.quote(dir .. "/data"), PROMETHEUS_PORT,
       cli.quote(dir .. "/prometheus.log"))))

@@ -83,7 +83,7 @@ function M.sh(cmdline, stdin)
   -- runtimes preloaded for icmprun.so; the programs a spec starts must not
   -- inherit them (the icmprun binary links them itself). M.lua_script puts
   -- the preload back for the Lua it starts.
-  local ok, how, code = os.execute(string.format("( unset LD_PRELOAD; %s ) <%s >%s 2>%s",
+  local ok, how, code = os.execute(string.format("( unset LD_PRELOAD ASAN_OPTIONS; %s ) <%s >%s 2>%s",
     cmdline, M.quote(inp), M.quote(out), M.quote(err)))
   local result = { stdout = slurp(out), stderr = slurp(err) }
   if how == "exit" then

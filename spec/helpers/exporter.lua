@@ -36,7 +36,7 @@ function M.start(args)
     argv[#argv + 1] = a
   end
   local out = os.tmpname()
-  local p = assert(io.popen(string.format("( unset LD_PRELOAD; exec %s ) >%s 2>&1 & echo $!",
+  local p = assert(io.popen(string.format("( unset LD_PRELOAD ASAN_OPTIONS; exec %s ) >%s 2>&1 & echo $!",
     cli.icmprun_cmdline(argv), cli.quote(out))))
   local pid = tonumber(p:read("l"))
   p:close()
