@@ -460,16 +460,18 @@ static const char* ir_program_name(const char* argv0) {
 }
 
 /* When this process began (its fork), on uv_hrtime()'s clock, as late as it
- * can have been: now less the time it has certainly existed, which is its
- * CPU time plus its waits on a run queue (/proc/self/schedstat's second
- * field, when the kernel keeps it). Before main() the dynamic loader has
- * run for milliseconds (libmicrohttpd brings GnuTLS, whose set-up runs at
+ * can have been: now less the time it has certainly existed, which is the
+ * main thread's CPU time plus its waits on a run queue (/proc/self/schedstat's
+ * second field, when the kernel keeps it). Before main() the dynamic loader
+ * has run for milliseconds (libmicrohttpd brings GnuTLS, whose set-up runs at
  * load time), longer on a busy machine; never earlier than the real start,
- * since time spent blocked is not counted. */
+ * since time spent blocked is not counted. One thread's time, not the
+ * process's: threads started before main() (a sanitizer's) run at the same
+ * time as it, and their sum can exceed the time that passed. */
 static uint64_t ir_process_start_ns(void) {
   uint64_t age_ns = 0;
   struct timespec cpu;
-  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu) == 0) {
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0) {
     age_ns = (uint64_t)cpu.tv_sec * 1000000000u + (uint64_t)cpu.tv_nsec;
   }
   FILE* f = fopen("/proc/self/schedstat", "r");
