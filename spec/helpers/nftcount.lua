@@ -17,6 +17,24 @@ local function nft(script)
   assert(r.code == 0, "nft failed: " .. r.stderr .. "\n" .. script)
 end
 
+--- The nft script of this helper's table: a counter for each name (with
+-- the prefix n_, since "all" and "size" are nft keywords) and one chain on
+-- the hook, with the rules (each ending in its `counter name n_...`).
+local function table_script(chain, hook, names, rules)
+  local lines = { "table inet " .. TABLE .. " {" }
+  for _, name in ipairs(names) do
+    lines[#lines + 1] = "  counter n_" .. name .. " { }"
+  end
+  lines[#lines + 1] = "  chain " .. chain .. " {"
+  lines[#lines + 1] = "    type filter hook " .. hook .. " priority 0; policy accept;"
+  for _, rule in ipairs(rules) do
+    lines[#lines + 1] = "    " .. rule
+  end
+  lines[#lines + 1] = "  }"
+  lines[#lines + 1] = "}"
+  return table.concat(lines, "\n") .. "\n"
+end
+
 --- The header match of an echo request to `addr` (IPv4 or IPv6).
 local function echo_to(addr)
   if addr:find(":", 1, true) then
@@ -60,20 +78,11 @@ function M.start(addr, want)
     rules[#rules + 1] = "@th,192,32 0x10111213 counter name n_pattern"
     counters[#counters + 1] = "pattern"
   end
-  local lines = { "table inet " .. TABLE .. " {" }
-  -- Counter names get a prefix: "all" and "size" are nft keywords.
-  for _, name in ipairs(counters) do
-    lines[#lines + 1] = "  counter n_" .. name .. " { }"
+  for i, rule in ipairs(rules) do
+    rules[i] = base .. " " .. rule
   end
-  lines[#lines + 1] = "  chain out {"
-  lines[#lines + 1] = "    type filter hook output priority 0; policy accept;"
-  for _, rule in ipairs(rules) do
-    lines[#lines + 1] = "    " .. base .. " " .. rule
-  end
-  lines[#lines + 1] = "  }"
-  lines[#lines + 1] = "}"
   M.stop()
-  nft(table.concat(lines, "\n") .. "\n")
+  nft(table_script("out", "output", counters, rules))
 end
 
 --- The packet count of each counter: {all = n, tos = n, ttl = n, size = n}.
@@ -102,19 +111,13 @@ end
 -- @tparam string host the namespace, such as "normal"
 -- @tparam table counters name -> match
 function M.start_at(host, counters)
-  local lines = { "table inet " .. TABLE .. " {" }
-  for name in pairs(counters) do
-    lines[#lines + 1] = "  counter n_" .. name .. " { }"
-  end
-  lines[#lines + 1] = "  chain in {"
-  lines[#lines + 1] = "    type filter hook input priority 0; policy accept;"
+  local names, rules = {}, {}
   for name, match in pairs(counters) do
-    lines[#lines + 1] = "    " .. match .. " counter name n_" .. name
+    names[#names + 1] = name
+    rules[#rules + 1] = match .. " counter name n_" .. name
   end
-  lines[#lines + 1] = "  }"
-  lines[#lines + 1] = "}"
   M.stop_at(host)
-  local script = table.concat(lines, "\n") .. "\n"
+  local script = table_script("in", "input", names, rules)
   local r = cli.sh("ip netns exec " .. host .. " nft -f -", script)
   assert(r.code == 0, "nft failed: " .. r.stderr .. "\n" .. script)
 end
