@@ -30,6 +30,7 @@ int ir_lua_open(lua_State* L) {
   ir_lua_register_signal(L, -1);
   ir_lua_register_duplicates(L, -1);
   ir_lua_register_await(L, -1);
+  ir_lua_register_prober(L, -1);
   lua_pushliteral(L, ICMPRUN_VERSION); /* M v */
   lua_setfield(L, -2, "version");      /* M */
   /* Under stock lua5.4 the module's first load is the start that counts;

@@ -255,6 +255,14 @@ void ir_lua_push_result(lua_State* L, int keys, const ir_result_t* r, int extra_
  * them to its thread; leaves the task's handle on L. */
 ir_lua_task_t* ir_lua_spawn(lua_State* L, ir_lua_runtime_t* rt, int nargs);
 
+/* lua_prober.c: icmprun.prober. */
+void ir_lua_register_prober(lua_State* L, int module_index);
+/* The counters of target `id` of the prober at stack index idx (raises if
+ * it is not one), or NULL when it has no such target or is closed; *ncounts
+ * is the length of their histogram's counts. */
+const struct ir_prober_stats_s* ir_lua_prober_stats(lua_State* L, int idx,
+                                                    lua_Integer id, int* ncounts);
+
 /* lua_signal.c */
 void ir_lua_register_signal(lua_State* L, int module_index);
 

@@ -63,6 +63,8 @@ static const char ir_usage[] =
     "  icmprun.first(t1, t2, ...) -> the first task to end, its results\n"
     "  icmprun.await(function(resume) ... end) -> what resume(...) was given\n"
     "  icmprun.every(ms, fn) -> handle (:stop()); fn(n, due) at start + n*ms\n"
+    "  icmprun.prober{on_result=fn} -> p; p:add(addr, opts, interval) -> id:\n"
+    "      many targets on fixed schedules, counters in C (p:stats(id))\n"
     "  icmprun.sleep(ms)   icmprun.now() -> monotonic ms\n"
     "  icmprun.resolve(name, {family=4|6}) -> address | nil, message\n"
     "  icmprun.on_signal(\"INT\"|\"TERM\"|\"HUP\"|\"QUIT\"|..., fn|nil)\n"

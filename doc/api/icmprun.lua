@@ -114,6 +114,38 @@ function icmprun.await(fn) end
 --   calls made and slots skipped, `:task()` the task that runs the schedule
 function icmprun.every(ms, fn) end
 
+--- Many targets, each probed on its own fixed schedule, with no task per
+-- target: every target's due time is in one heap served by one timer, and
+-- its counters (sent, results by status, an RTT histogram, the last TTL,
+-- duplicates) and a three-hour history of one-minute slots (the exporter's
+-- status page) are kept in C, so a probe runs no Lua unless a hook is
+-- given. A target gets one probe in flight at a time; its probes stay on a
+-- grid (one interval after the last was due; one that fell more than an
+-- interval behind goes on from now). A probe that cannot be sent (no
+-- socket, a size its family cannot carry) is an `error` result with its
+-- `code`. A hook that raises costs that call only (`on_error` hears of it).
+-- The prober stops when closed or collected; a probe in flight then ends
+-- unreported. This is how `icmprun exporter` probes.
+--
+-- Methods: `p:add(address, opts, interval[, first])` -> id (opts as
+-- `ping`'s; interval and first as durations; without an interval, a
+-- target of counters only, for `record`); `p:update(id, opts, interval)`
+-- (from its next probe on, its schedule kept); `p:remove(id)`;
+-- `p:stats(id)` -> `sent`, `results` (status -> n), `counts` (replies per
+-- bucket, the last +Inf), `rtt_sum` (s), `replies`, `ttl`, `duplicates`, or
+-- nil once removed; `p:history(id)`; `p:record(id, r[, now])` and
+-- `p:count_send(id)` (count a result or a send made elsewhere);
+-- `p:add_duplicates(id, n)`; `p:take_max_delay()` -> ms, the latest a
+-- probe left past its due time since the last call; `p:count()` ->
+-- targets, probes in flight, bytes held; `p:close()`.
+-- @tparam[opt] table opts `buckets` (histogram bounds in seconds,
+--   ascending; default `prometheus.DEFAULT_BUCKETS`), and hooks, each
+--   optional: `on_send(id, late_ms)`, `on_result(id, r)` (r as `ping`'s),
+--   `on_failing(id, failing, why)` (once when a target's sends start to
+--   fail, once when they work again), `on_error(message)`
+-- @return the prober
+function icmprun.prober(opts) end
+
 --- Suspends the calling task for `ms` milliseconds; other tasks and probes
 -- go on. Outside any task it blocks, running the loop meanwhile.
 -- @tparam number|string ms milliseconds, or a duration with a unit ("500ms", "2s")
