@@ -82,20 +82,27 @@ describe("icmprun exporter as a daemon", function()
   end)
 
   it("counts a probe that cannot be sent as an error result, and goes on", function()
-    -- The library, with ping failing for two targets: one returns nil and
-    -- a message, the other raises, as a send can.
+    -- Three groups: one probed as usual; one whose size IPv4 cannot carry
+    -- (65510 bytes: the engine refuses every probe); one whose sends make a
+    -- callback of the prober raise, as a bug in one would.
     local r = cli.icmprun_script([[
       local icmprun = require "icmprun"
       local exporter = require "icmprun.exporter"
-      local ping = icmprun.ping
-      icmprun.ping = function(ip, opts)
-        if ip == "127.0.0.2" then return nil, "no socket", "EACCES" end
-        if ip == "127.0.0.3" then error("sendto: boom") end
-        return ping(ip, opts)
+      local e
+      local new_prober = icmprun.prober
+      icmprun.prober = function(hooks)
+        hooks.on_send = function(id)
+          if e.by_id[id].ip == "127.0.0.3" then error("sending: boom") end
+        end
+        return new_prober(hooks)
       end
       local lines = {}
-      local e = assert(exporter.new{groups = {{hosts = {"127.0.0.1", "127.0.0.2", "127.0.0.3"},
-        interval = 50, timeout = 50, family = 0, size = 56, tos = 0, labels = {}}},
+      local function group(host, size)
+        return { hosts = { host }, interval = 50, timeout = 50, family = 0, size = size,
+          tos = 0, labels = {} }
+      end
+      e = assert(exporter.new{groups = {group("127.0.0.1", 56),
+        group("127.0.0.2", 65510), group("127.0.0.3", 56)},
         log = function(line) lines[#lines + 1] = line end})
       assert(e:start())
       icmprun.sleep(600)
@@ -106,19 +113,24 @@ describe("icmprun exporter as a daemon", function()
     ]])
     assert.equal(0, r.code, r.stderr)
     local s = exporter.parse(r.stdout)
-    for _, ip in ipairs({ "127.0.0.2", "127.0.0.3" }) do
-      local labels = 'host="' .. ip .. '",ip="' .. ip .. '"'
-      local sent = s["smokeping_requests_total{" .. labels .. "}"]
-      assert.is_true(sent >= 5, ip .. " sent " .. tostring(sent))
-      assert.equal(sent, s["smokeping_send_errors_total{" .. labels .. "}"])
-      assert.equal(sent, s["icmprun_results_total{" .. labels .. ',status="error"}'])
+    local function labels(ip)
+      return 'host="' .. ip .. '",ip="' .. ip .. '"'
     end
-    local ok = 'host="127.0.0.1",ip="127.0.0.1"'
-    assert.is_true(s["icmprun_results_total{" .. ok .. ',status="reply"}'] >= 5)
-    assert.equal(0, s["smokeping_send_errors_total{" .. ok .. "}"])
+    local refused = labels("127.0.0.2")
+    local sent = s["smokeping_requests_total{" .. refused .. "}"]
+    assert.is_true(sent >= 5, "127.0.0.2 sent " .. tostring(sent))
+    assert.equal(sent, s["smokeping_send_errors_total{" .. refused .. "}"])
+    assert.equal(sent, s["icmprun_results_total{" .. refused .. ',status="error"}'])
+    -- The raising callback costs its own call: the target is still probed
+    -- and counted, and the error is logged with where it came from.
+    for _, ip in ipairs({ "127.0.0.1", "127.0.0.3" }) do
+      assert.is_true(s["icmprun_results_total{" .. labels(ip) .. ',status="reply"}'] >= 5, ip)
+      assert.equal(0, s["smokeping_send_errors_total{" .. labels(ip) .. "}"])
+    end
+    assert.matches("error in a prober's callback: .*sending: boom", r.stderr)
     -- Logged once per target when its sends start to fail, not per probe.
     local _, warnings = r.stderr:gsub("a probe could not be sent", "")
-    assert.equal(2, warnings)
+    assert.equal(1, warnings)
   end)
 
   it("logs an error in a handler or a callback and serves the next client", function()

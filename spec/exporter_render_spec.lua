@@ -34,7 +34,7 @@ local function varied_targets(n, buckets)
     if i % 5 == 0 then
       t:on_send() -- One in flight: sent, no result yet.
     end
-    t.duplicates = i % 4 -- Duplicate replies from its address, as the exporter counts them.
+    t:add_duplicates(i % 4) -- Duplicate replies from its address, as the exporter counts them.
     targets[i] = t
   end
   return targets

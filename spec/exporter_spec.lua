@@ -142,7 +142,7 @@ describe("exporter metrics", function()
       { status = "reply", rtt = 500, ttl = 61 },  -- above the last: +Inf only
       { status = "timeout" }, { status = "unreachable" }, { status = "error" },
     })
-    t.duplicates = 3 -- as the exporter counts them from icmprun.duplicates()
+    t:add_duplicates(3) -- as the exporter counts them from icmprun.duplicates()
     local text = metrics.render({ t }, { sent = 7, duplicates = 3, malformed = 1,
       corrupted = 1, pending = 0 })
     local s = exporter.parse(text)
@@ -296,8 +296,8 @@ targets:
   end)
 
   it("spreads the first probes of its targets over the interval", function()
-    -- 40 targets at 1 s: the library's own task schedule, observed through
-    -- the send times of each target. Target i (from 1) is due at
+    -- 40 targets at 1 s: the prober's schedule, observed through the send
+    -- times of each target (its on_send, wrapped). Target i (from 1) is due at
     -- (i - 1) * 25 ms, then every 1000 ms. A loaded machine may send late,
     -- never early; so the checks are "not before its turn", the order of
     -- the first probes, and how many probes each target sent.
@@ -307,13 +307,19 @@ targets:
       local hosts = {}
       for i = 1, 40 do hosts[i] = "127.0.0." .. i end
       local sends = {}
-      local ping = icmprun.ping
-      icmprun.ping = function(ip, opts)
-        sends[ip] = sends[ip] or {}
-        table.insert(sends[ip], icmprun.now())
-        return ping(ip, opts)
+      local e
+      local new_prober = icmprun.prober
+      icmprun.prober = function(handlers)
+        local on_send = handlers.on_send
+        handlers.on_send = function(id, late)
+          local ip = e.by_id[id].ip
+          sends[ip] = sends[ip] or {}
+          table.insert(sends[ip], icmprun.now())
+          return on_send(id, late)
+        end
+        return new_prober(handlers)
       end
-      local e = assert(exporter.new{groups = {{hosts = hosts, interval = 1000, timeout = 1000,
+      e = assert(exporter.new{groups = {{hosts = hosts, interval = 1000, timeout = 1000,
         family = 0, size = 56, tos = 0, labels = {}}}, log = function() end})
       local started = icmprun.now()
       assert(e:start())
@@ -336,8 +342,8 @@ targets:
       for at in offsets:gmatch("%S+") do
         k = k + 1
         local due = (i - 1) * 25 + (k - 1) * 1000
-        -- The clock is read just before the library's own (ms) timer was
-        -- armed, so allow it 1 ms of rounding, no more.
+        -- The prober's timer is armed to the nearest millisecond and sends
+        -- what is due within half a millisecond: allow it 1 ms, no more.
         assert.is_true(tonumber(at) >= due - 1,
           string.format("target %d sent probe %d at %s ms, due at %d ms", i, k, at, due))
         if k == 1 then firsts[i] = tonumber(at) end

@@ -10,6 +10,7 @@
 
 #include "expo.h"
 #include "lua_runtime.h"
+#include "prober_stats.h"
 
 #define IR_RENDER_META "icmprun.render.job"
 
@@ -34,6 +35,8 @@ typedef struct ir_render_job_s {
   int error; /* Negative errno of the last step, 0 if it went well. */
   ir_expo_layout_t layout;
   char* statuses[IR_EXPO_MAX_STATUSES]; /* Keys of a target's `results`. */
+  /* Each status's index in a prober's counters (an ir_status_t), or -1. */
+  int status_index[IR_EXPO_MAX_STATUSES];
   ir_expo_snapshot_t snap;
   char* tail;
   size_t tail_len;
@@ -178,6 +181,14 @@ static int ir__l_new(lua_State* L) {
     return luaL_error(L,
                       "render.new: layout.statuses and status_labels differ in length");
   }
+  for (int i = 0; i < nstatuses; i++) {
+    job->status_index[i] = -1;
+    for (int st = 0; st < IR_STATS_STATUSES; st++) {
+      if (strcmp(job->statuses[i], ir_status_name((ir_status_t)st)) == 0) {
+        job->status_index[i] = st;
+      }
+    }
+  }
   lua_getfield(L, 1, "error_status"); /* layout box e */
   lua_Integer error_status = lua_tointeger(L, -1);
   lua_pop(L, 1); /* layout box */
@@ -215,71 +226,55 @@ static ir_render_job_t* ir__check_idle(lua_State* L) {
   return job;
 }
 
-/* t[name] as an integer; a float with an integral value is taken too. */
-static int64_t ir__field_integer(lua_State* L, int t, const char* name, lua_Integer i) {
-  lua_getfield(L, t, name); /* ... v */
-  int ok;
-  lua_Integer v = lua_tointegerx(L, -1, &ok);
-  if (!ok) {
-    luaL_error(L, "render: target %d: %s is not a whole number", (int)i, name);
-  }
-  lua_pop(L, 1); /* ... */
-  return v;
-}
-
-/* Copies the counters of targets[i] (a metrics Target) into the snapshot. */
+/* Copies the counters of targets[i] (a metrics Target: its label set
+ * `key`, and `prober` and `id`, where its counters are kept in C) into the
+ * snapshot. A target that its prober no longer counts (a reload removed it
+ * while the snapshot was being taken, between two slices) is left out, as
+ * the next scrape would leave it out: never written as zeros, which would
+ * read as a counter reset. */
 static void ir__add_target(lua_State* L, ir_render_job_t* job, int targets,
                            lua_Integer i) {
-  int64_t *results, *counts;
-  ir_expo_target_t* t =
-      ir_expo_snapshot_add(&job->snap, &job->layout, &results, &counts);
-  if (t == NULL) {
-    luaL_error(L, "render: out of memory");
-  }
   if (lua_rawgeti(L, targets, i) != LUA_TTABLE) { /* ... t */
     luaL_error(L, "render: target %d is not a table", (int)i);
   }
   int ti = lua_gettop(L);
+  lua_getfield(L, ti, "prober"); /* ... t prober */
+  lua_getfield(L, ti, "id");     /* ... t prober id */
+  int ncounts;
+  const ir_prober_stats_t* st =
+      ir_lua_prober_stats(L, ti + 1, lua_tointeger(L, -1), &ncounts);
+  if (st == NULL) {
+    lua_settop(L, ti - 1); /* ... */
+    return;
+  }
   size_t key_len;
-  lua_getfield(L, ti, "key"); /* ... t key */
+  lua_getfield(L, ti, "key"); /* ... t prober id key */
   const char* key = lua_tolstring(L, -1, &key_len);
   if (key == NULL) {
     luaL_error(L, "render: target %d has no key", (int)i);
   }
-  if (ir_expo_snapshot_key(&job->snap, t, key, key_len) != 0) {
+  int64_t *results, *counts;
+  ir_expo_target_t* t =
+      ir_expo_snapshot_add(&job->snap, &job->layout, &results, &counts);
+  if (t == NULL || ir_expo_snapshot_key(&job->snap, t, key, key_len) != 0) {
     luaL_error(L, "render: out of memory");
   }
-  lua_pop(L, 1); /* ... t */
-  t->sent = ir__field_integer(L, ti, "sent", i);
-  t->replies = ir__field_integer(L, ti, "replies", i);
-  t->duplicates = ir__field_integer(L, ti, "duplicates", i);
-  lua_getfield(L, ti, "rtt_sum"); /* ... t sum */
-  int is_int;
-  t->rtt_sum_integer = lua_tointegerx(L, -1, &is_int);
-  t->rtt_sum_is_integer = is_int && lua_isinteger(L, -1);
-  t->rtt_sum = lua_tonumber(L, -1);
-  lua_pop(L, 1);                                /* ... t */
-  if (lua_getfield(L, ti, "ttl") != LUA_TNIL) { /* ... t ttl */
-    t->ttl = ir__field_integer(L, ti, "ttl", i);
-    t->has_ttl = true;
-  }
-  lua_pop(L, 1);                                      /* ... t */
-  if (lua_getfield(L, ti, "results") != LUA_TTABLE) { /* ... t results */
-    luaL_error(L, "render: target %d has no results", (int)i);
-  }
+  lua_settop(L, ti - 1); /* ... */
+  t->sent = st->sent;
+  t->replies = st->replies;
+  t->duplicates = st->duplicates;
+  t->has_ttl = st->has_ttl;
+  t->ttl = st->ttl;
+  /* No reply yet: the sum is the integer 0, as the Lua renderer writes it. */
+  t->rtt_sum_is_integer = st->replies == 0;
+  t->rtt_sum_integer = 0;
+  t->rtt_sum = st->rtt_sum;
   for (int s = 0; s < job->layout.nstatuses; s++) {
-    results[s] = ir__field_integer(L, ti + 1, job->statuses[s], i);
-  }
-  lua_pop(L, 1);                                     /* ... t */
-  if (lua_getfield(L, ti, "counts") != LUA_TTABLE) { /* ... t counts */
-    luaL_error(L, "render: target %d has no counts", (int)i);
+    results[s] = job->status_index[s] >= 0 ? st->results[job->status_index[s]] : 0;
   }
   for (int b = 0; b < job->layout.nles; b++) {
-    lua_rawgeti(L, ti + 1, b + 1); /* ... t counts c */
-    counts[b] = lua_tointeger(L, -1);
-    lua_pop(L, 1); /* ... t counts */
+    counts[b] = b < ncounts ? st->counts[b] : 0;
   }
-  lua_pop(L, 2); /* ... */
 }
 
 /* job:add(targets, from, budget_ms) -> next: copies targets[from], ... into

@@ -9,11 +9,14 @@
 --     icmprun.on_signal("HUP", function() e:reload() end)
 --
 -- Each host of the config (see `icmprun.exporter.config`) is one target,
--- pinged every `interval` by a task of its own with one probe in flight at a
--- time. The targets' first probes are spread evenly over their interval, so
--- that 10,000 targets at 1/s send 10 probes every millisecond, not 10,000
--- every second; after that each keeps its own schedule (a late probe does not
--- shift the ones after it).
+-- pinged every `interval` with one probe in flight at a time, by the
+-- exporter's `icmprun.prober` (every target's schedule in one heap in C, not
+-- a task per target: ten thousand sleeping coroutines made each cycle of
+-- Lua's collector hold the loop for tens of milliseconds). The targets'
+-- first probes are spread evenly over their interval, so that 10,000
+-- targets at 1/s send 10 probes every millisecond, not 10,000 every second;
+-- after that each keeps its own schedule (a late probe does not shift the
+-- ones after it).
 --
 -- `reload` reads the config again. A target whose series labels (host, the
 -- address it resolves to, the group's labels) are unchanged keeps its
@@ -99,13 +102,15 @@ function M.new(opts)
     by_key = {},   -- label key -> target
     order = {},    -- targets in series order
     by_ip = {},    -- address -> its targets
+    by_id = {},    -- prober's id -> target
+    prober = nil,  -- icmprun.prober, made on first use
     duplicates_seen = {}, -- address -> icmprun.duplicates() counted so far
     reloading = false,
     reload_ok = 0,
     reload_time = 0,
     started_at = wall_clock(),
     scrape_seconds = 0,
-    max_send_delay = 0, -- ms, since the previous scrape
+    max_send_delay = 0, -- ms, as the last scrape reported it
   }, Exporter)
 end
 
@@ -162,51 +167,38 @@ local function probe_options(group)
     source = group.source }
 end
 
--- The task of one target: a probe every interval, until it is removed.
--- Each send's delay past its scheduled time feeds the exporter's
--- `max_send_delay` (ms, since the previous scrape): the sign of a loop too
--- busy to keep the schedule.
-local function run_target(exporter, target, first_delay)
-  local next_at = icmprun.now() + first_delay
-  icmprun.sleep(first_delay)
-  while not target.removed do
-    local now = icmprun.now()
-    if now - next_at > exporter.max_send_delay then
-      exporter.max_send_delay = now - next_at
-    end
-    target:on_send()
-    local r = exporter:probe(target)
-    target:record(r)
-    status.record(target, r, wall_clock()) -- the status page's history
-    next_at = next_at + target.interval
-    now = icmprun.now()
-    if next_at < now then
-      next_at = now -- Fell behind (a busy loop): go on from now, without a burst.
-    end
-    icmprun.sleep(next_at - now)
+-- The exporter's prober (`icmprun.prober`), made on first use: every
+-- target's schedule in one C heap, and its counters and status-page
+-- history in C too, so that a probe costs no Lua at all. A probe that
+-- cannot be sent (no socket, a size the family cannot carry, a source that
+-- is not this host's) is an `error` result, counted in
+-- smokeping_send_errors_total; the log hears of it when a target's sends
+-- start to fail and when they work again, not per probe.
+function Exporter:get_prober()
+  if not self.prober then
+    local by_id = self.by_id
+    self.prober = icmprun.prober{
+      buckets = self.buckets,
+      on_failing = function(id, failing, why)
+        local target = by_id[id]
+        if failing then
+          self.logger.warn("a probe could not be sent", { "ip", target.ip, "err", why })
+        else
+          self.logger.info("probes are sent again", { "ip", target.ip })
+        end
+      end,
+      on_error = function(message)
+        self.logger.error("error in a prober's callback: " .. message)
+      end,
+    }
   end
+  return self.prober
 end
 
--- One probe of a target: its result. A probe that cannot be sent (no
--- socket, a size the family cannot carry, a raise of any kind) is an
--- `error` result, counted in smokeping_send_errors_total and logged when a
--- target's sends start to fail and when they work again; never a raise,
--- which would end the target's task.
-function Exporter:probe(target)
-  local ok, r, err, code = pcall(icmprun.ping, target.ip, target.options)
-  if ok and r then
-    if target.failing then
-      target.failing = nil
-      self.logger.info("probes are sent again", { "ip", target.ip })
-    end
-    return r
-  end
-  err = tostring(ok and err or r)
-  if not target.failing then
-    target.failing = true
-    self.logger.warn("a probe could not be sent", { "ip", target.ip, "err", err })
-  end
-  return { status = "error", addr = target.ip, err = err, code = ok and code or nil }
+-- The longest a probe went out past its due time since the last call, in
+-- ms (the exporter's `max_send_delay`, reported at each scrape).
+function Exporter:take_max_send_delay()
+  return self.prober and self.prober:take_max_delay() or 0
 end
 
 --- Adds the duplicate replies that came since the last call to the targets
@@ -223,7 +215,7 @@ function Exporter:count_duplicates()
     if new > 0 then
       seen[ip] = total
       for _, target in ipairs(self.by_ip[ip] or {}) do
-        target.duplicates = target.duplicates + new
+        target:add_duplicates(new)
       end
     end
   end
@@ -234,28 +226,28 @@ function Exporter:apply(wanted)
   self:count_duplicates() -- Those so far go to the targets of the old config.
   local by_key, order = {}, {}
   local added, kept = 0, 0
+  local prober = self:get_prober()
   for i, entry in ipairs(wanted) do
     local target = self.by_key[entry.key]
+    local options, interval = probe_options(entry.group), entry.group.interval
     if target then
       kept = kept + 1
+      prober:update(target.id, options, interval)
     else
       added = added + 1
-      target = metrics.new_target(entry.key, self.buckets)
-      target.ip = entry.ip
-    end
-    target.options = probe_options(entry.group)
-    target.interval = entry.group.interval
-    by_key[entry.key], order[i] = target, target
-    if not target.task then
       -- Spread the first probes over the interval, by position in the list.
-      local delay = entry.group.interval * (i - 1) / #wanted
-      target.task = icmprun.spawn(run_target, self, target, delay)
+      local id = prober:add(entry.ip, options, interval, interval * (i - 1) / #wanted)
+      target = metrics.new_target(entry.key, self.buckets, prober, id)
+      target.ip = entry.ip
+      self.by_id[id] = target
     end
+    target.options, target.interval = options, interval
+    by_key[entry.key], order[i] = target, target
   end
   local removed = 0
   for key, target in pairs(self.by_key) do
     if not by_key[key] then
-      target.removed = true
+      self:remove_target(target)
       removed = removed + 1
     end
   end
@@ -267,6 +259,13 @@ function Exporter:apply(wanted)
     self.by_ip[target.ip] = list
   end
   return added, kept, removed
+end
+
+-- Stops probing a target; a probe of it in flight ends unseen.
+function Exporter:remove_target(target)
+  self.prober:remove(target.id)
+  self.by_id[target.id] = nil
+  target.id = nil
 end
 
 -- Whether the engine has a socket for each family of the wanted targets:
@@ -377,10 +376,10 @@ function Exporter:reload()
   return nil, result[2]
 end
 
---- Stops probing: every target's task ends after its probe in flight.
+--- Stops probing: no target is probed again (a probe in flight ends unseen).
 function Exporter:stop()
   for _, target in ipairs(self.order) do
-    target.removed = true
+    self:remove_target(target)
   end
   self.by_key, self.order, self.by_ip = {}, {}, {}
   for _, server in ipairs(self.servers or {}) do
@@ -445,9 +444,9 @@ end
 -- @treturn {string,...}
 function Exporter:render_pieces(pause)
   local started = icmprun.now()
+  self.max_send_delay = self:take_max_send_delay() -- The next scrape says what came since.
   local own = self:own_lines()
   self:count_duplicates()
-  self.max_send_delay = 0 -- Reported: the next scrape says what came since.
   local pieces = metrics.render_pieces(self.order, icmprun.counters(), own, pause)
   self.scrape_seconds = (icmprun.now() - started) / 1000
   return pieces
@@ -459,9 +458,9 @@ end
 -- @treturn table `plain` and `gzip` bodies, as pieces
 function Exporter:render_bodies(wants)
   local started = icmprun.now()
+  self.max_send_delay = self:take_max_send_delay() -- The next scrape says what came since.
   local own = self:own_lines()
   self:count_duplicates()
-  self.max_send_delay = 0 -- Reported: the next scrape says what came since.
   local bodies = metrics.render_bodies(self.order, self.buckets, icmprun.counters(), own,
     wants)
   self.scrape_seconds = (icmprun.now() - started) / 1000

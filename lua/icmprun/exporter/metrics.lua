@@ -2,11 +2,12 @@
 
 --- The exporter's counters per target, and their Prometheus text.
 --
--- Built for many targets scraped often: recording a result is a few table
--- stores, and a scrape writes each sample as a handful of strings that are
--- shared between targets (the metric name, the target's label set, the `le`
--- label), joined once by `table.concat`. The families, named as
--- smokeping_prober's so that its dashboards and alerts keep working:
+-- Built for many targets scraped often: the counters are kept in C by the
+-- exporter's `icmprun.prober` (a result costs no Lua), and a scrape writes
+-- each sample as a handful of strings that are shared between targets (the
+-- metric name, the target's label set, the `le` label). The families,
+-- named as smokeping_prober's so that its dashboards and alerts keep
+-- working:
 --
 -- * `smokeping_requests_total{host,ip,...}` (counter): probes sent;
 -- * `smokeping_response_duration_seconds{host,ip,...}` (histogram): the RTT
@@ -44,7 +45,6 @@ local ipairs, pairs, setmetatable = ipairs, pairs, setmetatable
 local string_format = string.format
 local table_concat, table_move = table.concat, table.move
 local table_sort, table_unpack = table.sort, table.unpack
-local bucket_index = prometheus.bucket_index
 local format_value, escape_label = prometheus.format_value, prometheus.escape_label
 
 --- The statuses `icmprun_results_total` always has, in order.
@@ -72,51 +72,66 @@ function M.label_key(host, ip, labels)
   return "{" .. table_concat(parts, ",")
 end
 
---- New counters for one target.
+-- Probers of counters only, one per bucket list, for targets made without
+-- a prober of their own (tests, and reports that render a target).
+local offline_probers = setmetatable({}, { __mode = "k" })
+
+--- The counters of one target: a view of a target of an `icmprun.prober`,
+-- which counts each probe in C as it is sent and ends (the exporter's
+-- probes call no Lua at all). Without a prober, the target is a target of
+-- counters only of a prober shared by every such target with the same
+-- buckets, kept as long as the bucket list is: results are then counted
+-- with `record`.
 -- @tparam string key its label set, from `label_key`
 -- @tparam {number,...} buckets histogram upper bounds in seconds, ascending
+-- @tparam[opt] userdata prober the `icmprun.prober` counting it
+-- @tparam[opt] integer id its id in that prober
 -- @treturn Target
-function M.new_target(key, buckets)
-  local counts = {}
-  for i = 1, #buckets + 1 do
-    counts[i] = 0
+function M.new_target(key, buckets, prober, id)
+  if not prober then
+    prober = offline_probers[buckets]
+    if not prober then
+      prober = require("icmprun").prober{ buckets = buckets }
+      offline_probers[buckets] = prober
+    end
+    id = prober:add(nil, nil, nil)
   end
-  local results = {}
-  for _, status in ipairs(M.STATUSES) do
-    results[status] = 0
-  end
-  return setmetatable({
-    key = key,
-    buckets = buckets,
-    sent = 0,
-    results = results,
-    counts = counts, -- replies per bucket, not cumulative; the last is +Inf
-    rtt_sum = 0,     -- seconds
-    replies = 0,
-    duplicates = 0, -- duplicate replies from its address (see the exporter)
-    ttl = nil,
-  }, Target)
+  return setmetatable({ key = key, buckets = buckets, prober = prober, id = id }, Target)
 end
 
---- Records a probe about to be sent.
+--- Counts a probe sent (the prober counts its own sends).
 function Target:on_send()
-  self.sent = self.sent + 1
+  self.prober:count_send(self.id)
 end
 
---- Records one result of `icmprun.ping`.
+--- Counts one result of `icmprun.ping` (the prober counts its own): the
+-- counters and the status page's history.
 -- @tparam table r
-function Target:record(r)
-  local status = r.status
-  self.results[status] = (self.results[status] or 0) + 1
-  if status ~= "reply" then
-    return
-  end
-  local seconds = r.rtt / 1000
-  local i = bucket_index(self.buckets, seconds)
-  self.counts[i] = self.counts[i] + 1
-  self.rtt_sum = self.rtt_sum + seconds
-  self.replies = self.replies + 1
-  self.ttl = r.ttl
+-- @tparam[opt] number now wall-clock seconds (default: the clock's)
+function Target:record(r, now)
+  self.prober:record(self.id, r, now)
+end
+
+--- A copy of the target's counters: `sent`, `results` (status -> n),
+-- `counts` (replies per bucket, not cumulative; the last +Inf), `rtt_sum`
+-- (seconds), `replies`, `ttl` (nil before a reply), `duplicates`; nil once
+-- the target was removed from its prober.
+-- @treturn table|nil
+function Target:counters()
+  return self.prober:stats(self.id)
+end
+
+--- The status page's history of the target (see
+-- `icmprun.exporter.status`), or nil before its first result.
+-- @treturn table|nil
+function Target:history()
+  return self.prober:history(self.id)
+end
+
+--- Adds duplicate replies from the target's address.
+-- @tparam integer n
+function Target:add_duplicates(n)
+  self.prober:add_duplicates(self.id, n)
 end
 
 -- HELP and TYPE lines of a family, starting with the newline that ends the
@@ -237,9 +252,15 @@ local function render_targets(out, targets, pause)
     per_family[f] = {}
   end
   for i, t in ipairs(targets) do
-    for f, family in ipairs(TARGET_FAMILIES) do
-      local list = per_family[f]
-      list[#list + 1] = family[4](t)
+    -- A target removed by a reload between two pauses has no counters
+    -- any more, and no series (never zeros, which would read as a reset).
+    local c = t:counters()
+    if c then
+      c.key, c.buckets = t.key, t.buckets
+      for f, family in ipairs(TARGET_FAMILIES) do
+        local list = per_family[f]
+        list[#list + 1] = family[4](c)
+      end
     end
     if pause and i % PAUSE_EVERY == 0 then
       pause()

@@ -9,11 +9,11 @@
 -- slot being filled keeps its RTTs (at most `RESERVOIR`, a uniform sample
 -- beyond that); when the minute ends they become seven quantiles (min,
 -- p10, p25, median, p75, p90, max), each stored as a 16-bit logarithm (0.03 %
--- apart), with the probes sent and answered. The ring of a target is one
--- string of `SLOTS` x 18 bytes (3,240 bytes), rewritten once a minute; with
--- the open slot's RTTs (60 numbers at one probe a second) and the tables
--- around them a target holds about 5 KB (`spec/exporter_status_spec.lua`
--- measures it).
+-- apart), with the probes sent and answered. The exporter's prober keeps it
+-- in C with the target's counters (src/prober_stats.c): `SLOTS` x 18 bytes
+-- (3,240 bytes) of ring, and the open slot's RTTs as 4-byte floats (60 at
+-- one probe a second), about 3.5 KB a target (`spec/exporter_status_spec.lua`
+-- measures it); the page reads it with `target:history()`.
 --
 -- The page shows `PER_PAGE` targets at a time (`/?page=N`), so a page of
 -- 10,000 targets renders only the graphs it shows; it reloads itself every
@@ -27,9 +27,8 @@ local svg = require "icmprun.plot.svg"
 local M = {}
 
 local ipairs, math_floor, math_huge, math_log = ipairs, math.floor, math.huge, math.log
-local math_random, string_format, string_pack, string_unpack = math.random, string.format,
-  string.pack, string.unpack
-local table_sort, tonumber, type = table.sort, tonumber, type
+local string_format, string_unpack = string.format, string.unpack
+local table_sort, tonumber = table.sort, tonumber
 local escape = svg.escape
 
 --- Seconds a slot covers.
@@ -46,13 +45,13 @@ M.REFRESH = 30
 -- One slot: sent, received (16 bits each, saturating), seven quantiles.
 local SLOT_FORMAT = "<I2I2I2I2I2I2I2I2I2"
 local SLOT_BYTES = string.packsize(SLOT_FORMAT)
-local EMPTY_SLOT = string_pack(SLOT_FORMAT, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
 --- Bytes of one target's ring.
 M.RING_BYTES = SLOT_BYTES * M.SLOTS
 
 -- RTTs as 16-bit logarithms: 2048 steps a doubling from 100 ns (1e-4 ms),
--- so 0.034 % apart, up to 2^32 x 100 ns (over 7 minutes: any timeout).
+-- so 0.034 % apart, up to 2^32 x 100 ns (over 7 minutes: any timeout). The
+-- prober encodes them in C (src/prober_stats.c) as `encode` does.
 local LOG_STEPS = 2048
 local LOG_BASE = 1e-4
 local function encode(ms)
@@ -78,66 +77,14 @@ local function quantiles(rtts)
   return q
 end
 
-local function sat16(n)
-  return n > 65535 and 65535 or n
-end
-
--- Closes the open slot into the ring.
-local function close_slot(h)
-  local q = h.rtts[1] and quantiles(h.rtts) or nil
-  local packed
-  if q then
-    packed = string_pack(SLOT_FORMAT, sat16(h.sent), sat16(h.received), encode(q[1]),
-      encode(q[2]), encode(q[3]), encode(q[4]), encode(q[5]), encode(q[6]), encode(q[7]))
-  else
-    packed = string_pack(SLOT_FORMAT, sat16(h.sent), 0, 0, 0, 0, 0, 0, 0, 0)
-  end
-  local at = (h.slot % M.SLOTS) * SLOT_BYTES
-  h.ring = h.ring:sub(1, at) .. packed .. h.ring:sub(at + SLOT_BYTES + 1)
-end
-
--- Moves the open slot to `slot`, closing the current one and blanking the
--- slots skipped (no probe in them) so that old data never shows as new.
-local function advance(h, slot)
-  close_slot(h)
-  local skipped = slot - h.slot - 1
-  if skipped > M.SLOTS then skipped = M.SLOTS end
-  for k = 1, skipped do
-    local at = ((h.slot + k) % M.SLOTS) * SLOT_BYTES
-    h.ring = h.ring:sub(1, at) .. EMPTY_SLOT .. h.ring:sub(at + SLOT_BYTES + 1)
-  end
-  h.slot, h.sent, h.received, h.seen = slot, 0, 0, 0
-  h.rtts = {}
-end
-
---- Records one result of a target in its history (created on first use,
--- as `target.history`).
+--- Records one result of a target: its counters and its history (kept in
+-- C by the target's prober, see `metrics.new_target`; the exporter's own
+-- probes are recorded there without this call).
 -- @tparam table target the exporter's target
 -- @tparam table r the result of `icmprun.ping`
 -- @tparam number now wall-clock seconds
 function M.record(target, r, now)
-  local slot = math_floor(now / M.SLOT_SECONDS)
-  local h = target.history
-  if not h then
-    h = { ring = EMPTY_SLOT:rep(M.SLOTS), slot = slot, sent = 0, received = 0, seen = 0,
-      rtts = {} }
-    target.history = h
-  elseif slot > h.slot then
-    advance(h, slot)
-  end
-  h.sent = h.sent + 1
-  if r.status == "reply" and type(r.rtt) == "number" then
-    h.received = h.received + 1
-    h.seen = h.seen + 1
-    local rtts = h.rtts
-    if #rtts < M.RESERVOIR then
-      rtts[#rtts + 1] = r.rtt
-    else
-      -- Algorithm R: each RTT of the minute stays with equal probability.
-      local j = math_random(h.seen)
-      if j <= M.RESERVOIR then rtts[j] = r.rtt end
-    end
-  end
+  target:record(r, now)
 end
 
 -- The buckets of a target's history for `latency.panel_svg`, oldest first,
@@ -261,7 +208,7 @@ function M.page(exporter, query, metrics_path, now)
   for i = lo, hi do
     local target = targets[i]
     local host, ip = names_of(target)
-    local h = target.history
+    local h = target:history()
     local buckets = h and buckets_of(h, first, last) or {}
     local now_b = current(buckets)
     local s = summary_of(buckets)
