@@ -159,6 +159,43 @@ describe("icmprun.prober", function()
     assert.is_true(sends >= 12 and sends <= 14, tostring(sends))
   end)
 
+  it("leaves a target removed during a scrape out of it, in both renderers", function()
+    local metrics = require "icmprun.exporter.metrics"
+    local buckets = { 0.001, 0.01 }
+    local saved = metrics.SNAPSHOT_SLICE_MS
+    metrics.SNAPSHOT_SLICE_MS = 0 -- A slice of 32 targets a turn.
+    local c_text, lua_text = run(function()
+      local p = icmprun.prober{ buckets = buckets }
+      local targets = {}
+      for i = 1, 200 do
+        local id = p:add(nil, nil, nil)
+        targets[i] = metrics.new_target(metrics.label_key("h" .. i, "127.0.0.1", {}), buckets,
+          p, id)
+        targets[i]:on_send()
+        targets[i]:record({ status = "reply", rtt = 0.5, ttl = 64 })
+      end
+      -- Remove the last target while the snapshot is taken, slice by slice,
+      -- as a reload between two turns of the loop would.
+      local remover = icmprun.spawn(function()
+        icmprun.sleep(0)
+        p:remove(targets[200].id)
+        targets[200].id = nil
+      end)
+      local bodies = metrics.render_bodies(targets, buckets)
+      remover:join()
+      local parts = {}
+      for i, piece in ipairs(bodies.plain) do
+        parts[i] = type(piece) == "string" and piece or piece:string()
+      end
+      return table.concat(parts), metrics.render(targets)
+    end)
+    metrics.SNAPSHOT_SLICE_MS = saved
+    for _, text in ipairs({ c_text, lua_text }) do
+      assert.matches('smokeping_requests_total{host="h199",ip="127.0.0.1"} 1\n', text, 1, true)
+      assert.is_nil(text:find('host="h200"', 1, true))
+    end
+  end)
+
   it("refuses bad arguments with a message naming them", function()
     run(function()
       local p = icmprun.prober()

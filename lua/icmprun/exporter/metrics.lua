@@ -118,14 +118,14 @@ end
 -- the target was removed from its prober.
 -- @treturn table|nil
 function Target:counters()
-  return self.prober:stats(self.id)
+  return self.id and self.prober:stats(self.id)
 end
 
 --- The status page's history of the target (see
 -- `icmprun.exporter.status`), or nil before its first result.
 -- @treturn table|nil
 function Target:history()
-  return self.prober:history(self.id)
+  return self.id and self.prober:history(self.id)
 end
 
 --- Adds duplicate replies from the target's address.
