@@ -154,6 +154,80 @@ describe("scrape bodies served from C memory", function()
   end)
 end)
 
+describe("the exporter's scrapes", function()
+  local icmprun = require "icmprun"
+
+  -- A scrape's request and a respond that keeps what it is given; a client
+  -- that has `gone` is done at once, as respond does for a closed connection.
+  local function scrape(exp, got, client)
+    local req = { headers = { ["accept-encoding"] = client.gzip and "gzip" or nil },
+      abort = function() client.aborted = true end }
+    exp:scrape(req, function(status, _, body, opts)
+      client.status, client.body, client.opts = status, body, opts
+      got[#got + 1] = client
+      if client.gone then
+        opts.on_done()
+      end
+    end)
+  end
+
+  local function wait_for(got, n)
+    for _ = 1, 2000 do
+      if #got >= n then
+        return
+      end
+      icmprun.sleep(1)
+    end
+    error("the scrape was not answered")
+  end
+
+  local function is_closed(text)
+    local ok, err = pcall(text.size, text)
+    return not ok and err:find("the text is closed", 1, true) ~= nil
+  end
+
+  it("close a render's texts once its last client is done, and not before", function()
+    local exp = assert(require("icmprun.exporter").new({ groups = {}, log = function() end }))
+    local plain, gzip, gone = { gzip = false }, { gzip = true }, { gzip = false, gone = true }
+    local got = {}
+    local open_after = {}
+    icmprun.run(function()
+      scrape(exp, got, gone) -- Done at once: must not close the others' texts.
+      scrape(exp, got, plain)
+      scrape(exp, got, gzip)
+      wait_for(got, 3)
+      open_after.gone = not is_closed(plain.body[1]) and not is_closed(gzip.body[1])
+      plain.opts.on_done()
+      open_after.plain = not is_closed(plain.body[1]) and not is_closed(gzip.body[1])
+      gzip.opts.on_done()
+    end)
+    assert.equal(200, plain.status)
+    assert.equal(200, gzip.status)
+    assert.is_true(plain.body == gone.body, "clients of one render share its body")
+    assert.is_true(open_after.gone, "a client gone at once closed the render under the others")
+    assert.is_true(open_after.plain, "the first client done closed the render under the second")
+    assert.is_true(is_closed(plain.body[1]), "the plain text is open after its last client")
+    assert.is_true(is_closed(gzip.body[1]), "the gzip text is open after its last client")
+  end)
+
+  it("close the texts of a render dropped for a newer one, with its clients", function()
+    local exp = assert(require("icmprun.exporter").new({ groups = {}, log = function() end }))
+    local clients, got = {}, {}
+    icmprun.run(function()
+      for i = 1, 3 do -- Clients that never finish: a third render drops the first.
+        clients[i] = { gzip = false }
+        scrape(exp, got, clients[i])
+        wait_for(got, i)
+      end
+    end)
+    assert.is_true(clients[1].aborted)
+    assert.is_true(is_closed(clients[1].body[1]))
+    assert.is_nil(clients[2].aborted)
+    assert.is_false(is_closed(clients[2].body[1]))
+    assert.is_false(is_closed(clients[3].body[1]))
+  end)
+end)
+
 describe("icmprun exporter serving renders from C memory", function()
   local server, path
   after_each(function()
