@@ -58,15 +58,16 @@ describe("the exporter's C renderer", function()
           function() return true, true end)
       end)
       local expected = metrics.render(targets, engine, EXTRA)
-      local text = table.concat(bodies.plain)
+      -- Each body one text in C memory, not Lua strings.
+      assert.equal(1, #bodies.plain)
+      assert.equal(1, #bodies.gzip)
+      assert.equal("userdata", type(bodies.plain[1]))
+      local text = bodies.plain[1]:string()
       assert.equal(#expected, #text)
+      assert.equal(#text, bodies.plain[1]:size())
       assert.is_true(expected == text, "the C text differs from the Lua text")
-      assert.is_true(zlib.inflate()(table.concat(bodies.gzip)) == expected,
+      assert.is_true(zlib.inflate()(bodies.gzip[1]:string()) == expected,
         "the gzip body does not inflate to the text")
-      -- Pieces of at most one chunk each, as the HTTP servers write them.
-      for _, piece in ipairs(bodies.plain) do
-        assert.is_true(#piece <= require("icmprun.render").CHUNK)
-      end
       local check = exporter.promtool_check(text)
       assert.equal(0, check.code, check.stdout .. check.stderr)
     end
@@ -78,8 +79,9 @@ describe("the exporter's C renderer", function()
       return metrics.render_bodies({}, buckets),
         metrics.render_bodies({}, buckets, icmprun.counters(), EXTRA)
     end)
-    assert.same({}, none.plain)
-    assert.equal(metrics.render({}, icmprun.counters(), EXTRA), table.concat(tail_only.plain))
+    assert.equal(0, none.plain[1]:size())
+    assert.equal("", none.plain[1]:string())
+    assert.equal(metrics.render({}, icmprun.counters(), EXTRA), tail_only.plain[1]:string())
   end)
 
   it("makes only the bodies asked for", function()
@@ -89,7 +91,7 @@ describe("the exporter's C renderer", function()
       return metrics.render_bodies(targets, buckets, nil, nil, function() return false, true end)
     end)
     assert.is_nil(gzip_only.plain)
-    assert.equal(metrics.render(targets), zlib.inflate()(table.concat(gzip_only.gzip)))
+    assert.equal(metrics.render(targets), zlib.inflate()(gzip_only.gzip[1]:string()))
   end)
 
   it("copies each target whole while the loop runs between slices", function()
@@ -120,7 +122,7 @@ describe("the exporter's C renderer", function()
       return b
     end)
     metrics.SNAPSHOT_SLICE_MS = saved
-    local s = exporter.parse(table.concat(bodies.plain))
+    local s = exporter.parse(bodies.plain[1]:string())
     local first, last
     for i = 1, 3000 do
       local labels = '{host="h' .. i .. '",ip="127.0.0.1"}'
@@ -149,7 +151,7 @@ describe("the exporter's C renderer", function()
       local job = render.new(layout)
       assert.equal(#targets + 1, job:add(targets, 1, 1e9))
       assert(job:start(""))
-      local ok, err = pcall(job.take, job, "plain", 1)
+      local ok, err = pcall(job.text, job, "plain")
       job:close() -- Still in the pool: freed when its step ends.
       icmprun.sleep(200)
       local again = render.new(layout)
@@ -158,13 +160,47 @@ describe("the exporter's C renderer", function()
       while again:ready() == false do
         icmprun.sleep(1)
       end
-      local pieces = again:take("plain", 1 << 40)
+      local text <close> = again:text("plain")
+      -- Moved out of the job, not copied: nothing is left there.
+      assert(again:size("plain") == 0 and again:text("plain"):size() == 0)
       again:close()
-      return not ok and err, table.concat(pieces)
+      return not ok and err, text:string()
     end)
     assert.matches("busy in the thread pool", busy_err)
     assert.equal("# A\nr{host=\"host-1\",", text:sub(1, 20))
     assert.equal(1, select(2, text:gsub("\n# E", "")))
+  end)
+
+  it("gives texts that refuse use once closed, and take a second close as no error",
+    function()
+    local buckets = prometheus.histogram().buckets
+    local targets = varied_targets(300, buckets)
+    local expected = metrics.render(targets)
+    local results = in_task(function()
+      local bodies = metrics.render_bodies(targets, buckets, nil, nil,
+        function() return true, false end)
+      local text = bodies.plain[1]
+      local out = { size = text:size(), string = text:string() }
+      text:close()
+      text:close() -- Nothing more to free: no error, no double free.
+      out.string_err = select(2, pcall(text.string, text))
+      out.size_err = select(2, pcall(text.size, text))
+      do
+        local scoped <close> = metrics.render_bodies({}, buckets).plain[1]
+        out.scoped = scoped
+        out.empty = scoped:string()
+      end
+      out.scoped_err = select(2, pcall(out.scoped.string, out.scoped))
+      out.wrong = select(2, pcall(text.size, {}))
+      return out
+    end)
+    assert.equal(#expected, results.size)
+    assert.is_true(expected == results.string, "the text's string differs from the Lua text")
+    assert.equal("", results.empty)
+    assert.matches("render: the text is closed", results.string_err, 1, true)
+    assert.matches("render: the text is closed", results.size_err, 1, true)
+    assert.matches("render: the text is closed", results.scoped_err, 1, true) -- By <close>.
+    assert.matches("icmprun.render.text expected", results.wrong, 1, true)
   end)
 
   it("refuses a layout it cannot hold, naming what is wrong", function()

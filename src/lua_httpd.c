@@ -7,8 +7,10 @@
  * thread with the probes. A request is handed to a Lua handler with a
  * `respond` object; a handler that answers later (a render in a task) leaves
  * the connection suspended (MHD_suspend_connection) until it does. A body
- * given as a list of Lua strings is read by MHD from those strings, which a
- * registry reference keeps alive: clients given the same render share it.
+ * given as a list of Lua strings and render texts (lua_render.h) is read by
+ * MHD from those strings and the texts' chunks, which a registry reference
+ * keeps alive, and a hold on each text keeps from being freed by its
+ * close(): clients given the same render share it, and nothing is copied.
  *
  * Ownership: the server userdata owns the daemon, the poll and the timer;
  * its close (or __gc) resumes suspended connections, stops the daemon and
@@ -30,6 +32,7 @@
 
 #include <luv/luv.h>
 
+#include "lua_render.h"
 #include "lua_runtime.h"
 
 #define IR_HTTPD_SERVER_MT "icmprun.httpd.server"
@@ -55,15 +58,20 @@ typedef struct ir_httpd_server_s {
   bool close_pending;
 } ir_httpd_server_t;
 
-/* A response body: pieces of Lua strings anchored by a registry reference. */
+/* A response body: pieces of Lua strings and render texts' chunks, their
+ * values anchored by a registry reference. Each text is also held (see
+ * lua_render.h): a text closed while MHD still reads it is freed only when
+ * this body is. */
 typedef struct ir_httpd_body_s {
   ir_httpd_server_t* server;
-  int table_ref;   /* The strings. */
+  int table_ref;   /* The strings and texts. */
   int on_done_ref; /* Called once the response is freed; LUA_NOREF if none. */
   size_t count;
   const char** ptrs;
   size_t* lens;
   size_t total;
+  ir_render_text_t** texts; /* Held until the body is freed. */
+  size_t ntexts;
   bool aborted;
 } ir_httpd_body_t;
 
@@ -198,7 +206,19 @@ static ssize_t ir__httpd_read(void* cls, uint64_t pos, char* buf, size_t max) {
   return copied > 0 ? (ssize_t)copied : MHD_CONTENT_READER_END_OF_STREAM;
 }
 
-/* MHD frees a response: release the strings and tell the Lua side. */
+/* Lets go of the texts and frees the body's arrays and itself. */
+static void ir__httpd_body_release(ir_httpd_body_t* b) {
+  for (size_t i = 0; i < b->ntexts; i++) {
+    ir_render_text_release(b->texts[i]);
+  }
+  free(b->texts);
+  free(b->ptrs);
+  free(b->lens);
+  free(b);
+}
+
+/* MHD frees a response: release the strings and texts, and tell the Lua
+ * side. */
 static void ir__httpd_body_free(void* cls) {
   ir_httpd_body_t* b = cls;
   lua_State* L = b->server->L;
@@ -209,9 +229,7 @@ static void ir__httpd_body_free(void* cls) {
     ir__httpd_call(b->server, ref, 0);
     luaL_unref(L, LUA_REGISTRYINDEX, ref);
   }
-  free(b->ptrs);
-  free(b->lens);
-  free(b);
+  ir__httpd_body_release(b);
 }
 
 static void ir__httpd_unlink_suspended(ir_httpd_conn_t* c) {
@@ -225,49 +243,70 @@ static void ir__httpd_unlink_suspended(ir_httpd_conn_t* c) {
   c->next_suspended = NULL;
 }
 
-/* Builds the response for a connection from a body at index idx (a string
- * or a list of strings). Returns NULL on a wrong body (raised by caller). */
+/* Builds the response for a connection from a body at index idx (a string,
+ * a render text, or a list of them). Raises on a wrong body before it
+ * allocates; NULL when out of memory. */
 static ir_httpd_body_t* ir__httpd_body(lua_State* L, ir_httpd_server_t* s, int idx) {
-  ir_httpd_body_t* b = calloc(1, sizeof(*b));
-  if (b == NULL) {
-    return NULL;
-  }
-  b->server = s;
-  b->on_done_ref = LUA_NOREF;
   idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) == LUA_TSTRING) {
+  if (lua_type(L, idx) == LUA_TSTRING ||
+      luaL_testudata(L, idx, IR_RENDER_TEXT_META) != NULL) {
     lua_createtable(L, 1, 0); /* t */
     lua_pushvalue(L, idx);    /* t str */
     lua_rawseti(L, -2, 1);    /* t */
   } else {
     lua_pushvalue(L, idx); /* t */
   }
-  size_t n = lua_rawlen(L, -1);
-  b->ptrs = calloc(n > 0 ? n : 1, sizeof(*b->ptrs));
-  b->lens = calloc(n > 0 ? n : 1, sizeof(*b->lens));
-  if (b->ptrs == NULL || b->lens == NULL) {
-    lua_pop(L, 1);
-    free(b->ptrs);
-    free(b->lens);
-    free(b);
+  /* First the pieces' count: a string is one, a text one per chunk. */
+  size_t n = lua_rawlen(L, -1), npieces = 0, ntexts = 0;
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, -1, (lua_Integer)i + 1); /* t piece */
+    ir_render_text_t* text = ir_render_text_test(L, -1);
+    if (text != NULL) {
+      for (ir_expo_chunk_t* c = text->text.head; c != NULL; c = c->next) {
+        npieces++;
+      }
+      ntexts++;
+    } else if (lua_type(L, -1) == LUA_TSTRING) {
+      npieces++;
+    } else {
+      luaL_error(L, "respond: the body's pieces must be strings or render texts");
+    }
+    lua_pop(L, 1); /* t */
+  }
+  ir_httpd_body_t* b = calloc(1, sizeof(*b));
+  if (b == NULL) {
+    lua_pop(L, 1); /* */
+    return NULL;
+  }
+  b->server = s;
+  b->on_done_ref = LUA_NOREF;
+  b->ptrs = calloc(npieces > 0 ? npieces : 1, sizeof(*b->ptrs));
+  b->lens = calloc(npieces > 0 ? npieces : 1, sizeof(*b->lens));
+  b->texts = calloc(ntexts > 0 ? ntexts : 1, sizeof(*b->texts));
+  if (b->ptrs == NULL || b->lens == NULL || b->texts == NULL) {
+    lua_pop(L, 1); /* */
+    ir__httpd_body_release(b);
     return NULL;
   }
   for (size_t i = 0; i < n; i++) {
     lua_rawgeti(L, -1, (lua_Integer)i + 1); /* t piece */
-    if (lua_type(L, -1) != LUA_TSTRING) {
-      lua_pop(L, 2);
-      free(b->ptrs);
-      free(b->lens);
-      free(b);
-      luaL_error(L, "respond: the body's pieces must be strings");
-      return NULL;
+    ir_render_text_t* text = ir_render_text_test(L, -1);
+    if (text != NULL) {
+      /* Held: a close() meanwhile leaves the chunks to this body. */
+      ir_render_text_hold(text);
+      b->texts[b->ntexts++] = text;
+      for (ir_expo_chunk_t* c = text->text.head; c != NULL; c = c->next) {
+        b->ptrs[b->count] = c->data;
+        b->lens[b->count++] = c->len;
+        b->total += c->len;
+      }
+    } else {
+      /* The string stays in t, which the registry keeps: the pointer holds. */
+      b->ptrs[b->count] = lua_tolstring(L, -1, &b->lens[b->count]);
+      b->total += b->lens[b->count++];
     }
-    /* The string stays in t, which the registry keeps: the pointer holds. */
-    b->ptrs[i] = lua_tolstring(L, -1, &b->lens[i]);
-    b->total += b->lens[i];
     lua_pop(L, 1); /* t */
   }
-  b->count = n;
   b->table_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* */
   return b;
 }
@@ -277,8 +316,10 @@ static int ir__httpd_respond(lua_State* L) {
   ir_httpd_responder_t* r = luaL_checkudata(L, 1, IR_HTTPD_RESPONDER_MT);
   lua_Integer status = luaL_checkinteger(L, 2);
   const char* content_type = luaL_checkstring(L, 3);
-  luaL_argexpected(L, lua_type(L, 4) == LUA_TSTRING || lua_type(L, 4) == LUA_TTABLE, 4,
-                   "string or list of strings");
+  luaL_argexpected(L,
+                   lua_type(L, 4) == LUA_TSTRING || lua_type(L, 4) == LUA_TTABLE ||
+                       luaL_testudata(L, 4, IR_RENDER_TEXT_META) != NULL,
+                   4, "string, render text or list of them");
   bool has_opts = lua_type(L, 5) == LUA_TTABLE;
   ir_httpd_conn_t* c = r->conn;
   if (c == NULL || c->response != NULL || c->server->closed ||

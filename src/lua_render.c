@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "expo.h"
+#include "lua_render.h"
 #include "lua_runtime.h"
 #include "prober_stats.h"
 
@@ -360,29 +361,104 @@ static ir_expo_text_t* ir__check_kind(lua_State* L, ir_render_job_t* job, int id
   return luaL_checkoption(L, idx, NULL, kinds) == 0 ? &job->plain : &job->gzip;
 }
 
-/* job:take(kind, max_bytes) -> {string,...}: the next chunks of the "plain"
- * or "gzip" text as strings, at least one chunk and about max_bytes at most,
- * freeing them in C; an empty list once all were taken. Copying 28 MB into
- * Lua strings at once would hold the loop for milliseconds: the caller
- * takes a slice a turn. */
-static int ir__l_take(lua_State* L) {
-  ir_render_job_t* job = ir__check_idle(L);
-  ir_expo_text_t* text = ir__check_kind(L, job, 2);
-  lua_Integer max_bytes = luaL_checkinteger(L, 3);
-  lua_newtable(L); /* job kind max list */
-  lua_Integer n = 0, bytes = 0;
-  while (text->head != NULL &&
-         (n == 0 || bytes + (lua_Integer)text->head->len <= max_bytes)) {
-    ir_expo_chunk_t* c = text->head;
-    lua_pushlstring(L, c->data, c->len); /* job kind max list s */
-    lua_rawseti(L, -2, ++n);             /* job kind max list */
-    bytes += (lua_Integer)c->len;
-    free(ir_expo_text_shift(text));
+/* ---- the texts ----------------------------------------------------------- */
+
+typedef struct ir_render_text_box_s {
+  ir_render_text_t* t; /* NULL once closed. */
+} ir_render_text_box_t;
+
+static void ir__text_free(ir_render_text_t* t) {
+  ir_expo_text_clear(&t->text);
+  free(t);
+}
+
+ir_render_text_t* ir_render_text_test(lua_State* L, int idx) {
+  ir_render_text_box_t* box = luaL_testudata(L, idx, IR_RENDER_TEXT_META);
+  if (box == NULL) {
+    return NULL;
   }
+  if (box->t == NULL) {
+    luaL_error(L, "render: the text is closed");
+  }
+  return box->t;
+}
+
+void ir_render_text_hold(ir_render_text_t* t) {
+  t->holds++;
+}
+
+void ir_render_text_release(ir_render_text_t* t) {
+  if (--t->holds == 0 && t->closed) {
+    ir__text_free(t);
+  }
+}
+
+static ir_render_text_t* ir__check_text(lua_State* L) {
+  ir_render_text_box_t* box = luaL_checkudata(L, 1, IR_RENDER_TEXT_META);
+  if (box->t == NULL) {
+    luaL_error(L, "render: the text is closed");
+  }
+  return box->t;
+}
+
+/* text:size() -> bytes. */
+static int ir__l_text_size(lua_State* L) {
+  ir_render_text_t* t = ir__check_text(L);
+  lua_pushinteger(L, (lua_Integer)t->text.total);
   return 1;
 }
 
-/* job:size(kind) -> bytes of that text not yet taken. */
+/* text:string() -> the whole text as one Lua string: for tests and the
+ * callers that need a string; a server hands the text itself to respond. */
+static int ir__l_text_string(lua_State* L) {
+  ir_render_text_t* t = ir__check_text(L);
+  luaL_Buffer b;
+  char* out = luaL_buffinitsize(L, &b, t->text.total); /* text buf */
+  size_t at = 0;
+  for (ir_expo_chunk_t* c = t->text.head; c != NULL; c = c->next) {
+    memcpy(out + at, c->data, c->len);
+    at += c->len;
+  }
+  luaL_pushresultsize(&b, at); /* text s */
+  return 1;
+}
+
+/* close, __close and __gc: the chunks are freed now, or when the last
+ * response body reading them lets go. A second close does nothing. */
+static int ir__l_text_close(lua_State* L) {
+  ir_render_text_box_t* box = luaL_checkudata(L, 1, IR_RENDER_TEXT_META);
+  ir_render_text_t* t = box->t;
+  box->t = NULL;
+  if (t == NULL) {
+    return 0;
+  }
+  t->closed = true;
+  if (t->holds == 0) {
+    ir__text_free(t);
+  }
+  return 0;
+}
+
+/* job:text(kind) -> text: moves the "plain" or "gzip" text out of the job
+ * into a text object (empty if that text was not made, or moved already). */
+static int ir__l_text(lua_State* L) {
+  ir_render_job_t* job = ir__check_idle(L);
+  ir_expo_text_t* from = ir__check_kind(L, job, 2);
+  /* The box first, empty: a failure below leaves nothing to free. */
+  ir_render_text_box_t* box = lua_newuserdatauv(L, sizeof(*box), 0); /* job kind box */
+  box->t = NULL;
+  luaL_setmetatable(L, IR_RENDER_TEXT_META);
+  ir_render_text_t* t = calloc(1, sizeof(*t));
+  if (t == NULL) {
+    return luaL_error(L, "render: out of memory");
+  }
+  t->text = *from;
+  *from = (ir_expo_text_t){0};
+  box->t = t;
+  return 1;
+}
+
+/* job:size(kind) -> bytes of that text still in the job. */
 static int ir__l_size(lua_State* L) {
   ir_render_job_t* job = ir__check_job(L);
   ir_expo_text_t* text = ir__check_kind(L, job, 2);
@@ -412,7 +488,7 @@ static int ir__render_open(lua_State* L) {
   static const luaL_Reg methods[] = {
       {"add", ir__l_add},           {"start", ir__l_start},
       {"compress", ir__l_compress}, {"ready", ir__l_ready},
-      {"take", ir__l_take},         {"size", ir__l_size},
+      {"text", ir__l_text},         {"size", ir__l_size},
       {"close", ir__l_close},       {NULL, NULL}};
   if (luaL_newmetatable(L, IR_RENDER_META)) { /* mt */
     luaL_newlib(L, methods);                  /* mt methods */
@@ -421,6 +497,19 @@ static int ir__render_open(lua_State* L) {
     lua_setfield(L, -2, "__gc");              /* mt */
     lua_pushcfunction(L, ir__l_close);        /* mt f */
     lua_setfield(L, -2, "__close");           /* mt */
+  }
+  lua_pop(L, 1); /* */
+  static const luaL_Reg text_methods[] = {{"size", ir__l_text_size},
+                                          {"string", ir__l_text_string},
+                                          {"close", ir__l_text_close},
+                                          {NULL, NULL}};
+  if (luaL_newmetatable(L, IR_RENDER_TEXT_META)) { /* mt */
+    luaL_newlib(L, text_methods);                  /* mt methods */
+    lua_setfield(L, -2, "__index");                /* mt */
+    lua_pushcfunction(L, ir__l_text_close);        /* mt f */
+    lua_setfield(L, -2, "__gc");                   /* mt */
+    lua_pushcfunction(L, ir__l_text_close);        /* mt f */
+    lua_setfield(L, -2, "__close");                /* mt */
   }
   lua_pop(L, 1);                     /* */
   lua_newtable(L);                   /* M */

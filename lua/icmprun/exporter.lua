@@ -455,7 +455,7 @@ end
 --- The Prometheus text of everything now, rendered in C off the loop (see
 -- `metrics.render_bodies`); must run in a task.
 -- @tparam[opt] function wants see `metrics.render_bodies`
--- @treturn table `plain` and `gzip` bodies, as pieces
+-- @treturn table `plain` and `gzip` bodies, each a list of one render text
 function Exporter:render_bodies(wants)
   local started = icmprun.now()
   self.max_send_delay = self:take_max_send_delay() -- The next scrape says what came since.
@@ -479,8 +479,21 @@ local METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 --- Renders kept at most for clients still taking one (see the module's text).
 M.MAX_HELD_RENDERS = 2
 
+-- Closes a render's texts (`metrics.render_bodies`): their chunks are freed
+-- at once, or, for those a response still reads, as soon as it is freed.
+local function close_render(render)
+  for _, body in pairs(render.bodies) do
+    for _, piece in ipairs(body) do
+      if type(piece) ~= "string" then
+        piece:close()
+      end
+    end
+  end
+end
+
 -- Keeps a finished render while clients take it; a new one beyond
--- MAX_HELD_RENDERS drops the clients still taking the oldest.
+-- MAX_HELD_RENDERS drops the clients still taking the oldest, and closes
+-- it: its memory goes with the last of those clients.
 function Exporter:hold_render(render)
   local live = {}
   for _, r in ipairs(self.renders) do
@@ -495,6 +508,7 @@ function Exporter:hold_render(render)
     for abort in pairs(oldest.aborts) do
       abort()
     end
+    close_render(oldest)
   end
   live[#live + 1] = render
   self.renders = live
@@ -548,11 +562,14 @@ function Exporter:scrape(req, respond)
       end
       return
     end
-    local render = { holders = 0, aborts = {} }
+    -- Every client counted before the first is answered: one that has gone
+    -- already is done at once, and must not close the texts under the rest.
+    local render = { holders = #waiters, aborts = {}, bodies = bodies }
+    for _, w in ipairs(waiters) do
+      render.aborts[w.abort] = true
+    end
     self:hold_render(render)
     for _, w in ipairs(waiters) do
-      render.holders = render.holders + 1
-      render.aborts[w.abort] = true
       local headers = { Vary = "Accept-Encoding" }
       local body = w.gzip and bodies.gzip or bodies.plain
       if body == bodies.gzip then
@@ -562,6 +579,9 @@ function Exporter:scrape(req, respond)
         on_done = function()
           render.holders = render.holders - 1
           render.aborts[w.abort] = nil
+          if render.holders == 0 then
+            close_render(render) -- Its memory back now, not at the next GC cycle.
+          end
         end })
     end
   end)

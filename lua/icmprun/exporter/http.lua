@@ -152,8 +152,9 @@ end
 --   same as a string), `headers` (lower-case names), `body`, `client` (peer
 --   address) and `abort()` (ends the connection if it has not taken its
 --   answer); `respond(status, content_type, body, opts)` may be called now
---   or later, once; `body` is a string or a list of strings, shared and
---   never modified; `opts.headers` adds headers, `opts.on_done` is called
+--   or later, once; `body` is a string, a text of `icmprun.render`, or a
+--   list of them, shared and never modified (a text closed meanwhile is
+--   freed once the response is); `opts.headers` adds headers, `opts.on_done` is called
 --   once the response is written or the connection is gone
 -- @tparam[opt] table opts `on_error(err)` (an error in the handler; default:
 --   to stderr), `fd` (a socket already listening, to serve instead of

@@ -35,7 +35,9 @@
 -- millisecond at a time, then formats (and gzips) the text in libuv's thread
 -- pool: a scrape of 10,000 targets (28 MB) then holds the loop, and the
 -- probes due meanwhile, for well under a millisecond at a time, where the Lua
--- renderer spends about 300 ms of the loop's time on it.
+-- renderer spends about 300 ms of the loop's time on it. The text stays in C
+-- memory, in the chunks the pool wrote, until the HTTP server has sent it:
+-- 28 MB a second of Lua strings would be garbage for Lua's collector.
 -- @module icmprun.exporter.metrics
 local prometheus = require "icmprun.report.prometheus"
 
@@ -359,10 +361,6 @@ end
 --- Milliseconds of the loop's time that `render_bodies` spends copying
 -- targets before it lets the loop run.
 M.SNAPSHOT_SLICE_MS = 0.3
---- Bytes of text that `render_bodies` turns into Lua strings before it lets
--- the loop run.
-M.TAKE_BYTES = 512 * 1024
-
 -- Waits for the job's step in the thread pool; raises if it failed.
 local function wait_job(icmprun, job)
   while true do
@@ -373,19 +371,6 @@ local function wait_job(icmprun, job)
       error("render: " .. err, 0)
     end
     icmprun.sleep(1)
-  end
-end
-
--- The rest of a text of the job as Lua strings, a slice a loop turn.
-local function take_all(icmprun, job, kind)
-  local pieces = {}
-  while true do
-    local got = job:take(kind, M.TAKE_BYTES)
-    if #got == 0 then
-      return pieces
-    end
-    table_move(got, 1, #got, #pieces + 1, pieces)
-    icmprun.sleep(0)
   end
 end
 
@@ -402,7 +387,10 @@ end
 --   and again after each body is made, so that callers who join meanwhile
 --   are counted. The gzip body is made only while the plain one has not
 --   been taken: a late caller who wants gzip may get the plain body.
--- @treturn table `plain` and `gzip`: the bodies made, as pieces
+-- @treturn table `plain` and `gzip`: the bodies made, each a list of one
+--   text of `icmprun.render` (`:size()`, `:string()`, `:close()`), which
+--   `respond` serves from C memory without a copy; the caller closes them
+--   once served (else they are freed when collected)
 function M.render_bodies(targets, buckets, engine, extra, wants)
   local icmprun = require "icmprun"
   local render = require "icmprun.render"
@@ -423,9 +411,9 @@ function M.render_bodies(targets, buckets, engine, extra, wants)
     if gzip and not bodies.gzip and not bodies.plain then
       assert(job:compress(1))
       wait_job(icmprun, job)
-      bodies.gzip = take_all(icmprun, job, "gzip")
+      bodies.gzip = { job:text("gzip") }
     elseif plain and not bodies.plain then
-      bodies.plain = take_all(icmprun, job, "plain")
+      bodies.plain = { job:text("plain") }
     else
       return bodies
     end
