@@ -38,6 +38,13 @@
 #define IR_HTTPD_SERVER_MT "icmprun.httpd.server"
 #define IR_HTTPD_RESPONDER_MT "icmprun.httpd.responder"
 #define IR_HTTPD_BLOCK 65536
+/* Bytes of response bodies handed to MHD in one MHD_run, over all
+ * connections. MHD writes a ready connection until its socket refuses more,
+ * which on loopback to a fast reader is never: a 28 MB scrape went out in
+ * one call, holding the loop (and the probes due) for 30-40 ms. Past this
+ * budget a connection is suspended until the loop's next turn, about a
+ * third of a millisecond of loopback writing at a time. */
+#define IR_HTTPD_RUN_BUDGET (256 * 1024)
 
 typedef struct ir_httpd_conn_s ir_httpd_conn_t;
 
@@ -47,11 +54,19 @@ typedef struct ir_httpd_server_s {
   struct MHD_Daemon* daemon;
   uv_poll_t poll;
   uv_timer_t timer;
+  /* Runs MHD again on the loop's next turn, when it has work now (a
+   * response to go on with, a connection paused for the byte budget). Not a
+   * timer of 0 ms: libuv (1.44) runs a timer restarted at 0 from its own
+   * callback again in the same turn, so the whole of a 28 MB scrape went
+   * out before any probe due meanwhile. */
+  uv_idle_t next_turn;
   int open_handles;
   int handler_ref;
   int on_error_ref;
   size_t max_body;
   ir_httpd_conn_t* suspended; /* Connections waiting for a response. */
+  ir_httpd_conn_t* paused;    /* Connections past the run's byte budget. */
+  size_t run_budget;          /* Body bytes this MHD_run may still read. */
   uint16_t port;
   bool closed;
   bool running; /* Inside MHD_run: a close waits until it returns. */
@@ -72,6 +87,7 @@ typedef struct ir_httpd_body_s {
   size_t total;
   ir_render_text_t** texts; /* Held until the body is freed. */
   size_t ntexts;
+  ir_httpd_conn_t* conn; /* Its connection, once the response is set. */
   bool aborted;
 } ir_httpd_body_t;
 
@@ -93,8 +109,11 @@ struct ir_httpd_conn_s {
   unsigned int status;
   struct MHD_Response* response;
   ir_httpd_body_t* pending_body; /* Of `response`, until it is queued. */
+  ir_httpd_body_t* sending;      /* The body set for it, until it is freed. */
   ir_httpd_responder_t* responder;
   ir_httpd_conn_t* next_suspended;
+  bool paused; /* Suspended until the next turn: the run's budget is spent. */
+  ir_httpd_conn_t* next_paused;
 };
 
 /* Calls the function under the registry reference with nargs values on the
@@ -156,18 +175,50 @@ static void ir__httpd_timer_cb(uv_timer_t* timer) {
   ir__httpd_run(timer->data);
 }
 
+static void ir__httpd_next_turn_cb(uv_idle_t* idle) {
+  uv_idle_stop(idle);
+  ir__httpd_run(idle->data);
+}
+
 static void ir__httpd_poll_cb(uv_poll_t* poll, int status, int events) {
   (void)status;
   (void)events;
   ir__httpd_run(poll->data);
 }
 
-/* Lets MHD do what its sockets are ready for, then arms the timer for the
- * time MHD asks to be called again (connection timeouts). */
+/* Resumes the connections paused for the byte budget. */
+static void ir__httpd_resume_paused(ir_httpd_server_t* s) {
+  while (s->paused != NULL) {
+    ir_httpd_conn_t* c = s->paused;
+    s->paused = c->next_paused;
+    c->paused = false;
+    c->next_paused = NULL;
+    MHD_resume_connection(c->connection);
+  }
+}
+
+static void ir__httpd_unlink_paused(ir_httpd_conn_t* c) {
+  ir_httpd_conn_t** p = &c->server->paused;
+  while (*p != NULL && *p != c) {
+    p = &(*p)->next_paused;
+  }
+  if (*p == c) {
+    *p = c->next_paused;
+  }
+  c->paused = false;
+  c->next_paused = NULL;
+}
+
+/* Lets MHD do what its sockets are ready for, at most IR_HTTPD_RUN_BUDGET
+ * bytes of bodies, then arms the timer: for the next turn while
+ * connections wait for more budget, else for the time MHD asks to be
+ * called again (connection timeouts). */
 static void ir__httpd_run(ir_httpd_server_t* s) {
   if (s->daemon == NULL) {
     return;
   }
+  ir__httpd_resume_paused(s);
+  s->run_budget = IR_HTTPD_RUN_BUDGET;
   s->running = true;
   MHD_run(s->daemon);
   s->running = false;
@@ -177,7 +228,10 @@ static void ir__httpd_run(ir_httpd_server_t* s) {
   }
   MHD_UNSIGNED_LONG_LONG ms = 0;
   uv_timer_stop(&s->timer);
-  if (MHD_get_timeout(s->daemon, &ms) == MHD_YES) {
+  bool has_timeout = MHD_get_timeout(s->daemon, &ms) == MHD_YES;
+  if (s->paused != NULL || (has_timeout && ms == 0)) {
+    uv_idle_start(&s->next_turn, ir__httpd_next_turn_cb);
+  } else if (has_timeout) {
     uv_timer_start(&s->timer, ir__httpd_timer_cb, ms, 0);
   }
 }
@@ -187,6 +241,20 @@ static ssize_t ir__httpd_read(void* cls, uint64_t pos, char* buf, size_t max) {
   ir_httpd_body_t* b = cls;
   if (b->aborted) {
     return MHD_CONTENT_READER_END_WITH_ERROR;
+  }
+  ir_httpd_server_t* s = b->server;
+  ir_httpd_conn_t* c = b->conn;
+  if (s->running && s->run_budget == 0 && c != NULL) {
+    /* This turn's budget is spent: no data now, and the connection waits
+     * for the next turn (MHD's pattern for a reader with nothing ready;
+     * MHD may ask again before it notices the suspension). */
+    if (!c->paused) {
+      c->paused = true;
+      c->next_paused = s->paused;
+      s->paused = c;
+      MHD_suspend_connection(c->connection);
+    }
+    return 0;
   }
   size_t copied = 0;
   uint64_t offset = 0;
@@ -203,6 +271,7 @@ static ssize_t ir__httpd_read(void* cls, uint64_t pos, char* buf, size_t max) {
     }
     offset = end;
   }
+  s->run_budget = copied < s->run_budget ? s->run_budget - copied : 0;
   return copied > 0 ? (ssize_t)copied : MHD_CONTENT_READER_END_OF_STREAM;
 }
 
@@ -221,6 +290,9 @@ static void ir__httpd_body_release(ir_httpd_body_t* b) {
  * side. */
 static void ir__httpd_body_free(void* cls) {
   ir_httpd_body_t* b = cls;
+  if (b->conn != NULL && b->conn->sending == b) {
+    b->conn->sending = NULL; /* Sent in full: the connection lives on. */
+  }
   lua_State* L = b->server->L;
   luaL_unref(L, LUA_REGISTRYINDEX, b->table_ref);
   if (b->on_done_ref != LUA_NOREF) {
@@ -361,14 +433,15 @@ static int ir__httpd_respond(lua_State* L) {
   c->status = (unsigned int)status;
   c->response = resp;
   c->pending_body = b;
+  c->sending = b;
+  b->conn = c;
   if (c->suspended) {
     c->suspended = false;
     ir__httpd_unlink_suspended(c);
     MHD_resume_connection(c->connection);
     /* MHD takes a resumed connection up at its next MHD_run, which its epoll
      * fd does not always signal in external mode: run it on the next turn. */
-    uv_timer_stop(&c->server->timer);
-    uv_timer_start(&c->server->timer, ir__httpd_timer_cb, 0, 0);
+    uv_idle_start(&c->server->next_turn, ir__httpd_next_turn_cb);
   }
   return 0;
 }
@@ -378,8 +451,14 @@ static int ir__httpd_respond(lua_State* L) {
 static int ir__httpd_abort(lua_State* L) {
   ir_httpd_responder_t* r =
       luaL_checkudata(L, lua_upvalueindex(1), IR_HTTPD_RESPONDER_MT);
-  if (r->conn != NULL && r->conn->pending_body != NULL) {
-    r->conn->pending_body->aborted = true;
+  ir_httpd_conn_t* c = r->conn;
+  if (c != NULL && c->sending != NULL) {
+    c->sending->aborted = true;
+    /* A client that reads nothing is never asked for more, so the flag
+     * alone would keep it (and the text its response holds) until the
+     * connection's timeout: shorten that to a second. */
+    MHD_set_connection_option(c->connection, MHD_CONNECTION_OPTION_TIMEOUT,
+                              (unsigned int)1);
   }
   return 0;
 }
@@ -590,6 +669,12 @@ static void ir__httpd_completed(void* cls, struct MHD_Connection* connection,
   if (c->suspended) {
     ir__httpd_unlink_suspended(c);
   }
+  if (c->paused) {
+    ir__httpd_unlink_paused(c);
+  }
+  if (c->sending != NULL) {
+    c->sending->conn = NULL; /* MHD may free the body after this. */
+  }
   if (c->responder != NULL) {
     c->responder->conn = NULL;
   }
@@ -618,6 +703,7 @@ static void ir__httpd_close(ir_httpd_server_t* s) {
     return;
   }
   s->closed = true;
+  ir__httpd_resume_paused(s);
   while (s->suspended != NULL) {
     ir_httpd_conn_t* c = s->suspended;
     s->suspended = c->next_suspended;
@@ -637,6 +723,7 @@ static void ir__httpd_close(ir_httpd_server_t* s) {
   if (s->open_handles > 0) {
     uv_close((uv_handle_t*)&s->poll, ir__httpd_handle_closed);
     uv_close((uv_handle_t*)&s->timer, ir__httpd_handle_closed);
+    uv_close((uv_handle_t*)&s->next_turn, ir__httpd_handle_closed);
   } else {
     free(s);
   }
@@ -779,19 +866,22 @@ static int ir__httpd_listen(lua_State* L) {
   s->port = bound != NULL ? bound->port : (uint16_t)port;
   uv_timer_init(loop, &s->timer);
   s->timer.data = s;
-  s->open_handles = 1;
+  uv_idle_init(loop, &s->next_turn);
+  s->next_turn.data = s;
+  s->open_handles = 2;
   if (info == NULL || uv_poll_init(loop, &s->poll, info->epoll_fd) != 0) {
     MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
     s->closed = true;
     uv_close((uv_handle_t*)&s->timer, ir__httpd_handle_closed);
+    uv_close((uv_handle_t*)&s->next_turn, ir__httpd_handle_closed);
     lua_settop(L, top);
     lua_pushnil(L);
     lua_pushliteral(L, "cannot watch the HTTP daemon's epoll fd");
     return 2;
   }
   s->poll.data = s;
-  s->open_handles = 2;
+  s->open_handles = 3;
   uv_poll_start(&s->poll, UV_READABLE, ir__httpd_poll_cb);
   box->s = s;
   lua_pushinteger(L, s->port); /* ... box port */

@@ -10,11 +10,14 @@
 
 #include "common.h"
 
-/* A probe due within this of now goes out now: the timer is armed to the
- * nearest millisecond (libuv's unit), so each probe leaves within half a
- * millisecond of its due time either way, and no timer of 0 ms is armed for
- * a probe still more than this ahead (which would spin the loop). */
-#define IR_PROBER_EARLY_NS 500000u
+/* A probe due within this of now goes out now. libuv's timers count whole
+ * milliseconds of the loop's clock: the timer is armed for the millisecond
+ * in which the first probe falls, and sends what is due before the end of
+ * the next one. So a probe leaves at most a millisecond early, and is late
+ * only by what holds the loop (not by rounding up, which made every probe a
+ * millisecond late at worst before it could leave); no timer of 0 ms is
+ * armed for a probe still ahead (which would spin the loop). */
+#define IR_PROBER_EARLY_NS 1000000u
 
 #define IR_PROBER_NS_PER_MS 1000000u
 
@@ -50,12 +53,11 @@ static void ir__arm(ir_prober_t* prober) {
     uv_timer_stop(&prober->timer);
     return;
   }
-  uint64_t now = uv_hrtime();
-  uint64_t ahead = first->key > now ? first->key - now : 0;
-  uint64_t timeout_ms = ahead <= IR_PROBER_EARLY_NS
-                            ? 0
-                            : (ahead + IR_PROBER_NS_PER_MS / 2) / IR_PROBER_NS_PER_MS;
-  uv_timer_start(&prober->timer, ir__timer_cb, timeout_ms, 0);
+  /* The loop's clock is uv_hrtime() in whole ms, as of this turn. */
+  uint64_t due_ms = first->key / IR_PROBER_NS_PER_MS;
+  uint64_t loop_ms = uv_now(prober->loop);
+  uv_timer_start(&prober->timer, ir__timer_cb, due_ms > loop_ms ? due_ms - loop_ms : 0,
+                 0);
 }
 
 static void ir__schedule(ir_prober_t* prober, ir_prober_target_t* target,
