@@ -170,6 +170,7 @@ static size_t ir__httpd_unescape(void* cls, struct MHD_Connection* connection,
 
 static void ir__httpd_run(ir_httpd_server_t* s);
 static void ir__httpd_close(ir_httpd_server_t* s);
+static void ir__httpd_resume_paused(ir_httpd_server_t* s);
 
 static void ir__httpd_timer_cb(uv_timer_t* timer) {
   ir__httpd_run(timer->data);
@@ -177,6 +178,9 @@ static void ir__httpd_timer_cb(uv_timer_t* timer) {
 
 static void ir__httpd_next_turn_cb(uv_idle_t* idle) {
   uv_idle_stop(idle);
+  /* Only here, once a turn: a run for the poll or a timer within the same
+   * turn leaves them paused, so no connection gets two budgets a turn. */
+  ir__httpd_resume_paused(idle->data);
   ir__httpd_run(idle->data);
 }
 
@@ -217,7 +221,6 @@ static void ir__httpd_run(ir_httpd_server_t* s) {
   if (s->daemon == NULL) {
     return;
   }
-  ir__httpd_resume_paused(s);
   s->run_budget = IR_HTTPD_RUN_BUDGET;
   s->running = true;
   MHD_run(s->daemon);
