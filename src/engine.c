@@ -34,6 +34,25 @@ const char* ir_status_name(ir_status_t status) {
   return "error";
 }
 
+int ir_status_from_name(const char* name) {
+  for (int status = IR_STATUS_REPLY; status <= IR_STATUS_ERROR; status++) {
+    if (strcmp(name, ir_status_name((ir_status_t)status)) == 0) {
+      return status;
+    }
+  }
+  return -1;
+}
+
+void ir_result_unsent(ir_result_t* out, const ir_addr_t* addr, int error, void* data) {
+  memset(out, 0, sizeof(*out));
+  out->status = IR_STATUS_ERROR;
+  out->addr = *addr;
+  out->ttl = out->icmp_type = out->icmp_code = -1;
+  out->corrupt_offset = -1;
+  out->error = error;
+  out->data = data;
+}
+
 const char* ir_error_name(int err) {
   /* libuv's own codes (getaddrinfo's EAI_*, EOF) are not errno values, and
    * libuv names a value it does not know with a string it allocates, so

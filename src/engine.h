@@ -247,6 +247,14 @@ void ir_engine_on_duplicate(ir_engine_t* engine, ir_duplicate_cb cb, void* data)
 /* "reply", "timeout", "unreachable", "ttl_exceeded" or "error". */
 const char* ir_status_name(ir_status_t status);
 
+/* The status a name of ir_status_name gives, or -1 for any other string. */
+int ir_status_from_name(const char* name);
+
+/* The ERROR result of a probe that never left: refused by the engine, or
+ * abandoned before its send. error is the negative errno; no answer, no
+ * TTL, no ICMP type or code, no corrupted byte. */
+void ir_result_unsent(ir_result_t* out, const ir_addr_t* addr, int error, void* data);
+
 /* The symbolic name of a negative errno or libuv error: "EACCES",
  * "EHOSTUNREACH", "EAI_NONAME"... Never NULL; "UNKNOWN" for a value neither
  * glibc nor libuv names. */

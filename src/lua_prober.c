@@ -332,12 +332,7 @@ static int ir__l_record(lua_State* L) {
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_getfield(L, 3, "status");
   const char* status = lua_tostring(L, -1);
-  int code = -1;
-  for (int i = 0; status != NULL && i < IR_STATS_STATUSES; i++) {
-    if (strcmp(status, ir_status_name((ir_status_t)i)) == 0) {
-      code = i;
-    }
-  }
+  int code = status != NULL ? ir_status_from_name(status) : -1;
   if (code < 0) {
     return luaL_argerror(L, 3, "status must be one of icmprun.STATUSES");
   }

@@ -204,12 +204,7 @@ static int ir__l_new(lua_State* L) {
                       "render.new: layout.statuses and status_labels differ in length");
   }
   for (int i = 0; i < nstatuses; i++) {
-    job->status_index[i] = -1;
-    for (int st = 0; st < IR_STATS_STATUSES; st++) {
-      if (strcmp(job->statuses[i], ir_status_name((ir_status_t)st)) == 0) {
-        job->status_index[i] = st;
-      }
-    }
+    job->status_index[i] = ir_status_from_name(job->statuses[i]);
   }
   lua_getfield(L, 1, "error_status"); /* layout box e */
   lua_Integer error_status = lua_tointeger(L, -1);

@@ -192,15 +192,7 @@ static void ir__send(ir_prober_t* prober, ir_prober_target_t* target,
   }
   /* Refused: the result is an error, made here, and the target goes on. */
   ir_result_t r;
-  memset(&r, 0, sizeof(r));
-  r.status = IR_STATUS_ERROR;
-  r.addr = target->spec.addr;
-  r.ttl = -1;
-  r.icmp_type = -1;
-  r.icmp_code = -1;
-  r.corrupt_offset = -1;
-  r.error = err;
-  r.data = target;
+  ir_result_unsent(&r, &target->spec.addr, err, target);
   ir__finish(prober, target, &r, err, why);
 }
 

@@ -280,12 +280,7 @@ static void ir__results_push(ir_sweep_t* s, const ir_result_t* result,
 static void ir__results_push_abandoned(ir_sweep_t* s, ir_job_t* job, uint32_t n,
                                        uint32_t attempt) {
   ir_result_t result;
-  memset(&result, 0, sizeof(result));
-  result.status = IR_STATUS_ERROR;
-  result.addr = job->addr;
-  result.ttl = result.icmp_type = result.icmp_code = -1;
-  result.corrupt_offset = -1;
-  result.error = s->abandoned;
+  ir_result_unsent(&result, &job->addr, s->abandoned, NULL);
   ir__results_push_probe(s, &result, job, n, attempt);
 }
 
@@ -483,15 +478,7 @@ static bool ir__send_shot(ir_sweep_t* s, ir_shot_t* shot) {
      * family cannot carry...): the probe's one result is an error with the
      * reason, as ping returns it, and the sweep goes on with the others. */
     ir_result_t result;
-    memset(&result, 0, sizeof(result));
-    result.status = IR_STATUS_ERROR;
-    result.addr = spec.addr;
-    result.ttl = -1;
-    result.icmp_type = -1;
-    result.icmp_code = -1;
-    result.corrupt_offset = -1;
-    result.error = err;
-    result.data = shot;
+    ir_result_unsent(&result, &spec.addr, err, shot);
     if (!s->closed) {
       ir__results_push(s, &result, shot);
     }
