@@ -136,7 +136,8 @@ describe("the exporter's C renderer", function()
     assert.is_true(last > 1, "no turn of the loop between the slices")
   end)
 
-  it("refuses calls while the pool has the job, and frees a job closed meanwhile", function()
+  it("refuses calls while the background thread has the job, and frees a job closed "
+    .. "meanwhile", function()
     local render = require "icmprun.render"
     -- A layout of the caller's own: short names, to see them in the text.
     local layout = {
@@ -152,7 +153,7 @@ describe("the exporter's C renderer", function()
       assert.equal(#targets + 1, job:add(targets, 1, 1e9))
       assert(job:start(""))
       local ok, err = pcall(job.text, job, "plain")
-      job:close() -- Still in the pool: freed when its step ends.
+      job:close() -- Still on the background thread: freed when its step ends.
       icmprun.sleep(200)
       local again = render.new(layout)
       again:add(targets, 1, 1e9)
@@ -166,7 +167,7 @@ describe("the exporter's C renderer", function()
       again:close()
       return not ok and err, text:string()
     end)
-    assert.matches("busy in the thread pool", busy_err)
+    assert.matches("busy on the background thread", busy_err)
     assert.equal("# A\nr{host=\"host-1\",", text:sub(1, 20))
     assert.equal(1, select(2, text:gsub("\n# E", "")))
   end)

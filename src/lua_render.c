@@ -1,16 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* icmprun.render: the exporter's scrape rendered in libuv's thread pool (see expo.h).
- */
+/* icmprun.render: the exporter's scrape rendered on the runtime's background
+ * thread (see expo.h and background.h). */
 #include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 #include <uv.h>
 
+#include "background.h"
 #include "expo.h"
 #include "lua_render.h"
 #include "lua_runtime.h"
@@ -18,25 +17,31 @@
 
 #define IR_RENDER_META "icmprun.render.job"
 
-/* What the pool's thread does on the job's next turn. */
+/* What the background thread does on the job's next turn. */
 typedef enum ir_render_step_e { IR_RENDER_FORMAT, IR_RENDER_GZIP } ir_render_step_t;
 
+/* Who has a job. The loop hands it over (IDLE -> WORKING); the thread hands
+ * it back (WORKING -> DONE), and the loop sees that when it next looks
+ * (DONE -> IDLE). A job closed while the thread has it is left to the thread
+ * (WORKING -> ABANDONED), which frees it. */
+typedef enum ir_render_phase_e {
+  IR_RENDER_IDLE,
+  IR_RENDER_WORKING,
+  IR_RENDER_DONE,
+  IR_RENDER_ABANDONED,
+} ir_render_phase_t;
+
 /* A render job: the snapshot the loop fills, then the text (and its gzip)
- * that a thread of the pool writes. Allocated by `render.new` and pointed at
- * by its userdata box. While a step is queued or running (`working`) the
- * thread owns snapshot and text, and the job is linked as an owner of the
- * runtime, so that shutdown cancels the step; the job is freed by whichever
- * comes last of the box's __gc (`abandoned`) and the step's after-work
- * callback. */
+ * that the background thread writes. Allocated by `render.new` and pointed
+ * at by its userdata box. While the thread has it, snapshot and text are
+ * the thread's. */
 typedef struct ir_render_job_s {
-  ir_lua_owner_t owner;
+  ir_background_item_t item;
   ir_lua_runtime_t* rt;
-  uv_work_t work;
   ir_render_step_t step;
   int gzip_level;
-  bool working;
-  bool abandoned;
-  int error; /* Negative errno of the last step, 0 if it went well. */
+  _Atomic int phase; /* An ir_render_phase_t. */
+  int error;         /* Negative errno of the last step, 0 if it went well. */
   ir_expo_layout_t layout;
   char* statuses[IR_EXPO_MAX_STATUSES]; /* Keys of a target's `results`. */
   /* Each status's index in a prober's counters (an ir_status_t), or -1. */
@@ -64,69 +69,73 @@ static void ir__job_free(ir_render_job_t* job) {
   free(job);
 }
 
-/* ---- the pool's side ------------------------------------------------------ */
+/* ---- the background thread's side ----------------------------------------- */
 
-/* The nice value the pool's threads take on for a render: tens of
- * milliseconds of formatting and gzip on a 2-core machine otherwise push the
- * loop's thread off a core for milliseconds at a time, and probes leave
- * late. Raised once per thread (an unprivileged process cannot lower it
- * again); the pool's other work (name lookups) then runs at it too, which
- * costs a lookup nothing but a little latency under load. */
-#define IR_RENDER_NICE 10
-
-static void ir__lower_priority(void) {
-  static _Thread_local bool lowered;
-  if (!lowered) {
-    lowered = true;
-    /* Linux: per thread, by its id. A failure leaves the default. */
-    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), IR_RENDER_NICE);
+static void ir__job_run(ir_background_item_t* item, bool cancelled) {
+  ir_render_job_t* job = IR_CONTAINER_OF(item, ir_render_job_t, item);
+  if (atomic_load(&job->phase) == IR_RENDER_ABANDONED) {
+    ir__job_free(job);
+    return;
   }
-}
-
-static void ir__job_work(uv_work_t* req) {
-  ir_render_job_t* job = req->data;
-  ir__lower_priority();
-  if (job->step == IR_RENDER_FORMAT) {
+  if (cancelled) {
+    job->error = -ECANCELED;
+  } else if (job->step == IR_RENDER_FORMAT) {
     job->error =
         ir_expo_render(&job->layout, &job->snap, job->tail, job->tail_len, &job->plain);
     ir_expo_snapshot_clear(&job->snap); /* Copied into the text: not needed again. */
   } else {
     job->error = ir_expo_gzip(&job->plain, job->gzip_level, &job->gzip);
   }
-}
-
-static void ir__job_after(uv_work_t* req, int status) {
-  ir_render_job_t* job = req->data;
-  job->working = false;
-  ir_lua_owner_unlink(&job->owner);
-  if (status == UV_ECANCELED) {
-    job->error = -ECANCELED;
-  }
-  if (job->abandoned) {
-    ir__job_free(job);
+  int working = IR_RENDER_WORKING;
+  if (!atomic_compare_exchange_strong(&job->phase, &working, IR_RENDER_DONE)) {
+    ir__job_free(job); /* Closed while it ran. */
   }
 }
 
-/* Shutdown of the runtime: a step not yet started is cancelled (its
- * after-work callback still runs, on the loop's last turns). */
-static void ir__job_shutdown(ir_lua_owner_t* owner) {
-  ir_render_job_t* job = IR_CONTAINER_OF(owner, ir_render_job_t, owner);
-  uv_cancel((uv_req_t*)&job->work);
+/* ---- the loop's side -------------------------------------------------------- */
+
+/* Whether the background thread has the job. A step it finished is taken
+ * back here. */
+static bool ir__job_busy(ir_render_job_t* job) {
+  int phase = atomic_load(&job->phase);
+  if (phase == IR_RENDER_DONE) {
+    atomic_store(&job->phase, IR_RENDER_IDLE);
+  }
+  return phase == IR_RENDER_WORKING;
+}
+
+/* The runtime's shutdown: steps not started end as cancelled, and the
+ * thread is joined before the loop's memory goes. */
+static void ir__background_shutdown(ir_lua_owner_t* owner) {
+  ir_lua_runtime_t* rt = IR_CONTAINER_OF(owner, ir_lua_runtime_t, background_owner);
+  ir_background_stop(rt->background);
+  rt->background = NULL;
+}
+
+static int ir__push_error(lua_State* L, int err) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", uv_err_name(err), uv_strerror(err));
+  lua_pushstring(L, uv_err_name(err));
+  return 3;
 }
 
 static int ir__job_queue(lua_State* L, ir_render_job_t* job, ir_render_step_t step) {
+  ir_lua_runtime_t* rt = job->rt;
+  if (rt->closing) {
+    return ir__push_error(L, UV_ECANCELED);
+  }
+  if (rt->background == NULL) {
+    int err = ir_background_start(&rt->background);
+    if (err != 0) {
+      return ir__push_error(L, err);
+    }
+    ir_lua_owner_link(rt, &rt->background_owner, ir__background_shutdown);
+  }
   job->step = step;
   job->error = 0;
-  job->work.data = job;
-  int rc = uv_queue_work(&job->rt->loop, &job->work, ir__job_work, ir__job_after);
-  if (rc != 0) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", uv_err_name(rc), uv_strerror(rc));
-    lua_pushstring(L, uv_err_name(rc));
-    return 3;
-  }
-  job->working = true;
-  ir_lua_owner_link(job->rt, &job->owner, ir__job_shutdown);
+  job->item.run = ir__job_run;
+  atomic_store(&job->phase, IR_RENDER_WORKING);
+  ir_background_submit(rt->background, &job->item);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -237,8 +246,8 @@ static ir_render_job_t* ir__check_job(lua_State* L) {
 
 static ir_render_job_t* ir__check_idle(lua_State* L) {
   ir_render_job_t* job = ir__check_job(L);
-  if (job->working) {
-    luaL_error(L, "render: the job is busy in the thread pool");
+  if (ir__job_busy(job)) {
+    luaL_error(L, "render: the job is busy on the background thread");
   }
   return job;
 }
@@ -325,7 +334,7 @@ static int ir__l_add(lua_State* L) {
 
 /* job:start(tail) -> true | nil, message, code: formats the snapshot and
  * the tail (the engine-wide and the exporter's own lines, each starting
- * with a newline) in the thread pool. */
+ * with a newline) on the background thread. */
 static int ir__l_start(lua_State* L) {
   ir_render_job_t* job = ir__check_idle(L);
   size_t len;
@@ -342,8 +351,8 @@ static int ir__l_start(lua_State* L) {
   return ir__job_queue(L, job, IR_RENDER_FORMAT);
 }
 
-/* job:compress([level=1]) -> true | nil, message, code: gzips the text in
- * the thread pool. Level 1: exposition text shrinks about tenfold already,
+/* job:compress([level=1]) -> true | nil, message, code: gzips the text
+ * on the background thread. Level 1: exposition text shrinks about tenfold already,
  * at a fraction of the CPU of zlib's default level. */
 static int ir__l_compress(lua_State* L) {
   ir_render_job_t* job = ir__check_idle(L);
@@ -358,15 +367,12 @@ static int ir__l_compress(lua_State* L) {
  * nil, message, code when it failed. */
 static int ir__l_ready(lua_State* L) {
   ir_render_job_t* job = ir__check_job(L);
-  if (job->working) {
+  if (ir__job_busy(job)) {
     lua_pushboolean(L, 0);
     return 1;
   }
   if (job->error != 0) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", uv_err_name(job->error), uv_strerror(job->error));
-    lua_pushstring(L, uv_err_name(job->error));
-    return 3;
+    return ir__push_error(L, job->error);
   }
   lua_pushboolean(L, 1);
   return 1;
@@ -383,9 +389,23 @@ typedef struct ir_render_text_box_s {
   ir_render_text_t* t; /* NULL once closed. */
 } ir_render_text_box_t;
 
-static void ir__text_free(ir_render_text_t* t) {
+static void ir__text_free_now(ir_background_item_t* item, bool cancelled) {
+  (void)cancelled; /* Freed all the same. */
+  ir_render_text_t* t = IR_CONTAINER_OF(item, ir_render_text_t, free_item);
   ir_expo_text_clear(&t->text);
   free(t);
+}
+
+/* Frees the text on the background thread, which wrote its chunks (and so
+ * gives them back to its own malloc arena); on the loop's thread once the
+ * runtime has stopped that thread. */
+static void ir__text_free(ir_render_text_t* t) {
+  t->free_item.run = ir__text_free_now;
+  if (t->rt->background != NULL) {
+    ir_background_submit(t->rt->background, &t->free_item);
+  } else {
+    ir__text_free_now(&t->free_item, false);
+  }
 }
 
 ir_render_text_t* ir_render_text_test(lua_State* L, int idx) {
@@ -469,6 +489,7 @@ static int ir__l_text(lua_State* L) {
     return luaL_error(L, "render: out of memory");
   }
   t->text = *from;
+  t->rt = job->rt;
   *from = (ir_expo_text_t){0};
   box->t = t;
   return 1;
@@ -478,12 +499,12 @@ static int ir__l_text(lua_State* L) {
 static int ir__l_size(lua_State* L) {
   ir_render_job_t* job = ir__check_job(L);
   ir_expo_text_t* text = ir__check_kind(L, job, 2);
-  lua_pushinteger(L, job->working ? 0 : (lua_Integer)text->total);
+  lua_pushinteger(L, ir__job_busy(job) ? 0 : (lua_Integer)text->total);
   return 1;
 }
 
-/* __gc and close: frees the job now, or hands it to its step's after-work
- * callback when the pool still has it. */
+/* __gc and close: the background thread frees the job (the loop does
+ * once the runtime has stopped that thread). */
 static int ir__l_close(lua_State* L) {
   ir_render_box_t* box = luaL_checkudata(L, 1, IR_RENDER_META);
   ir_render_job_t* job = box->job;
@@ -491,9 +512,15 @@ static int ir__l_close(lua_State* L) {
   if (job == NULL) {
     return 0;
   }
-  if (job->working) {
-    job->abandoned = true;
-    uv_cancel((uv_req_t*)&job->work); /* Fails harmlessly once it runs. */
+  int working = IR_RENDER_WORKING;
+  if (atomic_compare_exchange_strong(&job->phase, &working, IR_RENDER_ABANDONED)) {
+    return 0; /* The thread frees it when its step ends. */
+  }
+  if (job->rt->background != NULL) {
+    /* A text left in the job is megabytes: the thread frees those. */
+    atomic_store(&job->phase, IR_RENDER_ABANDONED);
+    job->item.run = ir__job_run;
+    ir_background_submit(job->rt->background, &job->item);
   } else {
     ir__job_free(job);
   }

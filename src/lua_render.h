@@ -7,6 +7,7 @@
 #include <lua.h>
 #include <stdbool.h>
 
+#include "background.h"
 #include "expo.h"
 
 /* The metatable of `job:text(kind)`'s userdata (src/lua_render.c). */
@@ -22,6 +23,10 @@ typedef struct ir_render_text_s {
   ir_expo_text_t text;
   unsigned int holds;
   bool closed;
+  /* Its runtime, whose background thread frees the chunks: tens of
+   * megabytes handed back to the kernel cost the loop milliseconds. */
+  struct ir_lua_runtime_s* rt;
+  ir_background_item_t free_item;
 } ir_render_text_t;
 
 /* The text of the value at idx if it is a render text userdata (NULL if it

@@ -138,6 +138,10 @@ struct ir_lua_runtime_s {
   uint32_t workers_running; /* Their threads that have not ended yet. */
   /* The engine's duplicates per sender (lua_duplicates.c); NULL until one. */
   ir_dup_counts_t* duplicates;
+  /* The thread that renders scrapes (lua_render.c), and its link in the
+   * owner list; NULL until a render needs it. */
+  struct ir_background_s* background;
+  ir_lua_owner_t background_owner;
 };
 
 /* lua_tasks.c: the owner list. Linking and unlinking are O(1); unlinking an

@@ -529,9 +529,9 @@ end
 -- Answers a scrape: joins the render being made, or starts one. It is
 -- rendered in C (`metrics.render_bodies`): the targets' counters are copied
 -- a fraction of a millisecond at a time, and the text is formatted (and
--- gzipped, once for every client that takes gzip, as Prometheus does) in
--- libuv's thread pool, so probes keep their schedule while a scrape of
--- 10,000 targets is made.
+-- gzipped, once for every client that takes gzip, as Prometheus does) on
+-- the runtime's background thread, so probes keep their schedule while a
+-- scrape of 10,000 targets is made.
 function Exporter:scrape(req, respond)
   local waiter = { respond = respond, abort = req.abort,
     gzip = accepts_gzip(req.headers["accept-encoding"]) }

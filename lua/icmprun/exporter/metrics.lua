@@ -361,7 +361,7 @@ end
 --- Milliseconds of the loop's time that `render_bodies` spends copying
 -- targets before it lets the loop run.
 M.SNAPSHOT_SLICE_MS = 0.3
--- Waits for the job's step in the thread pool; raises if it failed.
+-- Waits for the job's step on the background thread; raises if it failed.
 local function wait_job(icmprun, job)
   while true do
     local ready, err = job:ready()
