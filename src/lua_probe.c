@@ -275,7 +275,9 @@ static void ir__push_family_info(lua_State* L, ir_lua_runtime_t* rt, int family,
  * ipv4_error = msg, ipv4_code = "EACCES", ... }
  * Opens both sockets, so a script can check its permissions up front; with
  * opts.source or opts.interface, the sockets bound to them, so that it can
- * check its binding too (a source applies to its own family only). */
+ * check its binding too (a source applies to its own family only); and
+ * loop_slice, the scheduling slice in seconds granted to the loop's thread
+ * (loop_slice.h), absent when it keeps the kernel's. */
 static int ir__l_info(lua_State* L) {
   ir_lua_runtime_t* rt = lua_touserdata(L, lua_upvalueindex(1));
   ir_probe_spec_t spec;
@@ -283,6 +285,10 @@ static int ir__l_info(lua_State* L) {
   lua_createtable(L, 0, 4); /* info */
   ir__push_family_info(L, rt, AF_INET, &spec, "ipv4", "ipv4_error", "ipv4_code");
   ir__push_family_info(L, rt, AF_INET6, &spec, "ipv6", "ipv6_error", "ipv6_code");
+  if (rt->loop_slice_ns > 0) {
+    lua_pushnumber(L, (lua_Number)rt->loop_slice_ns / 1e9); /* info s */
+    lua_setfield(L, -2, "loop_slice");                      /* info */
+  }
   return 1;
 }
 

@@ -142,6 +142,9 @@ struct ir_lua_runtime_s {
    * owner list; NULL until a render needs it. */
   struct ir_background_s* background;
   ir_lua_owner_t background_owner;
+  /* The scheduling slice the loop's thread was granted (loop_slice.h), or
+   * 0 when it keeps the kernel's. */
+  uint64_t loop_slice_ns;
 };
 
 /* lua_tasks.c: the owner list. Linking and unlinking are O(1); unlinking an

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "loop_slice.h"
 #include "lua_runtime.h"
 
 #define IR_TASKS_KEY "icmprun.tasks"
@@ -115,6 +116,8 @@ int ir_lua_runtime_init(lua_State* L) {
   if (err != 0) {
     return luaL_error(L, "icmprun: cannot create the event loop: %s", uv_strerror(err));
   }
+  rt->loop_slice_ns =
+      ir_loop_slice_request(ir_loop_slice_wanted(getenv("ICMPRUN_LOOP_SLICE")));
   ir_engine_config_t config = {.socket_mode = IR_SOCKET_AUTO, .send_buffer = 0};
   const char* sndbuf = getenv("ICMPRUN_SNDBUF");
   if (sndbuf != NULL) {

@@ -172,7 +172,10 @@ function icmprun.resolve(name, opts) end
 --   `ipv4_error`, `ipv6_error` naming the cause and the fix and `ipv4_code`,
 --   `ipv6_code` naming it for programs (`"EACCES"`, `"EPERM"`); `tx_stamp`,
 --   `ipv4_tx_stamp`, `ipv6_tx_stamp`: `"kernel"` or `"user"`, where send
---   times come from
+--   times come from; `loop_slice`: the scheduling slice in seconds that the
+--   kernel granted the loop's thread (0.0001), absent when it keeps the
+--   kernel's own (before Linux 6.12, or `ICMPRUN_LOOP_SLICE=default`;
+--   `ICMPRUN_LOOP_SLICE=N` asks for N microseconds)
 function icmprun.info(opts) end
 
 --- The engine's counters, for the whole process. (Not to be confused with
