@@ -227,9 +227,8 @@ function M.run(arg)
   end)
   -- Runs until a signal ends the process, with no targets too (a reload may
   -- add some): icmprun ends when its tasks have, and this one never does.
-  while true do
-    icmprun.sleep(icmprun.limits.max_timeout)
-  end
+  -- It paces Lua's collector meanwhile, so that a cycle never holds the loop.
+  require("icmprun.exporter.collector").run(icmprun)
 end
 
 return M
