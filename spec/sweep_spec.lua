@@ -401,6 +401,32 @@ describe("icmprun.sweep", function()
       end
     end)
 
+    it("ends a probe stopped while it waits for its resend as a plain timeout", function()
+      -- At 1 probe a second the resend waits for its turn long after the
+      -- first attempt timed out: stop() finds it waiting.
+      local results = {}
+      icmprun.run(function()
+        local next_result, sweep = icmprun.sweep(SILENT4, { timeout = 50, retries = 2,
+          rate = 1 })
+        icmprun.spawn(function()
+          icmprun.sleep(300)
+          sweep:stop()
+        end)
+        for r in next_result, sweep, nil, sweep do
+          results[#results + 1] = r
+        end
+      end)
+      assert.equal(1, #results)
+      local r = results[1]
+      assert.equal("timeout", r.status)
+      assert.equal(1, r.attempts)
+      -- Nothing about a corrupted reply, no ICMP fields: a timeout's own.
+      assert.is_nil(r.corrupt_offset)
+      assert.is_nil(r.ttl)
+      assert.is_nil(r.icmp_type)
+      assert.is_nil(r.err)
+    end)
+
     it("does not resend over an unreachable route: that is no timeout", function()
       local before = icmprun.counters()
       local results, times = collect("203.0.113.1-203.0.113.2", { retries = 3,

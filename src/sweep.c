@@ -692,6 +692,7 @@ static void ir__wind_down(ir_sweep_t* s) {
       result.status = IR_STATUS_TIMEOUT;
       result.addr = job->addr;
       result.ttl = result.icmp_type = result.icmp_code = -1;
+      result.corrupt_offset = -1; /* 0 would name a corrupted first byte. */
       shot->attempt--;
       ir__results_push(s, &result, shot);
     }
