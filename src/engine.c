@@ -43,12 +43,16 @@ int ir_status_from_name(const char* name) {
   return -1;
 }
 
-void ir_result_unsent(ir_result_t* out, const ir_addr_t* addr, int error, void* data) {
+void ir_result_blank(ir_result_t* out, ir_status_t status, const ir_addr_t* addr) {
   memset(out, 0, sizeof(*out));
-  out->status = IR_STATUS_ERROR;
+  out->status = status;
   out->addr = *addr;
   out->ttl = out->icmp_type = out->icmp_code = -1;
   out->corrupt_offset = -1;
+}
+
+void ir_result_unsent(ir_result_t* out, const ir_addr_t* addr, int error, void* data) {
+  ir_result_blank(out, IR_STATUS_ERROR, addr);
   out->error = error;
   out->data = data;
 }
@@ -392,13 +396,8 @@ void ir__probe_arm(ir_engine_t* engine, ir_probe_t* probe) {
 }
 
 void ir__result_init(const ir_probe_t* probe, ir_status_t status, ir_result_t* out) {
-  memset(out, 0, sizeof(*out));
-  out->status = status;
-  out->addr = probe->spec.addr;
+  ir_result_blank(out, status, &probe->spec.addr);
   out->seq = probe->seq;
-  out->ttl = -1;
-  out->icmp_type = -1;
-  out->icmp_code = -1;
   out->corrupt_offset = probe->corrupt_offset;
   out->data = probe->data;
   if (probe->state == IR_PROBE_IN_FLIGHT) {

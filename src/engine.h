@@ -250,9 +250,13 @@ const char* ir_status_name(ir_status_t status);
 /* The status a name of ir_status_name gives, or -1 for any other string. */
 int ir_status_from_name(const char* name);
 
+/* A result of status for addr that carries nothing else: no answer, no
+ * TTL, no ICMP type or code, no corrupted byte. Every result starts here,
+ * so that none leaves a field at 0 where -1 means "none". */
+void ir_result_blank(ir_result_t* out, ir_status_t status, const ir_addr_t* addr);
+
 /* The ERROR result of a probe that never left: refused by the engine, or
- * abandoned before its send. error is the negative errno; no answer, no
- * TTL, no ICMP type or code, no corrupted byte. */
+ * abandoned before its send. error is the negative errno. */
 void ir_result_unsent(ir_result_t* out, const ir_addr_t* addr, int error, void* data);
 
 /* The symbolic name of a negative errno or libuv error: "EACCES",

@@ -688,11 +688,7 @@ static void ir__wind_down(ir_sweep_t* s) {
     if (!s->closed) {
       /* Its last attempt timed out, and no more will be made. */
       ir_result_t result;
-      memset(&result, 0, sizeof(result));
-      result.status = IR_STATUS_TIMEOUT;
-      result.addr = job->addr;
-      result.ttl = result.icmp_type = result.icmp_code = -1;
-      result.corrupt_offset = -1; /* 0 would name a corrupted first byte. */
+      ir_result_blank(&result, IR_STATUS_TIMEOUT, &job->addr);
       shot->attempt--;
       ir__results_push(s, &result, shot);
     }

@@ -69,10 +69,7 @@ static uint32_t fake_queued(void* ctx) {
 /* Ends probe i with a status, as the engine would call back. */
 static void finish(fake_t* f, size_t i, ir_status_t status, int error) {
   ir_result_t r;
-  memset(&r, 0, sizeof(r));
-  r.status = status;
-  r.addr = f->sent[i].raw;
-  r.ttl = r.icmp_type = r.icmp_code = -1;
+  ir_result_blank(&r, status, &f->sent[i].raw);
   r.error = error;
   r.data = f->sent[i].data;
   f->sent[i].done = true;
