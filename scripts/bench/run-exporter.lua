@@ -40,11 +40,11 @@ end
 -- milliseconds at a time: the exporter's loop waited for a core, and the
 -- benchmark measured its own disk writes as the exporter's lateness.
 local function memory_tmpname()
-  local f = io.open("/dev/shm/icmprun-bench-probe", "w")
+  local path = string.format("/dev/shm/icmprun-bench-%d-%d", os.time(), math.random(1 << 30))
+  local f = io.open(path, "w")
   if not f then return os.tmpname() end
   f:close()
-  os.remove("/dev/shm/icmprun-bench-probe")
-  return string.format("/dev/shm/icmprun-bench-%d-%d", os.time(), math.random(1 << 30))
+  return path
 end
 
 -- The last `bytes` of a file: where a scrape of icmprun's keeps the engine's
