@@ -1,82 +1,129 @@
 /* SPDX-License-Identifier: MIT */
-/* icmprun.httpd: libmicrohttpd on the loop, under every exporter listener.
+/* icmprun.httpd: libmicrohttpd on a thread of its own, under every exporter
+ * listener, with the Lua handlers on the loop.
  *
- * The daemon runs in MHD's external epoll mode: its epoll fd is watched by a
- * uv_poll_t and MHD_run is called when it is readable or when MHD's own
- * timeout (a uv_timer_t) passes, so serving shares icmprun's one loop and
- * thread with the probes. A request is handed to a Lua handler with a
- * `respond` object; a handler that answers later (a render in a task) leaves
- * the connection suspended (MHD_suspend_connection) until it does. A body
- * given as a list of Lua strings and render texts (lua_render.h) is read by
- * MHD from those strings and the texts' chunks, which a registry reference
- * keeps alive, and a hold on each text keeps from being freed by its
- * close(): clients given the same render share it, and nothing is copied.
+ * Why a thread: writing a scrape (28 MB for 10,000 targets, through the
+ * kernel's loopback or TLS) is tens of milliseconds of CPU a second. On the
+ * loop's thread, even cut into slices of a turn each, it kept that thread
+ * running past its scheduling slice, and a thread that has run past it
+ * waits for the next tick (4 ms) whenever anything else wants its core:
+ * the probes due meanwhile left that late. Here the loop's thread only
+ * calls the handlers and builds responses; the HTTP thread (one per
+ * server) reads requests and writes bodies, and the loop's thread sleeps
+ * between its probes.
  *
- * Ownership: the server userdata owns the daemon, the poll and the timer;
- * its close (or __gc) resumes suspended connections, stops the daemon and
- * closes the handles, whose close callbacks free the C block. A connection's
- * state is allocated on its first request callback and freed by MHD's
- * completion callback; the responder userdata only points at it, and is
- * told when it goes. Calls into Lua happen on the main thread under
- * lua_pcall with a traceback handler; an error goes to the server's
- * on_error function, never further. */
+ * The daemon runs in MHD's external epoll mode, driven by the HTTP thread
+ * alone: it polls MHD's epoll fd and its own eventfd, and calls MHD_run.
+ * Every MHD call on the daemon and its connections is made on that thread;
+ * the loop's thread only creates and fills responses (MHD's responses are
+ * safe to make on any thread) and destroys one that was never queued.
+ *
+ * The two threads talk through two lists under one mutex, each with an
+ * eventfd that wakes the other side:
+ * - events, to the loop (a uv_poll_t on its eventfd): a request read in
+ *   full (its connection then waits, suspended), a connection completed,
+ *   a response body MHD let go of;
+ * - commands, to the HTTP thread: resume a connection (its response is
+ *   set), shorten an aborted connection's timeout, stop.
+ * A connection is freed on the loop's thread when it takes the completion
+ * event, after taking the connection off the command list; the HTTP thread
+ * reads that list under the mutex and ignores commands for connections it
+ * has completed, so it never touches a freed one. A body is read by MHD on
+ * the HTTP thread from Lua strings (anchored by a registry reference) and
+ * render texts' chunks (held, see lua_render.h): nothing is copied, and
+ * both are let go on the loop's thread.
+ *
+ * Ownership: the server userdata owns the daemon, the thread and the poll;
+ * its close (or __gc) stops the thread (which resumes every suspended
+ * connection and stops the daemon: MHD must not be stopped with any
+ * suspended), joins it, takes the last events and closes the poll, whose
+ * close callback frees the C block. Calls into Lua happen on the main
+ * thread under lua_pcall with a traceback handler; an error goes to the
+ * server's on_error function, never further. */
 #include <crypt.h>
+#include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <luv/luv.h>
 
+#include "common.h"
 #include "lua_render.h"
 #include "lua_runtime.h"
 
 #define IR_HTTPD_SERVER_MT "icmprun.httpd.server"
 #define IR_HTTPD_RESPONDER_MT "icmprun.httpd.responder"
 #define IR_HTTPD_BLOCK 65536
-/* Bytes of response bodies handed to MHD in one MHD_run, over all
- * connections. MHD writes a ready connection until its socket refuses more,
- * which on loopback to a fast reader is never: a 28 MB scrape went out in
- * one call, holding the loop (and the probes due) for 30-40 ms. Past this
- * budget a connection is suspended until the loop's next turn, about a
- * third of a millisecond of loopback writing at a time. */
-#define IR_HTTPD_RUN_BUDGET (256 * 1024)
 
 typedef struct ir_httpd_conn_s ir_httpd_conn_t;
 
-/* Owned by the server userdata; freed in the last handle's close callback. */
+/* What the HTTP thread tells the loop's thread. Embedded in the connection
+ * (request, completed) and in the body (done): each is sent at most once. */
+typedef enum {
+  IR_HTTPD_EV_REQUEST,
+  IR_HTTPD_EV_COMPLETED,
+  IR_HTTPD_EV_BODY_DONE
+} ir_httpd_event_kind_t;
+
+typedef struct ir_httpd_event_s {
+  struct ir_httpd_event_s* next;
+  ir_httpd_event_kind_t kind;
+} ir_httpd_event_t;
+
+/* What the loop's thread asks of the HTTP thread about a connection. */
+#define IR_HTTPD_CMD_RESUME 1u /* Its response is set. */
+#define IR_HTTPD_CMD_ABORT 2u  /* Its client is to be let go within a second. */
+
+/* Owned by the server userdata; freed in the poll's close callback. */
 typedef struct ir_httpd_server_s {
+  /* Set before the thread starts, then read only. */
   lua_State* L; /* The main thread. */
   struct MHD_Daemon* daemon;
-  uv_poll_t poll;
-  uv_timer_t timer;
-  /* Runs MHD again on the loop's next turn, when it has work now (a
-   * response to go on with, a connection paused for the byte budget). Not a
-   * timer of 0 ms: libuv (1.44) runs a timer restarted at 0 from its own
-   * callback again in the same turn, so the whole of a 28 MB scrape went
-   * out before any probe due meanwhile. */
-  uv_idle_t next_turn;
-  int open_handles;
+  int mhd_epoll_fd;
+  int http_wake_fd; /* eventfd: commands for the HTTP thread. */
+  int loop_wake_fd; /* eventfd: events for the loop's thread. */
+  size_t max_body;
+  uint16_t port;
+
+  pthread_mutex_t lock; /* Guards the fields down to `stop`. */
+  ir_httpd_event_t* events_head;
+  ir_httpd_event_t* events_tail;
+  ir_httpd_conn_t* commands; /* Connections with commands pending. */
+  bool stop;
+
+  atomic_uint connections; /* Open now (MHD's connection notices). */
+
+  /* The loop's thread's. */
+  pthread_t thread;
+  bool thread_started;
+  uv_poll_t poll; /* loop_wake_fd */
   int handler_ref;
   int on_error_ref;
-  size_t max_body;
-  ir_httpd_conn_t* suspended; /* Connections waiting for a response. */
-  ir_httpd_conn_t* paused;    /* Connections past the run's byte budget. */
-  size_t run_budget;          /* Body bytes this MHD_run may still read. */
-  uint16_t port;
   bool closed;
-  bool running; /* Inside MHD_run: a close waits until it returns. */
+  bool taking_events; /* A close from a handler waits until they are taken. */
   bool close_pending;
+
+  /* The HTTP thread's. */
+  ir_httpd_conn_t* suspended; /* Connections waiting for a response. */
 } ir_httpd_server_t;
 
 /* A response body: pieces of Lua strings and render texts' chunks, their
  * values anchored by a registry reference. Each text is also held (see
  * lua_render.h): a text closed while MHD still reads it is freed only when
- * this body is. */
+ * this body is. Read on the HTTP thread; built and let go on the loop's. */
 typedef struct ir_httpd_body_s {
   ir_httpd_server_t* server;
   int table_ref;   /* The strings and texts. */
@@ -87,8 +134,9 @@ typedef struct ir_httpd_body_s {
   size_t total;
   ir_render_text_t** texts; /* Held until the body is freed. */
   size_t ntexts;
-  ir_httpd_conn_t* conn; /* Its connection, once the response is set. */
-  bool aborted;
+  ir_httpd_conn_t* conn; /* The loop's: its connection, until either ends. */
+  atomic_bool aborted;
+  ir_httpd_event_t done;
 } ir_httpd_body_t;
 
 /* The Lua side of a connection's `respond`: NULL once the connection went. */
@@ -96,24 +144,56 @@ typedef struct ir_httpd_responder_s {
   ir_httpd_conn_t* conn;
 } ir_httpd_responder_t;
 
-/* Allocated on a connection's first request callback; freed on completion. */
+/* A request as read on the HTTP thread, for the loop's thread to hand to
+ * Lua: strings at offsets into one buffer (NUL-terminated, but taken by
+ * length), headers first, then the query's arguments. */
+typedef struct ir_httpd_pair_s {
+  size_t key, key_len, value, value_len;
+} ir_httpd_pair_t;
+
+typedef struct ir_httpd_request_s {
+  char* bytes;
+  size_t len, cap;
+  ir_httpd_pair_t* pairs;
+  size_t npairs, cap_pairs;
+  size_t nheaders;
+  size_t method, url, version;
+  char client[64];
+  bool failed; /* Out of memory on the way. */
+} ir_httpd_request_t;
+
+/* Allocated on a connection's first request callback (HTTP thread); freed
+ * on the loop's thread when it takes the completion event. */
 struct ir_httpd_conn_s {
   ir_httpd_server_t* server;
+  ir_httpd_event_t request_event;
+  ir_httpd_event_t completed_event;
+
+  /* The HTTP thread's. */
   struct MHD_Connection* connection;
   char* body;
   size_t body_len;
   bool too_large;
   bool dispatched;
-  bool answered; /* A response was queued: later ones are dropped. */
+  bool queued;    /* Its response was queued (read by the loop after completion). */
+  bool completed; /* MHD completed it: commands for it are ignored. */
   bool suspended;
+  ir_httpd_conn_t* next_suspended;
+  ir_httpd_request_t request; /* Read by the loop's thread after the event. */
+
+  /* Under the server's lock. */
+  unsigned int commands;
+  bool on_command_list;
+  ir_httpd_conn_t* next_command;
+
+  /* Set on the loop's thread before a resume command; read after it. */
   unsigned int status;
   struct MHD_Response* response;
-  ir_httpd_body_t* pending_body; /* Of `response`, until it is queued. */
-  ir_httpd_body_t* sending;      /* The body set for it, until it is freed. */
+
+  /* The loop's thread's. */
+  bool responded;           /* A response was set: later ones are dropped. */
+  ir_httpd_body_t* sending; /* The body set for it, until it is freed. */
   ir_httpd_responder_t* responder;
-  ir_httpd_conn_t* next_suspended;
-  bool paused; /* Suspended until the next turn: the run's budget is spent. */
-  ir_httpd_conn_t* next_paused;
 };
 
 /* Calls the function under the registry reference with nargs values on the
@@ -168,96 +248,169 @@ static size_t ir__httpd_unescape(void* cls, struct MHD_Connection* connection,
   return (size_t)(out - s);
 }
 
-static void ir__httpd_run(ir_httpd_server_t* s);
-static void ir__httpd_close(ir_httpd_server_t* s);
-static void ir__httpd_resume_paused(ir_httpd_server_t* s);
+/* True on an HTTP thread: where MHD lets go of a body, which the loop's
+ * thread must then be told of. */
+static _Thread_local bool ir__on_http_thread;
 
-static void ir__httpd_timer_cb(uv_timer_t* timer) {
-  ir__httpd_run(timer->data);
-}
-
-static void ir__httpd_next_turn_cb(uv_idle_t* idle) {
-  uv_idle_stop(idle);
-  /* Only here, once a turn: a run for the poll or a timer within the same
-   * turn leaves them paused, so no connection gets two budgets a turn. */
-  ir__httpd_resume_paused(idle->data);
-  ir__httpd_run(idle->data);
-}
-
-static void ir__httpd_poll_cb(uv_poll_t* poll, int status, int events) {
-  (void)status;
-  (void)events;
-  ir__httpd_run(poll->data);
-}
-
-/* Resumes the connections paused for the byte budget. */
-static void ir__httpd_resume_paused(ir_httpd_server_t* s) {
-  while (s->paused != NULL) {
-    ir_httpd_conn_t* c = s->paused;
-    s->paused = c->next_paused;
-    c->paused = false;
-    c->next_paused = NULL;
-    MHD_resume_connection(c->connection);
+/* Wakes the other side through its eventfd. EAGAIN: the counter is full,
+ * so it is woken already. */
+static void ir__httpd_wake(int fd) {
+  uint64_t one = 1;
+  while (write(fd, &one, sizeof(one)) < 0 && errno == EINTR) {
   }
 }
 
-static void ir__httpd_unlink_paused(ir_httpd_conn_t* c) {
-  ir_httpd_conn_t** p = &c->server->paused;
+static void ir__httpd_clear_wake(int fd) {
+  uint64_t count;
+  while (read(fd, &count, sizeof(count)) < 0 && errno == EINTR) {
+  }
+}
+
+/* HTTP thread: hands an event to the loop's thread, in order. The loop's
+ * thread is woken only when the list was empty: it clears its eventfd
+ * before it takes the list, so an event added meanwhile wakes it again. */
+static void ir__httpd_post(ir_httpd_server_t* s, ir_httpd_event_t* ev,
+                           ir_httpd_event_kind_t kind) {
+  ev->kind = kind;
+  ev->next = NULL;
+  pthread_mutex_lock(&s->lock);
+  bool was_empty = s->events_head == NULL;
+  if (was_empty) {
+    s->events_head = ev;
+  } else {
+    s->events_tail->next = ev;
+  }
+  s->events_tail = ev;
+  pthread_mutex_unlock(&s->lock);
+  if (was_empty) {
+    ir__httpd_wake(s->loop_wake_fd);
+  }
+}
+
+/* Loop's thread: asks the HTTP thread to do `command` for a connection. */
+static void ir__httpd_command(ir_httpd_conn_t* c, unsigned int command) {
+  ir_httpd_server_t* s = c->server;
+  pthread_mutex_lock(&s->lock);
+  c->commands |= command;
+  if (!c->on_command_list) {
+    c->on_command_list = true;
+    c->next_command = s->commands;
+    s->commands = c;
+  }
+  pthread_mutex_unlock(&s->lock);
+  ir__httpd_wake(s->http_wake_fd);
+}
+
+/* Loop's thread, under the lock: a connection about to be freed leaves the
+ * command list, so that the HTTP thread never reads it again. */
+static void ir__httpd_unlink_command(ir_httpd_conn_t* c) {
+  ir_httpd_conn_t** p = &c->server->commands;
   while (*p != NULL && *p != c) {
-    p = &(*p)->next_paused;
+    p = &(*p)->next_command;
   }
   if (*p == c) {
-    *p = c->next_paused;
+    *p = c->next_command;
   }
-  c->paused = false;
-  c->next_paused = NULL;
+  c->on_command_list = false;
+  c->next_command = NULL;
 }
 
-/* Lets MHD do what its sockets are ready for, at most IR_HTTPD_RUN_BUDGET
- * bytes of bodies, then arms the timer: for the next turn while
- * connections wait for more budget, else for the time MHD asks to be
- * called again (connection timeouts). */
-static void ir__httpd_run(ir_httpd_server_t* s) {
-  if (s->daemon == NULL) {
-    return;
+/* HTTP thread: a connection leaves the list of those waiting for a
+ * response. */
+static void ir__httpd_unlink_suspended(ir_httpd_conn_t* c) {
+  ir_httpd_conn_t** p = &c->server->suspended;
+  while (*p != NULL && *p != c) {
+    p = &(*p)->next_suspended;
   }
-  s->run_budget = IR_HTTPD_RUN_BUDGET;
-  s->running = true;
-  MHD_run(s->daemon);
-  s->running = false;
-  if (s->close_pending) {
-    ir__httpd_close(s); /* A handler closed the server meanwhile. */
-    return;
+  if (*p == c) {
+    *p = c->next_suspended;
   }
-  MHD_UNSIGNED_LONG_LONG ms = 0;
-  uv_timer_stop(&s->timer);
-  bool has_timeout = MHD_get_timeout(s->daemon, &ms) == MHD_YES;
-  if (s->paused != NULL || (has_timeout && ms == 0)) {
-    uv_idle_start(&s->next_turn, ir__httpd_next_turn_cb);
-  } else if (has_timeout) {
-    uv_timer_start(&s->timer, ir__httpd_timer_cb, ms, 0);
+  c->suspended = false;
+  c->next_suspended = NULL;
+}
+
+/* HTTP thread: carries out the loop's commands; returns whether to stop.
+ * All under the lock: the loop's thread frees a completed connection only
+ * once it has taken it off the list, under the same lock. */
+static bool ir__httpd_take_commands(ir_httpd_server_t* s) {
+  pthread_mutex_lock(&s->lock);
+  while (s->commands != NULL) {
+    ir_httpd_conn_t* c = s->commands;
+    s->commands = c->next_command;
+    unsigned int commands = c->commands;
+    c->commands = 0;
+    c->on_command_list = false;
+    c->next_command = NULL;
+    if (c->completed) {
+      continue; /* Its client went first: the loop frees it. */
+    }
+    if ((commands & IR_HTTPD_CMD_RESUME) != 0 && c->suspended) {
+      ir__httpd_unlink_suspended(c);
+      MHD_resume_connection(c->connection);
+    }
+    if ((commands & IR_HTTPD_CMD_ABORT) != 0) {
+      /* A client that reads nothing is never asked for more, so the body's
+       * flag alone would keep it (and the text its response holds) until
+       * the connection's timeout: shorten that to a second. */
+      MHD_set_connection_option(c->connection, MHD_CONNECTION_OPTION_TIMEOUT,
+                                (unsigned int)1);
+    }
+  }
+  bool stop = s->stop;
+  pthread_mutex_unlock(&s->lock);
+  return stop;
+}
+
+/* The HTTP thread: MHD_run whenever MHD's epoll fd or the loop's commands
+ * say so, or MHD's own timeout (connection timeouts) passes. */
+static void* ir__httpd_thread_main(void* arg) {
+  ir_httpd_server_t* s = arg;
+  ir__on_http_thread = true;
+  (void)pthread_setname_np(pthread_self(), "icmprun-httpd");
+  struct pollfd fds[2] = {{.fd = s->mhd_epoll_fd, .events = POLLIN},
+                          {.fd = s->http_wake_fd, .events = POLLIN}};
+  while (!ir__httpd_take_commands(s)) {
+    MHD_run(s->daemon);
+    MHD_UNSIGNED_LONG_LONG ms = 0;
+    int timeout = -1;
+    if (MHD_get_timeout(s->daemon, &ms) == MHD_YES) {
+      /* 0 when a resumed connection waits to be taken up. */
+      timeout = ms > 60000 ? 60000 : (int)ms;
+    }
+    if (poll(fds, 2, timeout) > 0 && (fds[1].revents & POLLIN) != 0) {
+      ir__httpd_clear_wake(s->http_wake_fd);
+    }
+  }
+  /* MHD must not be stopped with a connection suspended. */
+  while (s->suspended != NULL) {
+    ir_httpd_conn_t* c = s->suspended;
+    ir__httpd_unlink_suspended(c);
+    MHD_resume_connection(c->connection);
+  }
+  MHD_stop_daemon(s->daemon); /* Completes every connection: events follow. */
+  return NULL;
+}
+
+/* MHD's notices of connections opening and closing: the count that
+ * server:connections() reads from the loop's thread. */
+static void ir__httpd_notify_connection(void* cls, struct MHD_Connection* connection,
+                                        void** socket_context,
+                                        enum MHD_ConnectionNotificationCode toe) {
+  (void)connection;
+  (void)socket_context;
+  ir_httpd_server_t* s = cls;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    atomic_fetch_add(&s->connections, 1);
+  } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+    atomic_fetch_sub(&s->connections, 1);
   }
 }
 
-/* MHD's content reader: copies from the pieces at `pos`. */
+/* HTTP thread: MHD's content reader, copying from the pieces at `pos`. */
 static ssize_t ir__httpd_read(void* cls, uint64_t pos, char* buf, size_t max) {
   ir_httpd_body_t* b = cls;
-  if (b->aborted) {
+  if (atomic_load(&b->aborted)) {
     return MHD_CONTENT_READER_END_WITH_ERROR;
-  }
-  ir_httpd_server_t* s = b->server;
-  ir_httpd_conn_t* c = b->conn;
-  if (s->running && s->run_budget == 0 && c != NULL) {
-    /* This turn's budget is spent: no data now, and the connection waits
-     * for the next turn (MHD's pattern for a reader with nothing ready;
-     * MHD may ask again before it notices the suspension). */
-    if (!c->paused) {
-      c->paused = true;
-      c->next_paused = s->paused;
-      s->paused = c;
-      MHD_suspend_connection(c->connection);
-    }
-    return 0;
   }
   size_t copied = 0;
   uint64_t offset = 0;
@@ -274,7 +427,6 @@ static ssize_t ir__httpd_read(void* cls, uint64_t pos, char* buf, size_t max) {
     }
     offset = end;
   }
-  s->run_budget = copied < s->run_budget ? s->run_budget - copied : 0;
   return copied > 0 ? (ssize_t)copied : MHD_CONTENT_READER_END_OF_STREAM;
 }
 
@@ -289,10 +441,9 @@ static void ir__httpd_body_release(ir_httpd_body_t* b) {
   free(b);
 }
 
-/* MHD frees a response: release the strings and texts, and tell the Lua
- * side. */
-static void ir__httpd_body_free(void* cls) {
-  ir_httpd_body_t* b = cls;
+/* Loop's thread: MHD let go of a body. Releases the strings and texts, and
+ * tells the Lua side. */
+static void ir__httpd_body_done(ir_httpd_body_t* b) {
   if (b->conn != NULL && b->conn->sending == b) {
     b->conn->sending = NULL; /* Sent in full: the connection lives on. */
   }
@@ -307,15 +458,15 @@ static void ir__httpd_body_free(void* cls) {
   ir__httpd_body_release(b);
 }
 
-static void ir__httpd_unlink_suspended(ir_httpd_conn_t* c) {
-  ir_httpd_conn_t** p = &c->server->suspended;
-  while (*p != NULL && *p != c) {
-    p = &(*p)->next_suspended;
+/* MHD frees a response: on the HTTP thread once it was sent (the loop's
+ * thread is told), on the loop's thread when it was never queued. */
+static void ir__httpd_body_free(void* cls) {
+  ir_httpd_body_t* b = cls;
+  if (ir__on_http_thread) {
+    ir__httpd_post(b->server, &b->done, IR_HTTPD_EV_BODY_DONE);
+  } else {
+    ir__httpd_body_done(b);
   }
-  if (*p == c) {
-    *p = c->next_suspended;
-  }
-  c->next_suspended = NULL;
 }
 
 /* Builds the response for a connection from a body at index idx (a string,
@@ -386,6 +537,28 @@ static ir_httpd_body_t* ir__httpd_body(lua_State* L, ir_httpd_server_t* s, int i
   return b;
 }
 
+/* Loop's thread: sets a connection's response and has the HTTP thread
+ * resume it to send it. */
+static void ir__httpd_set_response(ir_httpd_conn_t* c, unsigned int status,
+                                   struct MHD_Response* resp) {
+  c->status = status;
+  c->response = resp;
+  c->responded = true;
+  ir__httpd_command(c, IR_HTTPD_CMD_RESUME);
+}
+
+/* Loop's thread: a short text answer. Out of memory, the connection is
+ * resumed with none, and MHD closes it. */
+static void ir__httpd_set_simple(ir_httpd_conn_t* c, unsigned int status,
+                                 const char* text) {
+  struct MHD_Response* resp = MHD_create_response_from_buffer(strlen(text), (void*)text,
+                                                              MHD_RESPMEM_PERSISTENT);
+  if (resp != NULL) {
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+  }
+  ir__httpd_set_response(c, status, resp);
+}
+
 /* respond(status, content_type, body[, opts]) */
 static int ir__httpd_respond(lua_State* L) {
   ir_httpd_responder_t* r = luaL_checkudata(L, 1, IR_HTTPD_RESPONDER_MT);
@@ -397,8 +570,7 @@ static int ir__httpd_respond(lua_State* L) {
                    4, "string, render text or list of them");
   bool has_opts = lua_type(L, 5) == LUA_TTABLE;
   ir_httpd_conn_t* c = r->conn;
-  if (c == NULL || c->response != NULL || c->server->closed ||
-      c->server->close_pending) {
+  if (c == NULL || c->responded || c->server->closed || c->server->close_pending) {
     /* Answered already, or gone: only the caller's on_done is due. */
     if (has_opts && lua_getfield(L, 5, "on_done") == LUA_TFUNCTION) {
       lua_pcall(L, 0, 0, 0);
@@ -412,7 +584,7 @@ static int ir__httpd_respond(lua_State* L) {
   struct MHD_Response* resp = MHD_create_response_from_callback(
       b->total, IR_HTTPD_BLOCK, ir__httpd_read, b, ir__httpd_body_free);
   if (resp == NULL) {
-    ir__httpd_body_free(b);
+    ir__httpd_body_done(b);
     return luaL_error(L, "respond: cannot create the response");
   }
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
@@ -433,35 +605,21 @@ static int ir__httpd_respond(lua_State* L) {
       lua_pop(L, 1); /* */
     }
   }
-  c->status = (unsigned int)status;
-  c->response = resp;
-  c->pending_body = b;
   c->sending = b;
   b->conn = c;
-  if (c->suspended) {
-    c->suspended = false;
-    ir__httpd_unlink_suspended(c);
-    MHD_resume_connection(c->connection);
-    /* MHD takes a resumed connection up at its next MHD_run, which its epoll
-     * fd does not always signal in external mode: run it on the next turn. */
-    uv_idle_start(&c->server->next_turn, ir__httpd_next_turn_cb);
-  }
+  ir__httpd_set_response(c, (unsigned int)status, resp);
   return 0;
 }
 
 /* abort(): a connection that has not taken its response is ended at the
- * next read of it (or by MHD's timeout if it never reads). */
+ * next read of it (or, within a second, by its timeout if it never reads). */
 static int ir__httpd_abort(lua_State* L) {
   ir_httpd_responder_t* r =
       luaL_checkudata(L, lua_upvalueindex(1), IR_HTTPD_RESPONDER_MT);
   ir_httpd_conn_t* c = r->conn;
   if (c != NULL && c->sending != NULL) {
-    c->sending->aborted = true;
-    /* A client that reads nothing is never asked for more, so the flag
-     * alone would keep it (and the text its response holds) until the
-     * connection's timeout: shorten that to a second. */
-    MHD_set_connection_option(c->connection, MHD_CONNECTION_OPTION_TIMEOUT,
-                              (unsigned int)1);
+    atomic_store(&c->sending->aborted, true);
+    ir__httpd_command(c, IR_HTTPD_CMD_ABORT);
   }
   return 0;
 }
@@ -475,91 +633,164 @@ static int ir__httpd_responder_gc(lua_State* L) {
   return 0;
 }
 
-/* Collects the request's headers into the table on top of the stack, with
- * lower-case names and the bytes MHD parsed (by length, so that the checks
- * in icmprun.exporter.http see control bytes): a repeated name gets its values
- * joined with ", ", as RFC 9110 reads them, so that two different
- * Content-Length values are seen as such. Counts the lines in the integer
- * just below the table. */
-static enum MHD_Result ir__httpd_header(void* cls, enum MHD_ValueKind kind,
-                                        const char* key, size_t key_size,
-                                        const char* value, size_t value_size) {
+/* HTTP thread: appends `len` bytes and a NUL to the request's buffer;
+ * returns their offset (0, and `failed` set, when out of memory). */
+static size_t ir__request_add(ir_httpd_request_t* r, const char* bytes, size_t len) {
+  if (r->failed) {
+    return 0;
+  }
+  if (r->cap - r->len < len + 1) {
+    size_t cap = r->cap > 0 ? r->cap : 1024;
+    while (cap - r->len < len + 1) {
+      cap *= 2;
+    }
+    char* grown = realloc(r->bytes, cap);
+    if (grown == NULL) {
+      r->failed = true;
+      return 0;
+    }
+    r->bytes = grown;
+    r->cap = cap;
+  }
+  size_t at = r->len;
+  memcpy(r->bytes + at, bytes, len);
+  r->bytes[at + len] = '\0';
+  r->len += len + 1;
+  return at;
+}
+
+static void ir__request_pair(ir_httpd_request_t* r, const char* key, size_t key_len,
+                             const char* value, size_t value_len) {
+  if (r->failed) {
+    return;
+  }
+  if (r->npairs == r->cap_pairs) {
+    size_t cap = r->cap_pairs > 0 ? r->cap_pairs * 2 : 16;
+    ir_httpd_pair_t* grown = realloc(r->pairs, cap * sizeof(*grown));
+    if (grown == NULL) {
+      r->failed = true;
+      return;
+    }
+    r->pairs = grown;
+    r->cap_pairs = cap;
+  }
+  ir_httpd_pair_t* p = &r->pairs[r->npairs];
+  p->key = ir__request_add(r, key, key_len);
+  p->key_len = key_len;
+  p->value =
+      ir__request_add(r, value != NULL ? value : "", value != NULL ? value_len : 0);
+  p->value_len = value != NULL ? value_len : 0;
+  r->npairs++;
+}
+
+static enum MHD_Result ir__request_header(void* cls, enum MHD_ValueKind kind,
+                                          const char* key, size_t key_size,
+                                          const char* value, size_t value_size) {
   (void)kind;
-  lua_State* L = cls;
-  lua_Integer lines = lua_tointeger(L, -2);
-  lua_pushinteger(L, lines + 1); /* n headers n+1 */
-  lua_replace(L, -3);            /* n+1 headers */
-  luaL_Buffer name;
-  luaL_buffinit(L, &name);
-  for (size_t i = 0; i < key_size; i++) {
-    char c = key[i];
-    luaL_addchar(&name, (char)((c >= 'A' && c <= 'Z') ? c + 32 : c));
-  }
-  luaL_pushresult(&name);                 /* n headers name */
-  lua_pushvalue(L, -1);                   /* n headers name name */
-  if (lua_rawget(L, -3) == LUA_TSTRING) { /* n headers name old */
-    lua_pushliteral(L, ", ");             /* n headers name old sep */
-    lua_pushlstring(L, value ? value : "", value ? value_size : 0);
-    lua_concat(L, 3); /* n headers name joined */
-  } else {
-    lua_pop(L, 1); /* n headers name */
-    lua_pushlstring(L, value ? value : "", value ? value_size : 0);
-  }
-  lua_rawset(L, -3); /* n headers */
+  ir_httpd_request_t* r = cls;
+  ir__request_pair(r, key, key_size, value, value_size);
+  r->nheaders++;
   return MHD_YES;
 }
 
-static enum MHD_Result ir__httpd_arg(void* cls, enum MHD_ValueKind kind,
-                                     const char* key, const char* value) {
+static enum MHD_Result ir__request_arg(void* cls, enum MHD_ValueKind kind,
+                                       const char* key, const char* value) {
   (void)kind;
-  lua_State* L = cls;
-  if (lua_getfield(L, -1, key) == LUA_TNIL) { /* args old */
-    lua_pop(L, 1);                            /* args */
-    lua_pushstring(L, value ? value : "");    /* args value */
-    lua_setfield(L, -2, key);                 /* args */
-  } else {
-    lua_pop(L, 1); /* args */
-  }
+  ir__request_pair(cls, key, strlen(key), value, value != NULL ? strlen(value) : 0);
   return MHD_YES;
 }
 
-/* Hands a whole request to the Lua handler; false if it raised. */
-static bool ir__httpd_dispatch(ir_httpd_conn_t* c, const char* url, const char* method,
-                               const char* version) {
-  ir_httpd_server_t* s = c->server;
-  lua_State* L = s->L;
-  lua_createtable(L, 0, 8);       /* req */
-  lua_pushstring(L, method);      /* req method */
-  lua_setfield(L, -2, "method");  /* req */
-  lua_pushstring(L, url);         /* req url */
-  lua_setfield(L, -2, "path");    /* req */
-  lua_pushstring(L, version);     /* req version */
-  lua_setfield(L, -2, "version"); /* req */
-  lua_pushinteger(L, 0);          /* req 0 */
-  lua_newtable(L);                /* req 0 headers */
-  MHD_get_connection_values_n(c->connection, MHD_HEADER_KIND, ir__httpd_header, L);
-  lua_setfield(L, -3, "headers");      /* req n */
-  lua_setfield(L, -2, "header_lines"); /* req */
-  lua_newtable(L);                     /* req args */
-  MHD_get_connection_values(c->connection, MHD_GET_ARGUMENT_KIND, ir__httpd_arg, L);
-  lua_setfield(L, -2, "args");                             /* req */
-  lua_pushlstring(L, c->body ? c->body : "", c->body_len); /* req body */
-  lua_setfield(L, -2, "body");                             /* req */
+/* HTTP thread: copies what the Lua handler is given of a request: headers
+ * by length, as MHD parsed them (so that the checks in
+ * icmprun.exporter.http see control bytes), the query's arguments, and
+ * the client's address. */
+static void ir__httpd_read_request(ir_httpd_conn_t* c, const char* url,
+                                   const char* method, const char* version) {
+  ir_httpd_request_t* r = &c->request;
+  r->method = ir__request_add(r, method, strlen(method));
+  r->url = ir__request_add(r, url, strlen(url));
+  r->version = ir__request_add(r, version, strlen(version));
+  MHD_get_connection_values_n(c->connection, MHD_HEADER_KIND, ir__request_header, r);
+  MHD_get_connection_values(c->connection, MHD_GET_ARGUMENT_KIND, ir__request_arg, r);
   const union MHD_ConnectionInfo* info =
       MHD_get_connection_info(c->connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   if (info != NULL && info->client_addr != NULL) {
-    char ip[64] = "";
     if (info->client_addr->sa_family == AF_INET6) {
-      uv_ip6_name((const struct sockaddr_in6*)info->client_addr, ip, sizeof(ip));
+      uv_ip6_name((const struct sockaddr_in6*)info->client_addr, r->client,
+                  sizeof(r->client));
     } else {
-      uv_ip4_name((const struct sockaddr_in*)info->client_addr, ip, sizeof(ip));
+      uv_ip4_name((const struct sockaddr_in*)info->client_addr, r->client,
+                  sizeof(r->client));
     }
-    lua_pushstring(L, ip);         /* req ip */
+  }
+}
+
+/* Loop's thread: sets a header into the table on top of the stack, its
+ * name in lower case: a repeated name gets its values joined with ", ", as
+ * RFC 9110 reads them, so that two different Content-Length values are
+ * seen as such. */
+static void ir__httpd_push_header(lua_State* L, const ir_httpd_request_t* r,
+                                  const ir_httpd_pair_t* p) {
+  luaL_Buffer name; /* headers */
+  luaL_buffinit(L, &name);
+  for (size_t i = 0; i < p->key_len; i++) {
+    char ch = r->bytes[p->key + i];
+    luaL_addchar(&name, (char)((ch >= 'A' && ch <= 'Z') ? ch + 32 : ch));
+  }
+  luaL_pushresult(&name);                 /* headers name */
+  lua_pushvalue(L, -1);                   /* headers name name */
+  if (lua_rawget(L, -3) == LUA_TSTRING) { /* headers name old */
+    lua_pushliteral(L, ", ");             /* headers name old sep */
+    lua_pushlstring(L, r->bytes + p->value, p->value_len);
+    lua_concat(L, 3); /* headers name joined */
+  } else {
+    lua_pop(L, 1); /* headers name */
+    lua_pushlstring(L, r->bytes + p->value, p->value_len);
+  }
+  lua_rawset(L, -3); /* headers */
+}
+
+/* Loop's thread: hands a whole request to the Lua handler; false if it
+ * raised. */
+static bool ir__httpd_dispatch(ir_httpd_conn_t* c) {
+  ir_httpd_server_t* s = c->server;
+  const ir_httpd_request_t* r = &c->request;
+  lua_State* L = s->L;
+  lua_createtable(L, 0, 8);                 /* req */
+  lua_pushstring(L, r->bytes + r->method);  /* req method */
+  lua_setfield(L, -2, "method");            /* req */
+  lua_pushstring(L, r->bytes + r->url);     /* req url */
+  lua_setfield(L, -2, "path");              /* req */
+  lua_pushstring(L, r->bytes + r->version); /* req version */
+  lua_setfield(L, -2, "version");           /* req */
+  lua_createtable(L, 0, (int)r->nheaders);  /* req headers */
+  for (size_t i = 0; i < r->nheaders; i++) {
+    ir__httpd_push_header(L, r, &r->pairs[i]);
+  }
+  lua_setfield(L, -2, "headers");               /* req */
+  lua_pushinteger(L, (lua_Integer)r->nheaders); /* req n */
+  lua_setfield(L, -2, "header_lines");          /* req */
+  lua_newtable(L);                              /* req args */
+  for (size_t i = r->nheaders; i < r->npairs; i++) {
+    const ir_httpd_pair_t* p = &r->pairs[i];
+    lua_pushlstring(L, r->bytes + p->key, p->key_len); /* req args k */
+    if (lua_rawget(L, -2) == LUA_TNIL) {               /* req args old */
+      lua_pushlstring(L, r->bytes + p->key, p->key_len);
+      lua_pushlstring(L, r->bytes + p->value, p->value_len);
+      lua_rawset(L, -4); /* req args nil */
+    }
+    lua_pop(L, 1); /* req args */
+  }
+  lua_setfield(L, -2, "args");                             /* req */
+  lua_pushlstring(L, c->body ? c->body : "", c->body_len); /* req body */
+  lua_setfield(L, -2, "body");                             /* req */
+  if (r->client[0] != '\0') {
+    lua_pushstring(L, r->client);  /* req ip */
     lua_setfield(L, -2, "client"); /* req */
   }
-  ir_httpd_responder_t* r = lua_newuserdatauv(L, sizeof(*r), 0); /* req r */
-  r->conn = c;
-  c->responder = r;
+  ir_httpd_responder_t* resp = lua_newuserdatauv(L, sizeof(*resp), 0); /* req r */
+  resp->conn = c;
+  c->responder = resp;
   luaL_setmetatable(L, IR_HTTPD_RESPONDER_MT);
   lua_pushvalue(L, -1);                        /* req r r */
   lua_pushcclosure(L, ir__httpd_abort, 1);     /* req r abort */
@@ -567,12 +798,11 @@ static bool ir__httpd_dispatch(ir_httpd_conn_t* c, const char* url, const char* 
   return ir__httpd_call(s, s->handler_ref, 2); /* */
 }
 
+/* HTTP thread: queues the response the loop's thread set. */
 static enum MHD_Result ir__httpd_queue(ir_httpd_conn_t* c) {
-  c->answered = true;
+  c->queued = true;
   enum MHD_Result ret = MHD_queue_response(c->connection, c->status, c->response);
   MHD_destroy_response(c->response); /* MHD keeps its own reference. */
-  c->response = NULL;
-  c->pending_body = NULL;
   return ret;
 }
 
@@ -589,6 +819,8 @@ static enum MHD_Result ir__httpd_simple(struct MHD_Connection* connection,
   return ret;
 }
 
+/* HTTP thread: MHD's request callback. A request read in full is handed to
+ * the loop's thread and waits, suspended, for its response. */
 static enum MHD_Result ir__httpd_access(void* cls, struct MHD_Connection* connection,
                                         const char* url, const char* method,
                                         const char* version, const char* upload_data,
@@ -611,7 +843,7 @@ static enum MHD_Result ir__httpd_access(void* cls, struct MHD_Connection* connec
     if (length != NULL &&
         (strlen(length) > 15 || strtoull(length, NULL, 10) > s->max_body)) {
       c->dispatched = true;
-      c->answered = true;
+      c->queued = true;
       return ir__httpd_simple(connection, 413, "the body is over the limit\n");
     }
     return MHD_YES;
@@ -631,105 +863,157 @@ static enum MHD_Result ir__httpd_access(void* cls, struct MHD_Connection* connec
     *upload_size = 0;
     return MHD_YES;
   }
-  if (c->response != NULL) {
+  if (c->response != NULL && !c->queued) {
     return ir__httpd_queue(c);
   }
   if (c->dispatched) {
-    return MHD_NO; /* Resumed with nothing to send: cannot happen. */
+    return MHD_NO; /* Resumed with no response (out of memory, or stopping). */
   }
   c->dispatched = true;
   if (c->too_large) {
+    c->queued = true;
     return ir__httpd_simple(connection, 413, "the body is over the limit\n");
   }
-  bool ok = ir__httpd_dispatch(c, url, method, version);
-  if (c->response != NULL) {
-    return ir__httpd_queue(c);
-  }
-  if (!ok) {
-    c->answered = true;
-    return ir__httpd_simple(connection, 500, "internal error\n");
-  }
-  if (s->close_pending) {
-    return ir__httpd_simple(connection, 503, "the server is closing\n");
+  ir__httpd_read_request(c, url, method, version);
+  if (c->request.failed) {
+    c->queued = true;
+    return ir__httpd_simple(connection, 500, "out of memory\n");
   }
   c->suspended = true;
   c->next_suspended = s->suspended;
   s->suspended = c;
   MHD_suspend_connection(connection);
+  ir__httpd_post(s, &c->request_event, IR_HTTPD_EV_REQUEST);
   return MHD_YES;
 }
 
+/* HTTP thread: MHD is done with a connection; the loop's thread frees it. */
 static void ir__httpd_completed(void* cls, struct MHD_Connection* connection,
                                 void** con_cls, enum MHD_RequestTerminationCode code) {
-  (void)cls;
   (void)connection;
   (void)code;
+  ir_httpd_server_t* s = cls;
   ir_httpd_conn_t* c = *con_cls;
   if (c == NULL) {
     return;
   }
   *con_cls = NULL;
+  c->completed = true;
   if (c->suspended) {
     ir__httpd_unlink_suspended(c);
   }
-  if (c->paused) {
-    ir__httpd_unlink_paused(c);
+  ir__httpd_post(s, &c->completed_event, IR_HTTPD_EV_COMPLETED);
+}
+
+/* Loop's thread: a request for the Lua handler. A handler that raised
+ * before it responded gets its client a 500. While the server closes,
+ * nothing is dispatched: stopping the daemon ends the connection. */
+static void ir__httpd_take_request(ir_httpd_conn_t* c) {
+  ir_httpd_server_t* s = c->server;
+  if (s->closed || s->close_pending) {
+    return;
   }
+  bool ok = ir__httpd_dispatch(c);
+  if (!ok && !c->responded && !s->closed && !s->close_pending) {
+    ir__httpd_set_simple(c, 500, "internal error\n");
+  }
+}
+
+/* Loop's thread: frees a connection MHD completed. */
+static void ir__httpd_take_completed(ir_httpd_conn_t* c) {
+  ir_httpd_server_t* s = c->server;
+  pthread_mutex_lock(&s->lock);
+  if (c->on_command_list) {
+    ir__httpd_unlink_command(c);
+  }
+  pthread_mutex_unlock(&s->lock);
   if (c->sending != NULL) {
-    c->sending->conn = NULL; /* MHD may free the body after this. */
+    c->sending->conn = NULL; /* MHD may let go of the body after this. */
   }
   if (c->responder != NULL) {
     c->responder->conn = NULL;
   }
-  if (c->response != NULL) {
-    MHD_destroy_response(c->response); /* Frees the body, calling on_done. */
+  if (c->response != NULL && !c->queued) {
+    MHD_destroy_response(
+        c->response); /* Never sent: frees the body, calling on_done. */
   }
+  free(c->request.bytes);
+  free(c->request.pairs);
   free(c->body);
   free(c);
 }
 
-static void ir__httpd_handle_closed(uv_handle_t* handle) {
-  ir_httpd_server_t* s = handle->data;
-  if (--s->open_handles == 0) {
-    free(s);
+static void ir__httpd_close(ir_httpd_server_t* s);
+
+/* Loop's thread: takes the HTTP thread's events, in order. */
+static void ir__httpd_take_events(ir_httpd_server_t* s) {
+  pthread_mutex_lock(&s->lock);
+  ir_httpd_event_t* ev = s->events_head;
+  s->events_head = s->events_tail = NULL;
+  pthread_mutex_unlock(&s->lock);
+  bool nested = s->taking_events;
+  s->taking_events = true;
+  while (ev != NULL) {
+    ir_httpd_event_t* next = ev->next; /* Taking it may free it. */
+    switch (ev->kind) {
+      case IR_HTTPD_EV_REQUEST:
+        ir__httpd_take_request(IR_CONTAINER_OF(ev, ir_httpd_conn_t, request_event));
+        break;
+      case IR_HTTPD_EV_COMPLETED:
+        ir__httpd_take_completed(IR_CONTAINER_OF(ev, ir_httpd_conn_t, completed_event));
+        break;
+      case IR_HTTPD_EV_BODY_DONE:
+        ir__httpd_body_done(IR_CONTAINER_OF(ev, ir_httpd_body_t, done));
+        break;
+    }
+    ev = next;
+  }
+  s->taking_events = nested;
+  if (!nested && s->close_pending) {
+    ir__httpd_close(s); /* A handler closed the server meanwhile. */
   }
 }
 
-/* Stops the daemon: suspended connections are answered 503 first, as MHD
- * must not be stopped with any suspended. */
+static void ir__httpd_events_cb(uv_poll_t* poll, int status, int events) {
+  (void)status;
+  (void)events;
+  ir_httpd_server_t* s = poll->data;
+  ir__httpd_clear_wake(s->loop_wake_fd);
+  ir__httpd_take_events(s);
+}
+
+static void ir__httpd_poll_closed(uv_handle_t* handle) {
+  ir_httpd_server_t* s = handle->data;
+  close(s->loop_wake_fd);
+  pthread_mutex_destroy(&s->lock);
+  free(s);
+}
+
+/* Loop's thread: stops the HTTP thread (which resumes the suspended
+ * connections and stops the daemon), joins it, takes the connections' and
+ * bodies' last events, and closes the poll, which frees the block. */
 static void ir__httpd_close(ir_httpd_server_t* s) {
   if (s->closed) {
     return;
   }
-  if (s->running) {
+  if (s->taking_events) {
     s->close_pending = true;
     return;
   }
   s->closed = true;
-  ir__httpd_resume_paused(s);
-  while (s->suspended != NULL) {
-    ir_httpd_conn_t* c = s->suspended;
-    s->suspended = c->next_suspended;
-    c->suspended = false;
-    c->next_suspended = NULL;
-    MHD_resume_connection(c->connection);
-  }
-  struct MHD_Daemon* d = s->daemon;
+  pthread_mutex_lock(&s->lock);
+  s->stop = true;
+  pthread_mutex_unlock(&s->lock);
+  ir__httpd_wake(s->http_wake_fd);
+  (void)pthread_join(s->thread, NULL);
   s->daemon = NULL;
-  if (d != NULL) {
-    MHD_stop_daemon(d);
-  }
+  ir__httpd_take_events(s);
   lua_State* L = s->L;
   luaL_unref(L, LUA_REGISTRYINDEX, s->handler_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, s->on_error_ref);
   s->handler_ref = s->on_error_ref = LUA_NOREF;
-  if (s->open_handles > 0) {
-    uv_close((uv_handle_t*)&s->poll, ir__httpd_handle_closed);
-    uv_close((uv_handle_t*)&s->timer, ir__httpd_handle_closed);
-    uv_close((uv_handle_t*)&s->next_turn, ir__httpd_handle_closed);
-  } else {
-    free(s);
-  }
+  close(s->http_wake_fd);
+  uv_close((uv_handle_t*)&s->poll, ir__httpd_poll_closed);
 }
 
 typedef struct ir_httpd_box_s {
@@ -749,10 +1033,8 @@ static int ir__httpd_server_close(lua_State* L) {
 static int ir__httpd_server_connections(lua_State* L) {
   ir_httpd_box_t* box = luaL_checkudata(L, 1, IR_HTTPD_SERVER_MT);
   unsigned int n = 0;
-  if (box->s != NULL && box->s->daemon != NULL) {
-    const union MHD_DaemonInfo* info =
-        MHD_get_daemon_info(box->s->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-    n = info != NULL ? info->num_connections : 0;
+  if (box->s != NULL && !box->s->closed) {
+    n = atomic_load(&box->s->connections);
   }
   lua_pushinteger(L, n);
   return 1;
@@ -770,6 +1052,49 @@ static lua_Integer ir__opt_integer(lua_State* L, const char* name, lua_Integer d
   lua_Integer v = luaL_optinteger(L, -1, dflt);
   lua_pop(L, 1);
   return v;
+}
+
+/* Loop's thread: the eventfds, the poll on the loop and the HTTP thread,
+ * for a daemon just started. Returns NULL, or what failed: then the daemon
+ * is stopped and the block freed (at once, or by the poll's close). */
+static const char* ir__httpd_start(uv_loop_t* loop, ir_httpd_server_t* s) {
+  const union MHD_DaemonInfo* info =
+      MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+  s->mhd_epoll_fd = info != NULL ? info->epoll_fd : -1;
+  s->http_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  s->loop_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  bool ready = s->mhd_epoll_fd >= 0 && s->http_wake_fd >= 0 && s->loop_wake_fd >= 0 &&
+               pthread_mutex_init(&s->lock, NULL) == 0;
+  if (!ready || uv_poll_init(loop, &s->poll, s->loop_wake_fd) != 0) {
+    if (ready) {
+      pthread_mutex_destroy(&s->lock);
+    }
+    MHD_stop_daemon(s->daemon);
+    if (s->http_wake_fd >= 0) {
+      close(s->http_wake_fd);
+    }
+    if (s->loop_wake_fd >= 0) {
+      close(s->loop_wake_fd);
+    }
+    free(s);
+    return "cannot watch the HTTP daemon";
+  }
+  s->poll.data = s;
+  /* The thread takes no signals: the loop's thread handles them. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int err = pthread_create(&s->thread, NULL, ir__httpd_thread_main, s);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (err != 0) {
+    MHD_stop_daemon(s->daemon);
+    close(s->http_wake_fd);
+    s->closed = true;
+    uv_close((uv_handle_t*)&s->poll, ir__httpd_poll_closed);
+    return "cannot start the HTTP thread";
+  }
+  uv_poll_start(&s->poll, UV_READABLE, ir__httpd_events_cb);
+  return NULL;
 }
 
 /* httpd.listen{host=, port= | fd=, handler=, on_error=, cert=, key=,
@@ -809,6 +1134,7 @@ static int ir__httpd_listen(lua_State* L) {
   if (s == NULL) {
     return luaL_error(L, "httpd.listen: out of memory");
   }
+  atomic_init(&s->connections, 0);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD); /* ... box main */
   s->L = lua_tothread(L, -1);
   lua_pop(L, 1);                                         /* ... box */
@@ -844,7 +1170,8 @@ static int ir__httpd_listen(lua_State* L) {
   extra[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
   s->daemon = MHD_start_daemon(
       flags, (uint16_t)port, NULL, NULL, ir__httpd_access, s,
-      MHD_OPTION_NOTIFY_COMPLETED, ir__httpd_completed, s, MHD_OPTION_CONNECTION_LIMIT,
+      MHD_OPTION_NOTIFY_COMPLETED, ir__httpd_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+      ir__httpd_notify_connection, s, MHD_OPTION_CONNECTION_LIMIT,
       (unsigned int)ir__opt_integer(L, "connection_limit", 16384),
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)ir__opt_integer(L, "timeout", 10),
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
@@ -862,32 +1189,11 @@ static int ir__httpd_listen(lua_State* L) {
         cert != NULL ? " (or the TLS key and certificate are not valid PEM)" : "");
     return 2;
   }
-  const union MHD_DaemonInfo* info =
-      MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+  /* Asked of MHD before its thread starts: from then on, only that thread
+   * calls it. */
   const union MHD_DaemonInfo* bound =
       MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
   s->port = bound != NULL ? bound->port : (uint16_t)port;
-  uv_timer_init(loop, &s->timer);
-  s->timer.data = s;
-  uv_idle_init(loop, &s->next_turn);
-  s->next_turn.data = s;
-  s->open_handles = 2;
-  if (info == NULL || uv_poll_init(loop, &s->poll, info->epoll_fd) != 0) {
-    MHD_stop_daemon(s->daemon);
-    s->daemon = NULL;
-    s->closed = true;
-    uv_close((uv_handle_t*)&s->timer, ir__httpd_handle_closed);
-    uv_close((uv_handle_t*)&s->next_turn, ir__httpd_handle_closed);
-    lua_settop(L, top);
-    lua_pushnil(L);
-    lua_pushliteral(L, "cannot watch the HTTP daemon's epoll fd");
-    return 2;
-  }
-  s->poll.data = s;
-  s->open_handles = 3;
-  uv_poll_start(&s->poll, UV_READABLE, ir__httpd_poll_cb);
-  box->s = s;
-  lua_pushinteger(L, s->port); /* ... box port */
   /* The address it listens on: given, or that of the socket given. */
   char ip[64] = "";
   struct sockaddr_storage name;
@@ -901,7 +1207,19 @@ static int ir__httpd_listen(lua_State* L) {
       uv_ip4_name((struct sockaddr_in*)&name, ip, sizeof(ip));
     }
   }
-  lua_pushstring(L, ip); /* ... box port ip */
+  int handler_ref = s->handler_ref, on_error_ref = s->on_error_ref;
+  const char* why = ir__httpd_start(loop, s); /* Frees s when it fails. */
+  if (why != NULL) {
+    luaL_unref(L, LUA_REGISTRYINDEX, handler_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, on_error_ref);
+    lua_settop(L, top);
+    lua_pushnil(L);
+    lua_pushstring(L, why);
+    return 2;
+  }
+  box->s = s;
+  lua_pushinteger(L, s->port); /* ... box port */
+  lua_pushstring(L, ip);       /* ... box port ip */
   return 3;
 }
 

@@ -686,8 +686,8 @@ local function with_basic_auth(handler, users)
   end
 end
 
---- Serves the endpoints over HTTP on the loop (`icmprun.exporter.http`:
--- libmicrohttpd).
+--- Serves the endpoints over HTTP, their handlers on the loop
+-- (`icmprun.exporter.http`: libmicrohttpd on a thread of its own).
 -- @tparam string address "host:port" (port 0: any free one)
 -- @tparam[opt="/metrics"] string metrics_path
 -- @tparam[opt] table opts limits for `icmprun.exporter.http`; `tls`

@@ -1,10 +1,12 @@
 -- SPDX-License-Identifier: MIT
 
---- The exporter's HTTP server: libmicrohttpd on icmprun's own loop.
+--- The exporter's HTTP server: libmicrohttpd, with its handlers on icmprun's
+-- own loop.
 --
 -- Every listener is served by libmicrohttpd (`icmprun.httpd`,
--- src/lua_httpd.c) in its external epoll mode, watched by the loop that
--- also sends the probes: one thread, no locks. MHD parses the requests,
+-- src/lua_httpd.c) in its external epoll mode, on a thread of its own that
+-- reads the requests and writes the bodies; the handlers run on the loop
+-- that also sends the probes, which writes no body. MHD parses the requests,
 -- keeps connections alive (HTTP/1.1 keep-alive and pipelining), writes HEAD
 -- answers without their body, and brings TLS. This module adds what the
 -- exporter asks of every request on top of it:
