@@ -25,10 +25,13 @@
  *   a response body MHD let go of;
  * - commands, to the HTTP thread: resume a connection (its response is
  *   set), shorten an aborted connection's timeout, stop.
- * A connection is freed on the loop's thread when it takes the completion
- * event, after taking the connection off the command list; the HTTP thread
- * reads that list under the mutex and ignores commands for connections it
- * has completed, so it never touches a freed one. A body is read by MHD on
+ * The mutex is held only to move a few pointers, never across a call into
+ * MHD or the kernel: the loop's thread must not wait for a thread that
+ * was preempted while it held the lock. A connection is freed by whichever
+ * thread lets go of it last: the loop's thread, when it takes the
+ * completion event, or the HTTP thread, once it has carried out the
+ * commands queued for it (it ignores those that come after it completed
+ * the connection). A body is read by MHD on
  * the HTTP thread from Lua strings (anchored by a registry reference) and
  * render texts' chunks (held, see lua_render.h): nothing is copied, and
  * both are let go on the loop's thread.
@@ -181,10 +184,18 @@ struct ir_httpd_conn_s {
   ir_httpd_conn_t* next_suspended;
   ir_httpd_request_t request; /* Read by the loop's thread after the event. */
 
+  /* One reference for the loop's thread (until it takes the completion
+   * event), one while commands for it are queued. */
+  atomic_int refs;
+
   /* Under the server's lock. */
   unsigned int commands;
   bool on_command_list;
   ir_httpd_conn_t* next_command;
+
+  /* The HTTP thread's: the commands it took, in the list it took. */
+  unsigned int taken_commands;
+  ir_httpd_conn_t* next_taken;
 
   /* Set on the loop's thread before a resume command; read after it. */
   unsigned int status;
@@ -287,6 +298,20 @@ static void ir__httpd_post(ir_httpd_server_t* s, ir_httpd_event_t* ev,
   }
 }
 
+static void ir__httpd_conn_free(ir_httpd_conn_t* c) {
+  free(c->request.bytes);
+  free(c->request.pairs);
+  free(c->body);
+  free(c);
+}
+
+/* Either thread: lets go of a reference; the last one frees. */
+static void ir__httpd_conn_unref(ir_httpd_conn_t* c) {
+  if (atomic_fetch_sub(&c->refs, 1) == 1) {
+    ir__httpd_conn_free(c);
+  }
+}
+
 /* Loop's thread: asks the HTTP thread to do `command` for a connection. */
 static void ir__httpd_command(ir_httpd_conn_t* c, unsigned int command) {
   ir_httpd_server_t* s = c->server;
@@ -296,23 +321,28 @@ static void ir__httpd_command(ir_httpd_conn_t* c, unsigned int command) {
     c->on_command_list = true;
     c->next_command = s->commands;
     s->commands = c;
+    atomic_fetch_add(&c->refs, 1);
   }
   pthread_mutex_unlock(&s->lock);
   ir__httpd_wake(s->http_wake_fd);
 }
 
-/* Loop's thread, under the lock: a connection about to be freed leaves the
- * command list, so that the HTTP thread never reads it again. */
-static void ir__httpd_unlink_command(ir_httpd_conn_t* c) {
-  ir_httpd_conn_t** p = &c->server->commands;
-  while (*p != NULL && *p != c) {
-    p = &(*p)->next_command;
+/* Either thread (the loop's once the HTTP thread ended): takes the queued
+ * commands off the list, under the lock, a few pointers a connection.
+ * Returns them, linked by next_taken, and sets *stop. */
+static ir_httpd_conn_t* ir__httpd_take_command_list(ir_httpd_server_t* s, bool* stop) {
+  pthread_mutex_lock(&s->lock);
+  ir_httpd_conn_t* taken = s->commands;
+  s->commands = NULL;
+  for (ir_httpd_conn_t* c = taken; c != NULL; c = c->next_command) {
+    c->taken_commands = c->commands;
+    c->next_taken = c->next_command;
+    c->commands = 0;
+    c->on_command_list = false;
   }
-  if (*p == c) {
-    *p = c->next_command;
-  }
-  c->on_command_list = false;
-  c->next_command = NULL;
+  *stop = s->stop;
+  pthread_mutex_unlock(&s->lock);
+  return taken;
 }
 
 /* HTTP thread: a connection leaves the list of those waiting for a
@@ -329,35 +359,28 @@ static void ir__httpd_unlink_suspended(ir_httpd_conn_t* c) {
   c->next_suspended = NULL;
 }
 
-/* HTTP thread: carries out the loop's commands; returns whether to stop.
- * All under the lock: the loop's thread frees a completed connection only
- * once it has taken it off the list, under the same lock. */
+/* HTTP thread: carries out the loop's commands; returns whether to stop. */
 static bool ir__httpd_take_commands(ir_httpd_server_t* s) {
-  pthread_mutex_lock(&s->lock);
-  while (s->commands != NULL) {
-    ir_httpd_conn_t* c = s->commands;
-    s->commands = c->next_command;
-    unsigned int commands = c->commands;
-    c->commands = 0;
-    c->on_command_list = false;
-    c->next_command = NULL;
-    if (c->completed) {
-      continue; /* Its client went first: the loop frees it. */
-    }
-    if ((commands & IR_HTTPD_CMD_RESUME) != 0 && c->suspended) {
+  bool stop;
+  ir_httpd_conn_t* c = ir__httpd_take_command_list(s, &stop);
+  while (c != NULL) {
+    ir_httpd_conn_t* next = c->next_taken;
+    unsigned int commands = c->taken_commands;
+    /* Completed: its client went first, and MHD knows it no more. */
+    if (!c->completed && (commands & IR_HTTPD_CMD_RESUME) != 0 && c->suspended) {
       ir__httpd_unlink_suspended(c);
       MHD_resume_connection(c->connection);
     }
-    if ((commands & IR_HTTPD_CMD_ABORT) != 0) {
+    if (!c->completed && (commands & IR_HTTPD_CMD_ABORT) != 0) {
       /* A client that reads nothing is never asked for more, so the body's
        * flag alone would keep it (and the text its response holds) until
        * the connection's timeout: shorten that to a second. */
       MHD_set_connection_option(c->connection, MHD_CONNECTION_OPTION_TIMEOUT,
                                 (unsigned int)1);
     }
+    ir__httpd_conn_unref(c);
+    c = next;
   }
-  bool stop = s->stop;
-  pthread_mutex_unlock(&s->lock);
   return stop;
 }
 
@@ -834,6 +857,7 @@ static enum MHD_Result ir__httpd_access(void* cls, struct MHD_Connection* connec
     }
     c->server = s;
     c->connection = connection;
+    atomic_init(&c->refs, 1);
     *con_cls = c;
     /* A body announced over the limit is refused before it is waited for:
      * a client that sends none would otherwise hold the connection until
@@ -919,14 +943,8 @@ static void ir__httpd_take_request(ir_httpd_conn_t* c) {
   }
 }
 
-/* Loop's thread: frees a connection MHD completed. */
+/* Loop's thread: lets go of a connection MHD completed. */
 static void ir__httpd_take_completed(ir_httpd_conn_t* c) {
-  ir_httpd_server_t* s = c->server;
-  pthread_mutex_lock(&s->lock);
-  if (c->on_command_list) {
-    ir__httpd_unlink_command(c);
-  }
-  pthread_mutex_unlock(&s->lock);
   if (c->sending != NULL) {
     c->sending->conn = NULL; /* MHD may let go of the body after this. */
   }
@@ -934,13 +952,10 @@ static void ir__httpd_take_completed(ir_httpd_conn_t* c) {
     c->responder->conn = NULL;
   }
   if (c->response != NULL && !c->queued) {
-    MHD_destroy_response(
-        c->response); /* Never sent: frees the body, calling on_done. */
+    /* Never sent: frees the body, calling on_done. */
+    MHD_destroy_response(c->response);
   }
-  free(c->request.bytes);
-  free(c->request.pairs);
-  free(c->body);
-  free(c);
+  ir__httpd_conn_unref(c);
 }
 
 static void ir__httpd_close(ir_httpd_server_t* s);
@@ -1007,6 +1022,14 @@ static void ir__httpd_close(ir_httpd_server_t* s) {
   ir__httpd_wake(s->http_wake_fd);
   (void)pthread_join(s->thread, NULL);
   s->daemon = NULL;
+  /* Commands the thread did not take: their references only. */
+  bool stop;
+  ir_httpd_conn_t* c = ir__httpd_take_command_list(s, &stop);
+  while (c != NULL) {
+    ir_httpd_conn_t* next = c->next_taken;
+    ir__httpd_conn_unref(c);
+    c = next;
+  }
   ir__httpd_take_events(s);
   lua_State* L = s->L;
   luaL_unref(L, LUA_REGISTRYINDEX, s->handler_ref);
