@@ -14,9 +14,12 @@
  *
  * The daemon runs in MHD's external epoll mode, driven by the HTTP thread
  * alone: it polls MHD's epoll fd and its own eventfd, and calls MHD_run.
- * Every MHD call on the daemon and its connections is made on that thread;
- * the loop's thread only creates and fills responses (MHD's responses are
- * safe to make on any thread) and destroys one that was never queued.
+ * Every MHD call is made on that thread, responses included: the loop's
+ * thread sets what to answer (status, headers, the body's pieces) and the
+ * HTTP thread makes the response from it. Each thread frees only what it
+ * allocated (the HTTP thread the connections and responses, the loop's
+ * thread the bodies), so that neither waits on the other's malloc arena
+ * lock, held by a thread that may have been preempted.
  *
  * The two threads talk through two lists under one mutex, each with an
  * eventfd that wakes the other side:
@@ -31,10 +34,10 @@
  * thread lets go of it last: the loop's thread, when it takes the
  * completion event, or the HTTP thread, once it has carried out the
  * commands queued for it (it ignores those that come after it completed
- * the connection). A body is read by MHD on
- * the HTTP thread from Lua strings (anchored by a registry reference) and
- * render texts' chunks (held, see lua_render.h): nothing is copied, and
- * both are let go on the loop's thread.
+ * the connection); the loop's thread lets go through a command too. A body is read by
+ * MHD on the HTTP thread from Lua strings (anchored by a registry reference) and render
+ * texts' chunks (held, see lua_render.h): nothing is copied, and both are let go on the
+ * loop's thread.
  *
  * Ownership: the server userdata owns the daemon, the thread and the poll;
  * its close (or __gc) stops the thread (which resumes every suspended
@@ -87,8 +90,9 @@ typedef struct ir_httpd_event_s {
 } ir_httpd_event_t;
 
 /* What the loop's thread asks of the HTTP thread about a connection. */
-#define IR_HTTPD_CMD_RESUME 1u /* Its response is set. */
-#define IR_HTTPD_CMD_ABORT 2u  /* Its client is to be let go within a second. */
+#define IR_HTTPD_CMD_RESUME 1u  /* Its response is set. */
+#define IR_HTTPD_CMD_ABORT 2u   /* Its client is to be let go within a second. */
+#define IR_HTTPD_CMD_RELEASE 4u /* The loop's thread is done with it. */
 
 /* Owned by the server userdata; freed in the poll's close callback. */
 typedef struct ir_httpd_server_s {
@@ -137,6 +141,10 @@ typedef struct ir_httpd_body_s {
   size_t total;
   ir_render_text_t** texts; /* Held until the body is freed. */
   size_t ntexts;
+  /* The response's headers, Content-Type first, as "name\0value\0" pairs,
+   * for the HTTP thread to add to the response it makes. */
+  char* headers;
+  size_t headers_len;
   ir_httpd_conn_t* conn; /* The loop's: its connection, until either ends. */
   atomic_bool aborted;
   ir_httpd_event_t done;
@@ -199,7 +207,7 @@ struct ir_httpd_conn_s {
 
   /* Set on the loop's thread before a resume command; read after it. */
   unsigned int status;
-  struct MHD_Response* response;
+  ir_httpd_body_t* answer; /* What to send, or NULL: close the connection. */
 
   /* The loop's thread's. */
   bool responded;           /* A response was set: later ones are dropped. */
@@ -259,10 +267,6 @@ static size_t ir__httpd_unescape(void* cls, struct MHD_Connection* connection,
   return (size_t)(out - s);
 }
 
-/* True on an HTTP thread: where MHD lets go of a body, which the loop's
- * thread must then be told of. */
-static _Thread_local bool ir__on_http_thread;
-
 /* Wakes the other side through its eventfd. EAGAIN: the counter is full,
  * so it is woken already. */
 static void ir__httpd_wake(int fd) {
@@ -310,6 +314,15 @@ static void ir__httpd_conn_unref(ir_httpd_conn_t* c) {
   if (atomic_fetch_sub(&c->refs, 1) == 1) {
     ir__httpd_conn_free(c);
   }
+}
+
+/* Lets go of the references of commands carried out (or dropped): the
+ * list's, and the loop's thread's with RELEASE. */
+static void ir__httpd_commands_done(ir_httpd_conn_t* c, unsigned int commands) {
+  if ((commands & IR_HTTPD_CMD_RELEASE) != 0) {
+    ir__httpd_conn_unref(c);
+  }
+  ir__httpd_conn_unref(c);
 }
 
 /* Loop's thread: asks the HTTP thread to do `command` for a connection. */
@@ -378,7 +391,7 @@ static bool ir__httpd_take_commands(ir_httpd_server_t* s) {
       MHD_set_connection_option(c->connection, MHD_CONNECTION_OPTION_TIMEOUT,
                                 (unsigned int)1);
     }
-    ir__httpd_conn_unref(c);
+    ir__httpd_commands_done(c, commands);
     c = next;
   }
   return stop;
@@ -388,7 +401,6 @@ static bool ir__httpd_take_commands(ir_httpd_server_t* s) {
  * say so, or MHD's own timeout (connection timeouts) passes. */
 static void* ir__httpd_thread_main(void* arg) {
   ir_httpd_server_t* s = arg;
-  ir__on_http_thread = true;
   (void)pthread_setname_np(pthread_self(), "icmprun-httpd");
   struct pollfd fds[2] = {{.fd = s->mhd_epoll_fd, .events = POLLIN},
                           {.fd = s->http_wake_fd, .events = POLLIN}};
@@ -404,12 +416,15 @@ static void* ir__httpd_thread_main(void* arg) {
       ir__httpd_clear_wake(s->http_wake_fd);
     }
   }
-  /* MHD must not be stopped with a connection suspended. */
+  /* MHD must not be stopped with a connection suspended. One more run
+   * sends the answers set last (a 503 for a handler that closed the
+   * server) and closes the connections that have none. */
   while (s->suspended != NULL) {
     ir_httpd_conn_t* c = s->suspended;
     ir__httpd_unlink_suspended(c);
     MHD_resume_connection(c->connection);
   }
+  MHD_run(s->daemon);
   MHD_stop_daemon(s->daemon); /* Completes every connection: events follow. */
   return NULL;
 }
@@ -461,6 +476,7 @@ static void ir__httpd_body_release(ir_httpd_body_t* b) {
   free(b->texts);
   free(b->ptrs);
   free(b->lens);
+  free(b->headers);
   free(b);
 }
 
@@ -481,15 +497,11 @@ static void ir__httpd_body_done(ir_httpd_body_t* b) {
   ir__httpd_body_release(b);
 }
 
-/* MHD frees a response: on the HTTP thread once it was sent (the loop's
- * thread is told), on the loop's thread when it was never queued. */
+/* HTTP thread: MHD frees a response; the loop's thread lets go of its
+ * body. */
 static void ir__httpd_body_free(void* cls) {
   ir_httpd_body_t* b = cls;
-  if (ir__on_http_thread) {
-    ir__httpd_post(b->server, &b->done, IR_HTTPD_EV_BODY_DONE);
-  } else {
-    ir__httpd_body_done(b);
-  }
+  ir__httpd_post(b->server, &b->done, IR_HTTPD_EV_BODY_DONE);
 }
 
 /* Builds the response for a connection from a body at index idx (a string,
@@ -560,13 +572,65 @@ static ir_httpd_body_t* ir__httpd_body(lua_State* L, ir_httpd_server_t* s, int i
   return b;
 }
 
-/* Loop's thread: sets a connection's response and has the HTTP thread
- * resume it to send it. */
-static void ir__httpd_set_response(ir_httpd_conn_t* c, unsigned int status,
-                                   struct MHD_Response* resp) {
+/* Loop's thread: the response's headers, packed (see ir_httpd_body_t):
+ * Content-Type, then the string pairs of opts.headers (opts: a stack
+ * index, or 0). Returns false when out of memory. */
+static bool ir__httpd_pack_headers(lua_State* L, ir_httpd_body_t* b,
+                                   const char* content_type, int opts) {
+  static const char name[] = MHD_HTTP_HEADER_CONTENT_TYPE;
+  size_t len = sizeof(name) + strlen(content_type) + 1;
+  if (opts == 0 || lua_getfield(L, opts, "headers") != LUA_TTABLE) { /* [h] */
+    lua_pop(L, opts == 0 ? 0 : 1);
+    lua_pushnil(L); /* nil */
+  }
+  for (int pass = 0; pass < 2; pass++) {
+    size_t at = 0;
+    if (pass == 1) {
+      b->headers = malloc(len);
+      if (b->headers == NULL) {
+        lua_pop(L, 1); /* */
+        return false;
+      }
+      b->headers_len = len;
+      memcpy(b->headers, name, sizeof(name));
+      at = sizeof(name);
+      memcpy(b->headers + at, content_type, strlen(content_type) + 1);
+      at += strlen(content_type) + 1;
+    }
+    if (lua_istable(L, -1)) {
+      lua_pushnil(L);                /* h k */
+      while (lua_next(L, -2) != 0) { /* h k v */
+        if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
+          const char* pair[2] = {lua_tostring(L, -2), lua_tostring(L, -1)};
+          for (int k = 0; k < 2; k++) {
+            size_t n = strlen(pair[k]) + 1;
+            if (pass == 0) {
+              len += n;
+            } else {
+              memcpy(b->headers + at, pair[k], n);
+              at += n;
+            }
+          }
+        }
+        lua_pop(L, 1); /* h k */
+      }
+    }
+  }
+  lua_pop(L, 1); /* */
+  return true;
+}
+
+/* Loop's thread: sets what a connection answers (a body, or NULL to close
+ * it) and has the HTTP thread resume it to send it. */
+static void ir__httpd_set_answer(ir_httpd_conn_t* c, unsigned int status,
+                                 ir_httpd_body_t* b) {
   c->status = status;
-  c->response = resp;
+  c->answer = b;
   c->responded = true;
+  if (b != NULL) {
+    c->sending = b;
+    b->conn = c;
+  }
   ir__httpd_command(c, IR_HTTPD_CMD_RESUME);
 }
 
@@ -574,12 +638,24 @@ static void ir__httpd_set_response(ir_httpd_conn_t* c, unsigned int status,
  * resumed with none, and MHD closes it. */
 static void ir__httpd_set_simple(ir_httpd_conn_t* c, unsigned int status,
                                  const char* text) {
-  struct MHD_Response* resp = MHD_create_response_from_buffer(strlen(text), (void*)text,
-                                                              MHD_RESPMEM_PERSISTENT);
-  if (resp != NULL) {
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+  ir_httpd_body_t* b = calloc(1, sizeof(*b));
+  if (b != NULL) {
+    b->server = c->server;
+    b->table_ref = b->on_done_ref = LUA_NOREF;
+    b->ptrs = malloc(sizeof(*b->ptrs));
+    b->lens = malloc(sizeof(*b->lens));
+    b->texts = malloc(sizeof(*b->texts));
+    if (b->ptrs == NULL || b->lens == NULL || b->texts == NULL ||
+        !ir__httpd_pack_headers(c->server->L, b, "text/plain", 0)) {
+      ir__httpd_body_release(b);
+      b = NULL;
+    } else {
+      b->ptrs[0] = text;
+      b->lens[0] = b->total = strlen(text);
+      b->count = 1;
+    }
   }
-  ir__httpd_set_response(c, status, resp);
+  ir__httpd_set_answer(c, status, b);
 }
 
 /* respond(status, content_type, body[, opts]) */
@@ -604,33 +680,18 @@ static int ir__httpd_respond(lua_State* L) {
   if (b == NULL) {
     return luaL_error(L, "respond: out of memory");
   }
-  struct MHD_Response* resp = MHD_create_response_from_callback(
-      b->total, IR_HTTPD_BLOCK, ir__httpd_read, b, ir__httpd_body_free);
-  if (resp == NULL) {
+  if (!ir__httpd_pack_headers(L, b, content_type, has_opts ? 5 : 0)) {
     ir__httpd_body_done(b);
-    return luaL_error(L, "respond: cannot create the response");
+    return luaL_error(L, "respond: out of memory");
   }
-  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
   if (has_opts) {
-    if (lua_getfield(L, 5, "headers") == LUA_TTABLE) { /* headers */
-      lua_pushnil(L);                                  /* headers k */
-      while (lua_next(L, -2) != 0) {                   /* headers k v */
-        if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
-          MHD_add_response_header(resp, lua_tostring(L, -2), lua_tostring(L, -1));
-        }
-        lua_pop(L, 1); /* headers k */
-      }
-    }
-    lua_pop(L, 1);                                        /* */
     if (lua_getfield(L, 5, "on_done") == LUA_TFUNCTION) { /* f */
       b->on_done_ref = luaL_ref(L, LUA_REGISTRYINDEX);    /* */
     } else {
       lua_pop(L, 1); /* */
     }
   }
-  c->sending = b;
-  b->conn = c;
-  ir__httpd_set_response(c, (unsigned int)status, resp);
+  ir__httpd_set_answer(c, (unsigned int)status, b);
   return 0;
 }
 
@@ -821,11 +882,29 @@ static bool ir__httpd_dispatch(ir_httpd_conn_t* c) {
   return ir__httpd_call(s, s->handler_ref, 2); /* */
 }
 
-/* HTTP thread: queues the response the loop's thread set. */
+/* HTTP thread: makes and queues the response the loop's thread set. */
 static enum MHD_Result ir__httpd_queue(ir_httpd_conn_t* c) {
+  ir_httpd_body_t* b = c->answer;
   c->queued = true;
-  enum MHD_Result ret = MHD_queue_response(c->connection, c->status, c->response);
-  MHD_destroy_response(c->response); /* MHD keeps its own reference. */
+  /* A block as large as the body, up to IR_HTTPD_BLOCK: MHD allocates it
+   * whole for each response. */
+  size_t block =
+      b->total < IR_HTTPD_BLOCK ? (b->total > 0 ? b->total : 1) : IR_HTTPD_BLOCK;
+  struct MHD_Response* resp = MHD_create_response_from_callback(
+      b->total, block, ir__httpd_read, b, ir__httpd_body_free);
+  if (resp == NULL) {
+    ir__httpd_post(c->server, &b->done, IR_HTTPD_EV_BODY_DONE);
+    return MHD_NO;
+  }
+  for (size_t at = 0; at < b->headers_len;) {
+    const char* name = b->headers + at;
+    at += strlen(name) + 1;
+    const char* value = b->headers + at;
+    at += strlen(value) + 1;
+    MHD_add_response_header(resp, name, value);
+  }
+  enum MHD_Result ret = MHD_queue_response(c->connection, c->status, resp);
+  MHD_destroy_response(resp); /* MHD keeps its own reference. */
   return ret;
 }
 
@@ -887,7 +966,7 @@ static enum MHD_Result ir__httpd_access(void* cls, struct MHD_Connection* connec
     *upload_size = 0;
     return MHD_YES;
   }
-  if (c->response != NULL && !c->queued) {
+  if (c->answer != NULL && !c->queued) {
     return ir__httpd_queue(c);
   }
   if (c->dispatched) {
@@ -930,15 +1009,21 @@ static void ir__httpd_completed(void* cls, struct MHD_Connection* connection,
 }
 
 /* Loop's thread: a request for the Lua handler. A handler that raised
- * before it responded gets its client a 500. While the server closes,
- * nothing is dispatched: stopping the daemon ends the connection. */
+ * before it responded gets its client a 500, one that closed the server a
+ * 503. While the server closes, nothing more is dispatched: stopping the
+ * daemon ends the connection. */
 static void ir__httpd_take_request(ir_httpd_conn_t* c) {
   ir_httpd_server_t* s = c->server;
   if (s->closed || s->close_pending) {
     return;
   }
   bool ok = ir__httpd_dispatch(c);
-  if (!ok && !c->responded && !s->closed && !s->close_pending) {
+  if (c->responded) {
+    return;
+  }
+  if (s->closed || s->close_pending) {
+    ir__httpd_set_simple(c, 503, "the server is closing\n");
+  } else if (!ok) {
     ir__httpd_set_simple(c, 500, "internal error\n");
   }
 }
@@ -951,11 +1036,11 @@ static void ir__httpd_take_completed(ir_httpd_conn_t* c) {
   if (c->responder != NULL) {
     c->responder->conn = NULL;
   }
-  if (c->response != NULL && !c->queued) {
-    /* Never sent: frees the body, calling on_done. */
-    MHD_destroy_response(c->response);
+  if (c->answer != NULL && !c->queued) {
+    ir__httpd_body_done(c->answer); /* Never handed to MHD: on_done now. */
   }
-  ir__httpd_conn_unref(c);
+  /* Freed on the HTTP thread, whose memory it is. */
+  ir__httpd_command(c, IR_HTTPD_CMD_RELEASE);
 }
 
 static void ir__httpd_close(ir_httpd_server_t* s);
@@ -1022,15 +1107,16 @@ static void ir__httpd_close(ir_httpd_server_t* s) {
   ir__httpd_wake(s->http_wake_fd);
   (void)pthread_join(s->thread, NULL);
   s->daemon = NULL;
-  /* Commands the thread did not take: their references only. */
+  ir__httpd_take_events(s);
+  /* Commands the thread did not take (the releases of the connections
+   * completed as it stopped among them): their references only. */
   bool stop;
   ir_httpd_conn_t* c = ir__httpd_take_command_list(s, &stop);
   while (c != NULL) {
     ir_httpd_conn_t* next = c->next_taken;
-    ir__httpd_conn_unref(c);
+    ir__httpd_commands_done(c, c->taken_commands);
     c = next;
   }
-  ir__httpd_take_events(s);
   lua_State* L = s->L;
   luaL_unref(L, LUA_REGISTRYINDEX, s->handler_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, s->on_error_ref);
