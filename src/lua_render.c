@@ -82,7 +82,6 @@ static void ir__job_run(ir_background_item_t* item, bool cancelled) {
   } else if (job->step == IR_RENDER_FORMAT) {
     job->error =
         ir_expo_render(&job->layout, &job->snap, job->tail, job->tail_len, &job->plain);
-    ir_expo_snapshot_clear(&job->snap); /* Copied into the text: not needed again. */
   } else {
     job->error = ir_expo_gzip(&job->plain, job->gzip_level, &job->gzip);
   }
@@ -95,11 +94,16 @@ static void ir__job_run(ir_background_item_t* item, bool cancelled) {
 /* ---- the loop's side -------------------------------------------------------- */
 
 /* Whether the background thread has the job. A step it finished is taken
- * back here. */
+ * back here, and the snapshot, copied into the text, is freed here: the
+ * loop's thread allocated it, and glibc frees a large chunk under the lock
+ * of the arena it came from, trimming the heap with a system call at
+ * times; the background thread (at nice 10) preempted there would keep the
+ * loop's thread waiting on its next malloc. */
 static bool ir__job_busy(ir_render_job_t* job) {
   int phase = atomic_load(&job->phase);
   if (phase == IR_RENDER_DONE) {
     atomic_store(&job->phase, IR_RENDER_IDLE);
+    ir_expo_snapshot_clear(&job->snap);
   }
   return phase == IR_RENDER_WORKING;
 }
