@@ -461,30 +461,33 @@ static const char* ir_program_name(const char* argv0) {
   return slash != NULL ? slash + 1 : argv0;
 }
 
-/* When this process began (its fork), on uv_hrtime()'s clock, as late as it
- * can have been: now less the time it has certainly existed, which is the
- * main thread's CPU time plus its waits on a run queue (/proc/self/schedstat's
- * second field, when the kernel keeps it). Before main() the dynamic loader
- * has run for milliseconds (libmicrohttpd brings GnuTLS, whose set-up runs at
- * load time), longer on a busy machine; never earlier than the real start,
- * since time spent blocked is not counted. One thread's time, not the
- * process's: threads started before main() (a sanitizer's) run at the same
- * time as it, and their sum can exceed the time that passed. */
+/* When this process began (its fork), on uv_hrtime()'s clock: now less the
+ * time it has certainly existed, which is the main thread's CPU time plus its
+ * waits on a run queue (/proc/self/schedstat's second field, when the kernel
+ * keeps it). Before main() the dynamic loader has run for milliseconds
+ * (libmicrohttpd brings GnuTLS, whose set-up runs at load time), longer on a
+ * busy machine. The CPU time is read right after the clock, never before: a
+ * process that has not blocked since its fork has existed exactly as long as
+ * it ran, and CPU time read earlier (before the fopen below, say) would miss
+ * what ran in between and make the start later than it was. One thread's
+ * time, not the process's: threads started before main() (a sanitizer's) run
+ * at the same time as it, and their sum can exceed the time that passed. */
 static uint64_t ir_process_start_ns(void) {
-  uint64_t age_ns = 0;
-  struct timespec cpu;
-  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0) {
-    age_ns = (uint64_t)cpu.tv_sec * 1000000000u + (uint64_t)cpu.tv_nsec;
-  }
+  uint64_t waited_ns = 0;
   FILE* f = fopen("/proc/self/schedstat", "r");
   if (f != NULL) {
     unsigned long long on_cpu = 0, waiting = 0;
     if (fscanf(f, "%llu %llu", &on_cpu, &waiting) == 2) {
-      age_ns += waiting;
+      waited_ns = waiting;
     }
     fclose(f);
   }
   uint64_t now = uv_hrtime();
+  uint64_t age_ns = waited_ns;
+  struct timespec cpu;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0) {
+    age_ns += (uint64_t)cpu.tv_sec * 1000000000u + (uint64_t)cpu.tv_nsec;
+  }
   return age_ns < now ? now - age_ns : now;
 }
 
