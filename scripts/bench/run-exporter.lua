@@ -4,7 +4,9 @@
 -- at one probe per second each, scraped every second, for a while. Prints,
 -- per minute and overall: CPU % (of one core), RSS, scrape latency (median,
 -- p99, max), scrape size and probes per second; then the counters checked
--- against each other. Then, when smokeping_prober is installed (Debian's
+-- against each other, and how late probes left beside a bare libuv loop
+-- keeping the same schedule in the same run (scripts/bench/baretimer.c).
+-- Then, when smokeping_prober is installed (Debian's
 -- prometheus-smokeping-prober), icmprun and it side by side with fewer
 -- targets for a shorter time (it starts its pingers one by one, and slows
 -- down as it goes: it could not start 10,000 here), and the ratios. Run
@@ -160,6 +162,46 @@ local function start_non_readers(listen, n, seconds)
     script, host, port, n, seconds))), script
 end
 
+-- Starts the bare loop (scripts/bench/baretimer.c) for `seconds`, keeping
+-- the schedule of `n_targets`; returns the file it will write its figures to.
+local function start_bare_timer(seconds, n_targets)
+  local out = memory_tmpname()
+  os.remove(out)
+  os.execute(string.format("%s/icmprun_baretimer %d %d %s >/dev/null 2>&1 &", build, seconds,
+    n_targets, out))
+  return out
+end
+
+-- What the bare loop wrote to `out`, once it has (it ends a moment after
+-- the soak): each second as { ended = wall-clock time, worst = its worst
+-- lateness in seconds }.
+local function bare_timer_seconds(out)
+  for _ = 1, 50 do
+    local text = read_file(out)
+    if text then
+      os.remove(out)
+      local seconds = {}
+      for ended, ns in text:gmatch("(%S+) (%d+)\n") do
+        seconds[#seconds + 1] = { ended = tonumber(ended), worst = tonumber(ns) / 1e9 }
+      end
+      return seconds
+    end
+    os.execute("sleep 0.2")
+  end
+  return nil
+end
+
+-- The bare loop's worst lateness over the wall-clock interval (from, to].
+local function bare_worst_within(seconds, from, to)
+  local worst = 0
+  for _, second in ipairs(seconds) do
+    if second.ended > from and second.ended - 1 < to then
+      worst = math.max(worst, second.worst)
+    end
+  end
+  return worst
+end
+
 local function run(tool, n_targets, seconds)
   io.write(string.format("\n== %s: %d targets at 1/s, scraped every second, %d s\n",
     tool.name, n_targets, seconds))
@@ -206,6 +248,9 @@ local function run(tool, n_targets, seconds)
   end
   local sent, max_delay
   local delays = {} -- each scrape's worst lateness since the scrape before
+  local spans = {} -- and the same as { from, to, delay } on the wall clock
+  local last_scrape = started
+  local bare_out = tool.check and start_bare_timer(seconds, n_targets)
   while now() - started < seconds do
     local tick = now()
     local out = sh_read(string.format("curl -s -o %s -w '%%{time_total} %%{size_download}' "
@@ -225,6 +270,8 @@ local function run(tool, n_targets, seconds)
     local delay = tonumber(tail:match("\nicmprun_exporter_max_send_delay_seconds (%S+)"))
     if delay then
       delays[#delays + 1] = delay
+      spans[#spans + 1] = { from = last_scrape, to = tick + latency, delay = delay }
+      last_scrape = tick + latency
       minute.delay = math.max(minute.delay or 0, delay)
       max_delay = math.max(max_delay or 0, delay)
     end
@@ -280,6 +327,33 @@ local function run(tool, n_targets, seconds)
     io.write(string.format("  probes sent late by %.1f ms at most (schedule kept while "
       .. "scraped); each second's worst: median %.1f ms, p90 %.1f ms\n", max_delay * 1000,
       percentile(delays, 0.5) * 1000, percentile(delays, 0.9) * 1000))
+  end
+  local bare_seconds = bare_out and bare_timer_seconds(bare_out)
+  if bare_seconds and #bare_seconds > 0 then
+    local bare = {}
+    for i, second in ipairs(bare_seconds) do bare[i] = second.worst end
+    local bare_max = math.max(table.unpack(bare))
+    table.sort(bare)
+    io.write(string.format("  a bare libuv loop beside it, same schedule, clock and slice: late by "
+      .. "%.1f ms at most; each second's worst: median %.1f ms, p90 %.1f ms\n",
+      bare_max * 1000, percentile(bare, 0.5) * 1000, percentile(bare, 0.9) * 1000))
+    if max_delay then
+      local function ratio(a, b) return b > 0 and string.format("x%.1f", a / b) or "n/a" end
+      io.write(string.format("  exporter / bare loop: worst lateness %s, median second %s, "
+        .. "p90 second %s\n", ratio(max_delay, bare_max),
+        ratio(percentile(delays, 0.5), percentile(bare, 0.5)),
+        ratio(percentile(delays, 0.9), percentile(bare, 0.9))))
+      -- Whether the machine held both at once: the exporter's five latest
+      -- intervals between scrapes, and the bare loop's worst in each.
+      table.sort(spans, function(a, b) return a.delay > b.delay end)
+      local latest = {}
+      for i = 1, math.min(5, #spans) do
+        latest[i] = string.format("%.1f (%.1f)", spans[i].delay * 1000,
+          bare_worst_within(bare_seconds, spans[i].from, spans[i].to) * 1000)
+      end
+      io.write("  the exporter's latest seconds, ms (the bare loop's worst in the same "
+        .. "interval): ", table.concat(latest, ", "), "\n")
+    end
   end
   if tool.check then
     for _, line in ipairs(check_counters(last_text, n_targets)) do io.write("  ", line, "\n") end
