@@ -65,6 +65,47 @@ describe("icmprun.prober", function()
     p:close()
   end)
 
+  it("counts first probes from the end of the turn that added them", function()
+    -- A turn that adds many targets runs long (the exporter's 10,000 take
+    -- tens of milliseconds, longer with a cycle of Lua's collector in
+    -- them). Counted from each add, the first probes fell due while the
+    -- loop was still busy and left late all at once at its end.
+    local N, BUSY_MS = 100, 150
+    local sends = {}
+    local late_ms, ids = run(function()
+      local turn_end
+      local p = icmprun.prober{
+        on_send = function(id) sends[#sends + 1] = { id, icmprun.now() - turn_end } end,
+      }
+      local ids = {}
+      for i = 1, N do
+        ids[i] = p:add("127.0.0.1", { timeout = 500 }, 1000, (i - 1) * 1000 / N)
+      end
+      -- The rest of a long turn.
+      local t = icmprun.now()
+      repeat until icmprun.now() - t >= BUSY_MS
+      turn_end = icmprun.now()
+      icmprun.sleep(400)
+      local late = p:take_max_delay()
+      p:close()
+      return late, ids
+    end)
+    local first = {}
+    for _, s in ipairs(sends) do
+      first[s[1]] = first[s[1]] or s[2]
+    end
+    -- Spread over the interval from the turn's end: target k's first probe
+    -- goes (k - 1) * 10 ms after it (a millisecond early at most), not at
+    -- once; none of them BUSY_MS late.
+    for k = 1, 40 do
+      local at = first[ids[k]]
+      assert.is_number(at, "no probe of target " .. k)
+      assert.is_true(at >= (k - 1) * 1000 / N - 1, string.format("target %d's first probe "
+        .. "%.3f ms after the turn", k, at))
+    end
+    assert.is_true(late_ms < BUSY_MS / 2, string.format("probes %.1f ms late", late_ms))
+  end)
+
   it("keeps counters and history as the exporter's metrics and status page read them", function()
     local stats, history = run(function()
       local p = icmprun.prober{ buckets = { 0.001, 0.01, 0.1 } }

@@ -174,7 +174,8 @@ static ir_prober_target_t* ir__check_target(lua_State* L, ir_lua_prober_t* p, in
 /* prober:add(address, opts, interval, first) -> id. The address is a
  * literal (names are the caller's to resolve); opts as ping's (timeout,
  * size, ttl, tos, source, interface...); interval at least 1 ms; the first
- * probe is due `first` from now (0 or more). Without an interval (nil) the
+ * probe is due `first` (0 or more) after the end of the current turn of the
+ * loop. Without an interval (nil) the
  * target has counters only and is never probed (its address may be nil):
  * for `record`, and the exporter's renderers' tests. */
 static int ir__l_add(lua_State* L) {

@@ -43,6 +43,49 @@ static void ir__release(ir_prober_t* prober, ir_prober_target_t* target) {
 
 static void ir__timer_cb(uv_timer_t* timer);
 
+/* Counts the first probes of the targets added during the turn that has
+ * just ended from now, its end, rather than from each add. A turn that adds
+ * 10,000 targets runs for tens of milliseconds (the config, the adds, at
+ * times a cycle of Lua's collector): counted from each add, the first
+ * probes fell due while the loop was still adding and left up to 40 ms late,
+ * and a pause inside the adds shifted every later target's phase, leaving a
+ * gap of its length in each interval's schedule. */
+static void ir__rebase(ir_prober_t* prober, uint64_t now) {
+  for (uint32_t i = 0; i < prober->nadded; i++) {
+    /* A slot freed and taken again in the same turn names the new target,
+     * maybe twice: rebased twice to the same time. */
+    ir_prober_target_t* target = ir_prober_get(prober, prober->added[i]);
+    /* One sent already (by a hook of this prober's own turn adding it) is
+     * on its own schedule. */
+    if (target == NULL || !target->unsent || target->due.index == IR_HEAP_NONE) {
+      continue;
+    }
+    ir_heap_remove(&prober->heap, &target->due);
+    target->due.key = now + target->first_ns;
+    target->due.tie = prober->tie++;
+    /* Cannot fail: the removal left room in the heap's array. */
+    (void)ir_heap_push(&prober->heap, &target->due);
+  }
+  prober->nadded = 0;
+}
+
+/* Notes a target added during this turn for ir__rebase. Out of memory, it
+ * keeps the due time counted from its add. */
+static void ir__note_added(ir_prober_t* prober, ir_prober_target_t* target) {
+  if (prober->nadded == prober->added_cap) {
+    uint32_t cap = prober->added_cap > 0 ? prober->added_cap * 2 : 64;
+    uint32_t* added = cap > prober->added_cap
+                          ? realloc(prober->added, (size_t)cap * sizeof(*added))
+                          : NULL;
+    if (added == NULL) {
+      return;
+    }
+    prober->added = added;
+    prober->added_cap = cap;
+  }
+  prober->added[prober->nadded++] = target->id;
+}
+
 /* Arms the timer to fire no later than the earliest due target: after the
  * whole milliseconds from now to it, rounded down. The kernel counts a
  * timer's wait from the moment the loop polls, not from the loop's clock (the
@@ -57,6 +100,11 @@ static void ir__arm(ir_prober_t* prober) {
   ir_heap_node_t* first = ir_heap_min(&prober->heap);
   if (first == NULL) {
     uv_timer_stop(&prober->timer);
+    return;
+  }
+  if (prober->nadded > 0) {
+    /* The loop's next turn rebases them, then sends what is due. */
+    uv_timer_start(&prober->timer, ir__timer_cb, 0, 0);
     return;
   }
   uint64_t now = uv_hrtime();
@@ -156,6 +204,7 @@ static void ir__send(ir_prober_t* prober, ir_prober_target_t* target,
     return; /* Shutting down: it stays off the schedule. */
   }
   target->stats.sent++;
+  target->unsent = false;
   if (late_ns > prober->max_late_ns) {
     prober->max_late_ns = late_ns;
   }
@@ -224,6 +273,7 @@ uint64_t ir_prober_take_max_late(ir_prober_t* prober) {
 static void ir__timer_cb(uv_timer_t* timer) {
   ir_prober_t* prober = timer->data;
   uint64_t now = uv_hrtime();
+  ir__rebase(prober, now);
   ir_heap_node_t* first;
   while (!prober->closing && (first = ir_heap_min(&prober->heap)) != NULL &&
          first->key <= now + IR_PROBER_EARLY_NS) {
@@ -308,12 +358,15 @@ uint32_t ir_prober_add(ir_prober_t* prober, const ir_probe_spec_t* spec,
   if (!target->scheduled) {
     return target->id;
   }
+  target->first_ns = first_ns;
+  target->unsent = true;
   ir__schedule(prober, target, uv_hrtime() + first_ns);
   if (target->due.index == IR_HEAP_NONE) {
     prober->live--;
     ir__free_target(prober, target);
     return 0;
   }
+  ir__note_added(prober, target);
   ir__arm(prober);
   return target->id;
 }
@@ -352,6 +405,9 @@ static void ir__timer_closed(uv_handle_t* handle) {
   ir_prober_t* prober = handle->data;
   prober->timer_closed = true;
   ir_heap_free(&prober->heap);
+  free(prober->added);
+  prober->added = NULL;
+  prober->nadded = 0;
   free(prober->buckets.bounds);
   prober->buckets.bounds = NULL;
   free(prober->slots);

@@ -55,6 +55,7 @@ struct ir_prober_target_s {
   ir_heap_node_t due; /* key: uv_hrtime() at which the next probe is due. */
   ir_probe_spec_t spec;
   uint64_t interval_ns;
+  uint64_t first_ns; /* Its first probe's delay, from the end of the adding turn. */
   ir_prober_t* prober;
   uint32_t id;    /* Its slot + 1. */
   bool scheduled; /* false: counters only, never probed (interval 0). */
@@ -62,6 +63,7 @@ struct ir_prober_target_s {
   bool removed; /* Freed when its probe in flight ends. */
   bool busy;    /* A callback about it runs: not freed until it returns. */
   bool failing; /* Its last probe could not be sent. */
+  bool unsent;  /* Its first probe has not gone out yet. */
   ir_prober_stats_t stats;
 };
 
@@ -79,6 +81,11 @@ struct ir_prober_s {
   uint32_t* free_ids;
   uint32_t nfree;
   uint32_t live; /* Targets not removed. */
+  /* Ids of the targets added during this turn of the loop (see ir__rebase);
+   * a removed one stays, and is passed over. */
+  uint32_t* added;
+  uint32_t nadded;
+  uint32_t added_cap;
   uint32_t in_flight;
   ir_buckets_t buckets; /* Owned: the histogram's bounds. */
   uint64_t max_late_ns; /* The latest send since ir_prober_take_max_late. */
@@ -95,11 +102,12 @@ struct ir_prober_s {
 int ir_prober_init(ir_prober_t* prober, uv_loop_t* loop, ir_engine_t* const* engine,
                    const double* bounds, int n, const ir_prober_hooks_t* hooks);
 
-/* Adds a target whose first probe is due first_ns from now, then one every
- * interval_ns; interval_ns 0 makes a target of counters only, never probed
- * (results are counted with ir_prober_count_result). The spec is copied
- * (its group is the prober's). Returns its id (1 or more), or 0 when out of
- * memory. */
+/* Adds a target whose first probe is due first_ns after the end of the
+ * current turn of the loop (when the loop is next free to send it), then
+ * one every interval_ns; interval_ns 0 makes a target of counters only,
+ * never probed (results are counted with ir_prober_count_result). The spec
+ * is copied (its group is the prober's). Returns its id (1 or more), or 0
+ * when out of memory. */
 uint32_t ir_prober_add(ir_prober_t* prober, const ir_probe_spec_t* spec,
                        uint64_t interval_ns, uint64_t first_ns);
 

@@ -128,8 +128,10 @@ function icmprun.every(ms, fn) end
 -- unreported. This is how `icmprun exporter` probes.
 --
 -- Methods: `p:add(address, opts, interval[, first])` -> id (opts as
--- `ping`'s; interval and first as durations; without an interval, a
--- target of counters only, for `record`); `p:update(id, opts, interval)`
+-- `ping`'s; interval and first as durations, the first probe due `first`
+-- after the end of the current turn of the loop, so that a turn adding
+-- many targets does not make their first probes late; without an
+-- interval, a target of counters only, for `record`); `p:update(id, opts, interval)`
 -- (from its next probe on, its schedule kept); `p:remove(id)`;
 -- `p:stats(id)` -> `sent`, `results` (status -> n), `counts` (replies per
 -- bucket, the last +Inf), `rtt_sum` (s), `replies`, `ttl`, `duplicates`, or
