@@ -103,7 +103,6 @@ typedef struct ir_httpd_server_s {
   int http_wake_fd; /* eventfd: commands for the HTTP thread. */
   int loop_wake_fd; /* eventfd: events for the loop's thread. */
   size_t max_body;
-  uint16_t port;
 
   pthread_mutex_t lock; /* Guards the fields down to `stop`. */
   ir_httpd_event_t* events_head;
@@ -1302,7 +1301,7 @@ static int ir__httpd_listen(lua_State* L) {
    * calls it. */
   const union MHD_DaemonInfo* bound =
       MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-  s->port = bound != NULL ? bound->port : (uint16_t)port;
+  uint16_t bound_port = bound != NULL ? bound->port : (uint16_t)port;
   /* The address it listens on: given, or that of the socket given. */
   char ip[64] = "";
   struct sockaddr_storage name;
@@ -1327,8 +1326,8 @@ static int ir__httpd_listen(lua_State* L) {
     return 2;
   }
   box->s = s;
-  lua_pushinteger(L, s->port); /* ... box port */
-  lua_pushstring(L, ip);       /* ... box port ip */
+  lua_pushinteger(L, bound_port); /* ... box port */
+  lua_pushstring(L, ip);          /* ... box port ip */
   return 3;
 }
 

@@ -3,7 +3,7 @@
  * keeps the exporter's schedule (TARGETS deadlines a second, each at a
  * random phase of its own, repeating every second) and does nothing else.
  * It arms its timer and measures the way the exporter's prober does (a timer
- * for the whole millisecond of the next deadline on the loop's clock; on
+ * for the whole milliseconds from now to the next deadline, rounded down; on
  * firing, what is due within the next millisecond leaves now, late by now
  * less its deadline), and asks for the same scheduling slice as icmprun's
  * loop (src/loop_slice.c). Run beside the exporter, it shows how late this
