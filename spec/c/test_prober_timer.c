@@ -44,19 +44,26 @@ int main(void) {
     if (!CHECK(target->due.index != IR_HEAP_NONE)) {
       break;
     }
-    uint64_t wait_ns = uv_timer_get_due_in(&prober.timer) * NS_PER_MS;
+    /* The wait armed is the timer's expiry on the loop's clock less that
+     * clock as it was at the arm: between before's whole ms and the clock
+     * now (the run reads it again after its poll, past a ms boundary at
+     * times). The least wait from the latest clock says "late", the
+     * most from the earliest says "early": neither on a wait not armed. */
+    uint64_t expiry_ms = uv_now(&loop) + uv_timer_get_due_in(&prober.timer);
+    uint64_t least_wait_ns = (expiry_ms - uv_now(&loop)) * NS_PER_MS;
+    uint64_t most_wait_ns = (expiry_ms - before / NS_PER_MS) * NS_PER_MS;
     uint64_t due = target->due.key;
-    if (before + wait_ns > due) {
+    if (before + least_wait_ns > due) {
       late++;
       fprintf(stderr, "first probe in %llu us: the timer fires %llu us after it\n",
               (unsigned long long)first_us,
-              (unsigned long long)((before + wait_ns - due) / 1000));
+              (unsigned long long)((before + least_wait_ns - due) / 1000));
     }
-    if (after + wait_ns + NS_PER_MS < due) {
+    if (after + most_wait_ns + NS_PER_MS < due) {
       early++;
       fprintf(stderr, "first probe in %llu us: the timer fires %llu us before it\n",
               (unsigned long long)first_us,
-              (unsigned long long)((due - after - wait_ns) / 1000));
+              (unsigned long long)((due - after - most_wait_ns) / 1000));
     }
     tried++;
     ir_prober_remove(&prober, target);
